@@ -1,0 +1,507 @@
+-- genls for Neovim: starts the genls language server and gives every buffer
+-- it attaches to two commands:
+--
+--   :[range]GenlsGenerate  with a range, generate from the selected text and
+--                          insert the result right after it; without one,
+--                          continue the document at the cursor ("Generate here")
+--   :GenlsCancel[!]        stop generating in this buffer (! = everywhere)
+--
+-- Works with Neovim 0.11+ (vim.lsp.config / vim.lsp.enable and lsp/genls.lua),
+-- 0.8-0.10 (vim.lsp.start), 0.7 (vim.lsp.start_client) and nvim-lspconfig.
+-- The server does the work; this module only picks ranges and asks for the
+-- matching code action, so its behaviour follows the server's.
+local M = {}
+
+M.name = 'genls'
+
+-- Code action kinds the server offers.
+M.kinds = {
+  generate = 'refactor.genls.generate',
+  continue = 'refactor.genls.continue',
+  cancel = 'refactor.genls.cancel',
+}
+
+local function has(version)
+  return vim.fn.has('nvim-' .. version) == 1
+end
+
+local function notify(msg, level)
+  vim.notify('genls: ' .. msg, level or vim.log.levels.INFO)
+end
+
+-- client:request on 0.11+, client.request before (0.11 deprecates the latter).
+local function request(client, method, params, handler, bufnr)
+  if has('0.11') then
+    return client:request(method, params, handler, bufnr)
+  end
+  return client.request(method, params, handler, bufnr)
+end
+
+local function resolve_buf(bufnr)
+  if bufnr == nil or bufnr == 0 then
+    return vim.api.nvim_get_current_buf()
+  end
+  return bufnr
+end
+
+--- The genls client attached to a buffer, or nil.
+function M.client(bufnr)
+  bufnr = resolve_buf(bufnr)
+  if vim.lsp.get_clients then
+    return vim.lsp.get_clients({ bufnr = bufnr, name = M.name })[1]
+  end
+  for _, c in pairs(vim.lsp.buf_get_clients(bufnr)) do
+    if c.name == M.name then
+      return c
+    end
+  end
+end
+
+-- Converts a byte column on row (both 0-based) to an LSP character offset in
+-- the client's position encoding.
+local function lsp_character(bufnr, row, col, encoding)
+  local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+  col = math.min(col, #line)
+  if encoding == 'utf-8' then
+    return col
+  end
+  if has('0.11') then
+    return vim.str_utfindex(line, encoding == 'utf-32' and 'utf-32' or 'utf-16', col, false)
+  end
+  local utf32, utf16 = vim.str_utfindex(line, col)
+  if encoding == 'utf-32' then
+    return utf32
+  end
+  return utf16
+end
+
+local function lsp_range(bufnr, client, srow, scol, erow, ecol)
+  local enc = client.offset_encoding or 'utf-16'
+  return {
+    start = { line = srow, character = lsp_character(bufnr, srow, scol, enc) },
+    ['end'] = { line = erow, character = lsp_character(bufnr, erow, ecol, enc) },
+  }
+end
+
+-- Byte length of the character starting at byte col of line (0 at the end).
+local function char_len(line, col)
+  if col >= #line then
+    return 0
+  end
+  return #vim.fn.strpart(line, col, 1, true)
+end
+
+-- The range a user command covers: whole lines from line1 to line2 (the end
+-- of line2, not the start of the next line, so generated text continues the
+-- selection), or the exact characters when the command was run on a
+-- characterwise Visual selection (v).
+local function command_range(bufnr, line1, line2, range_count)
+  local srow, erow = line1 - 1, line2 - 1
+  local last = vim.api.nvim_buf_get_lines(bufnr, erow, erow + 1, false)[1] or ''
+  local scol, ecol = 0, #last
+  if range_count == 2 and vim.fn.visualmode() == 'v' then
+    local s = vim.api.nvim_buf_get_mark(bufnr, '<')
+    local e = vim.api.nvim_buf_get_mark(bufnr, '>')
+    if s[1] == line1 and e[1] == line2 then
+      scol = s[2]
+      ecol = math.min(e[2], #last)
+      ecol = ecol + char_len(last, ecol)
+    end
+  end
+  return srow, scol, erow, ecol
+end
+
+-- Where "Generate here" inserts: in Insert mode (e.g. from an <Cmd> mapping)
+-- the cursor is between characters; in Normal mode it sits on one, and the
+-- text goes after it, like `a`, which is where typing stopped after <Esc>.
+local function cursor_position(bufnr)
+  local pos = vim.api.nvim_win_get_cursor(0)
+  local row, col = pos[1] - 1, pos[2]
+  local mode = vim.api.nvim_get_mode().mode:sub(1, 1)
+  if mode ~= 'i' and mode ~= 'R' then
+    local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+    col = col + char_len(line, col)
+  end
+  return row, col
+end
+
+local function execute_command(client, bufnr, command)
+  request(client, 'workspace/executeCommand', {
+    command = command.command,
+    arguments = command.arguments,
+  }, function(err)
+    if err then
+      notify(command.command .. ': ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    end
+  end, bufnr)
+end
+
+-- Runs a code action (or bare Command) returned by the server.
+local function run_action(client, bufnr, action)
+  if action.edit then
+    vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding or 'utf-16')
+  end
+  if type(action.command) == 'table' then
+    execute_command(client, bufnr, action.command)
+  elseif type(action.command) == 'string' then
+    execute_command(client, bufnr, action)
+  end
+end
+
+--- Asks the server for the code action of the given kind on range (LSP
+--- positions) and runs it.
+function M.code_action(bufnr, range, kind)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local params = {
+    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
+    range = range,
+    context = { diagnostics = {}, only = { kind } },
+  }
+  request(client, 'textDocument/codeAction', params, function(err, actions)
+    if err then
+      notify('codeAction: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      return
+    end
+    for _, action in ipairs(actions or {}) do
+      if action.kind == kind then
+        local resolvable = type(client.server_capabilities.codeActionProvider) == 'table'
+          and client.server_capabilities.codeActionProvider.resolveProvider
+        if not action.edit and not action.command and resolvable then
+          request(client, 'codeAction/resolve', action, function(rerr, resolved)
+            if rerr then
+              notify('codeAction/resolve: ' .. (rerr.message or vim.inspect(rerr)), vim.log.levels.ERROR)
+              return
+            end
+            run_action(client, bufnr, resolved)
+          end, bufnr)
+        else
+          run_action(client, bufnr, action)
+        end
+        return
+      end
+    end
+    notify('no "' .. kind .. '" action here', vim.log.levels.WARN)
+  end, bufnr)
+end
+
+--- Generates from the text between two (0-based row, byte column) positions
+--- and inserts the result right after it.
+function M.generate_range(bufnr, srow, scol, erow, ecol)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  M.code_action(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), M.kinds.generate)
+end
+
+--- Continues the document at the cursor ("Generate here").
+function M.generate_here(bufnr)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local row, col = cursor_position(bufnr)
+  M.code_action(bufnr, lsp_range(bufnr, client, row, col, row, col), M.kinds.continue)
+end
+
+--- Cancels generation in the buffer, or everywhere when all is true.
+function M.cancel(bufnr, all)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local arguments = {}
+  if not all then
+    arguments = { { uri = vim.uri_from_bufnr(bufnr) } }
+  end
+  execute_command(client, bufnr, { command = 'genls.cancel', arguments = arguments })
+end
+
+--- Creates the buffer-local commands. Safe to call more than once; called
+--- from on_attach (Neovim 0.7) and LspAttach (0.8+).
+function M.on_attach(client, bufnr)
+  if client and client.name ~= M.name then
+    return
+  end
+  bufnr = resolve_buf(bufnr)
+  vim.api.nvim_buf_create_user_command(bufnr, 'GenlsGenerate', function(cmd)
+    if cmd.range > 0 then
+      M.generate_range(bufnr, command_range(bufnr, cmd.line1, cmd.line2, cmd.range))
+    else
+      M.generate_here(bufnr)
+    end
+  end, {
+    range = true,
+    desc = 'genls: generate from the range and insert after it, or continue at the cursor',
+  })
+  vim.api.nvim_buf_create_user_command(bufnr, 'GenlsCancel', function(cmd)
+    M.cancel(bufnr, cmd.bang)
+  end, { bang = true, desc = 'genls: cancel generation in this buffer (! = all buffers)' })
+end
+
+-- Progress, as reported by the standard $/progress machinery, per client id
+-- and token: { title, message, percentage }.
+local progress = {}
+
+local function track_progress()
+  local group = vim.api.nvim_create_augroup('genls_progress', { clear = true })
+  if has('0.10') then
+    vim.api.nvim_create_autocmd('LspProgress', {
+      group = group,
+      callback = function(ev)
+        local data = ev.data or {}
+        local client = vim.lsp.get_client_by_id(data.client_id)
+        local params = data.params or data.result
+        if not client or client.name ~= M.name or not params or type(params.value) ~= 'table' then
+          return
+        end
+        progress[client.id] = progress[client.id] or {}
+        local value = params.value
+        if value.kind == 'end' then
+          progress[client.id][params.token] = nil
+        else
+          local p = progress[client.id][params.token] or {}
+          p.title = value.title or p.title
+          p.message = value.message or p.message
+          p.percentage = value.percentage or p.percentage
+          progress[client.id][params.token] = p
+        end
+      end,
+    })
+  else
+    vim.api.nvim_create_autocmd('User', {
+      group = group,
+      pattern = 'LspProgressUpdate',
+      callback = function()
+        for _, client in pairs(vim.lsp.get_active_clients()) do
+          if client.name == M.name and client.messages then
+            local current = {}
+            for token, p in pairs(client.messages.progress or {}) do
+              if not p.done and (p.title or p.message) then
+                current[token] = { title = p.title, message = p.message, percentage = p.percentage }
+              end
+            end
+            progress[client.id] = current
+          end
+        end
+      end,
+    })
+  end
+end
+
+--- A short statusline string while genls reports progress, else ''.
+--- Example: vim.o.statusline = "%f %{v:lua.require'genls'.status()}"
+function M.status(bufnr)
+  local client = M.client(bufnr)
+  if not client or not progress[client.id] then
+    return ''
+  end
+  for _, p in pairs(progress[client.id]) do
+    local s = 'genls: ' .. (p.title or '')
+    if p.message and p.message ~= '' then
+      s = s .. ' ' .. p.message
+    end
+    if p.percentage then
+      s = s .. string.format(' (%d%%)', p.percentage)
+    end
+    return s
+  end
+  return ''
+end
+
+--- Creates the LspAttach hook (0.8+) and progress tracking once.
+function M.init()
+  if M._initialized then
+    return
+  end
+  M._initialized = true
+  track_progress()
+  if has('0.8') then
+    vim.api.nvim_create_autocmd('LspAttach', {
+      group = vim.api.nvim_create_augroup('genls_attach', { clear = true }),
+      callback = function(ev)
+        local client = vim.lsp.get_client_by_id(ev.data.client_id)
+        if client and client.name == M.name then
+          M.on_attach(client, ev.buf)
+        end
+      end,
+    })
+  end
+end
+
+-- The defaults shipped in lsp/genls.lua (one source for every setup path).
+local function defaults()
+  local file = vim.api.nvim_get_runtime_file('lsp/genls.lua', false)[1]
+  local ok, config = false, nil
+  if file then
+    ok, config = pcall(dofile, file)
+  end
+  if not ok or type(config) ~= 'table' then
+    config = { cmd = { 'genls' }, root_markers = { '.git' }, init_options = {}, flags = { debounce_text_changes = 0 } }
+  end
+  return config
+end
+
+--- The client configuration for opts (see setup).
+function M.config(opts)
+  opts = opts or {}
+  local config = defaults()
+  config.name = M.name
+  if opts.cmd then
+    config.cmd = opts.cmd
+  end
+  if opts.root_markers then
+    config.root_markers = opts.root_markers
+  end
+  if opts.filetypes then
+    config.filetypes = opts.filetypes
+  end
+  if opts.settings then
+    config.init_options = opts.settings
+    config.settings = { genls = opts.settings }
+  end
+  if opts.capabilities then
+    config.capabilities = opts.capabilities
+  end
+  config.flags = vim.tbl_extend('force', config.flags or {}, opts.flags or {})
+  local user_on_attach = opts.on_attach
+  config.on_attach = function(client, bufnr)
+    M.on_attach(client, bufnr)
+    if user_on_attach then
+      user_on_attach(client, bufnr)
+    end
+  end
+  return config
+end
+
+local function root_dir(bufnr, markers)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  local dir = name ~= '' and vim.fn.fnamemodify(name, ':p:h') or vim.fn.getcwd()
+  for _, marker in ipairs(markers or {}) do
+    local found = vim.fn.finddir(marker, vim.fn.fnameescape(dir) .. ';')
+    if found == '' then
+      found = vim.fn.findfile(marker, vim.fn.fnameescape(dir) .. ';')
+    end
+    if found ~= '' then
+      local path = vim.fn.fnamemodify(found, ':p'):gsub('/$', '')
+      return vim.fn.fnamemodify(path, ':h')
+    end
+  end
+  return dir
+end
+
+local started = {} -- Neovim 0.7: root_dir -> client id
+
+--- Starts (or reuses) a genls client for the buffer and attaches it; used
+--- before 0.11, where vim.lsp.enable does this.
+function M.start(bufnr, config)
+  bufnr = resolve_buf(bufnr)
+  config = config or M._config or M.config()
+  if vim.bo[bufnr].buftype ~= '' then
+    return
+  end
+  if config.filetypes and not vim.tbl_contains(config.filetypes, vim.bo[bufnr].filetype) then
+    return
+  end
+  local cfg = vim.deepcopy(config)
+  cfg.root_dir = root_dir(bufnr, cfg.root_markers)
+  cfg.root_markers = nil
+  if vim.lsp.start then
+    return vim.lsp.start(cfg, { bufnr = bufnr })
+  end
+  local id = started[cfg.root_dir]
+  local client = id and vim.lsp.get_client_by_id(id)
+  if not client or client.is_stopped() then
+    cfg.workspace_folders = {
+      { uri = vim.uri_from_fname(cfg.root_dir), name = cfg.root_dir },
+    }
+    id = vim.lsp.start_client(cfg)
+    if not id then
+      notify('could not start ' .. table.concat(cfg.cmd, ' '), vim.log.levels.ERROR)
+      return
+    end
+    started[cfg.root_dir] = id
+  end
+  vim.lsp.buf_attach_client(bufnr, id)
+  return id
+end
+
+--- Configures and enables genls.
+---
+--- opts:
+---   cmd          command line (default { 'genls' })
+---   settings     the genls settings table: endpoint, parameters, prompt, log;
+---                sent as initializationOptions and answered to
+---                workspace/configuration (section "genls")
+---   filetypes    restrict to these filetypes (default: all)
+---   root_markers default { '.git' }
+---   on_attach    called after the genls commands are created
+---   capabilities, flags  passed to the client
+---   autostart    false to only define the config (default true)
+function M.setup(opts)
+  opts = opts or {}
+  M.init()
+  local config = M.config(opts)
+  M._config = config
+  if vim.lsp.config and vim.lsp.enable then
+    vim.lsp.config(M.name, config)
+    if opts.autostart ~= false then
+      vim.lsp.enable(M.name)
+    end
+    return
+  end
+  if opts.autostart == false then
+    return
+  end
+  local group = vim.api.nvim_create_augroup('genls_start', { clear = true })
+  vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile', 'FileType' }, {
+    group = group,
+    callback = function(ev)
+      M.start(ev.buf, config)
+    end,
+  })
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(bufnr) and vim.api.nvim_buf_get_name(bufnr) ~= '' then
+      M.start(bufnr, config)
+    end
+  end
+end
+
+--- Registers genls with nvim-lspconfig's legacy framework, for
+--- require('lspconfig').genls.setup{}. Returns false without lspconfig.
+function M.register_lspconfig()
+  local ok, configs = pcall(require, 'lspconfig.configs')
+  if not ok then
+    return false
+  end
+  M.init()
+  if not configs.genls then
+    local util = require('lspconfig.util')
+    local config = M.config()
+    configs.genls = {
+      default_config = {
+        cmd = config.cmd,
+        root_dir = util.root_pattern(unpack(config.root_markers)),
+        single_file_support = true,
+        init_options = config.init_options,
+        flags = config.flags,
+        on_attach = config.on_attach,
+      },
+      docs = { description = 'genls: stream LLM output into the document.' },
+    }
+  end
+  return true
+end
+
+return M

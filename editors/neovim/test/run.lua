@@ -1,0 +1,161 @@
+-- Drives the genls plugin in headless Neovim for neovim_test.go:
+--   nvim --headless -u NONE -i NONE -n --cmd 'set rtp^=editors/neovim' -c 'luafile test/run.lua'
+-- Everything comes from GENLS_TEST_* environment variables; the outcome is
+-- the written buffer (GENLS_TEST_OUT) plus a JSON report (GENLS_TEST_RESULT).
+local function env(key, default)
+  local v = os.getenv('GENLS_TEST_' .. key)
+  if v == nil or v == '' then
+    return default
+  end
+  return v
+end
+
+local bin = env('BIN')
+local file = env('FILE')
+local out = env('OUT')
+local result = env('RESULT')
+local scenario = env('SCENARIO', 'range')
+local timeout = tonumber(env('TIMEOUT_MS', '20000'))
+
+local R = {
+  nvim = tostring(vim.version().major .. '.' .. vim.version().minor .. '.' .. vim.version().patch),
+  scenario = scenario,
+  progress_begin = false,
+  progress_end = false,
+  statuses = {},
+  messages = {},
+  changes = 0,
+}
+
+local function now()
+  return vim.loop.hrtime() / 1e6
+end
+
+local function finish(code, err)
+  R.code = code
+  R.error = err
+  vim.fn.writefile({ vim.fn.json_encode(R) }, result)
+  vim.cmd('qa!')
+end
+
+local ok, err = pcall(function()
+  vim.lsp.set_log_level(env('NVIM_LOGLEVEL', 'WARN'))
+  -- Messages the plugin or the server (window/showMessage) show the user.
+  vim.notify = function(msg, level)
+    table.insert(R.messages, { msg = msg, level = level })
+  end
+
+  local genls = require('genls')
+  genls.setup({
+    cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') },
+    settings = vim.fn.json_decode(env('SETTINGS', '{}')),
+  })
+
+  -- Progress as the standard machinery reports it.
+  local function on_progress(params)
+    if params and type(params.value) == 'table' then
+      if params.value.kind == 'begin' then
+        R.progress_begin = true
+      elseif params.value.kind == 'end' then
+        R.progress_end = true
+      end
+    end
+  end
+  if vim.fn.has('nvim-0.10') == 1 then
+    vim.api.nvim_create_autocmd('LspProgress', {
+      callback = function(ev)
+        on_progress(ev.data and (ev.data.params or ev.data.result))
+      end,
+    })
+  else
+    vim.api.nvim_create_autocmd('User', {
+      pattern = 'LspProgressUpdate',
+      callback = function()
+        for _, c in pairs(vim.lsp.get_active_clients()) do
+          for _, p in pairs(c.messages.progress) do
+            R.progress_begin = true
+            if p.done then
+              R.progress_end = true
+            end
+          end
+        end
+      end,
+    })
+  end
+  local function sample_status()
+    local s = genls.status()
+    if s ~= '' and #R.statuses < 5 then
+      table.insert(R.statuses, s)
+    end
+  end
+
+  vim.cmd('edit ' .. vim.fn.fnameescape(file))
+  local bufnr = vim.api.nvim_get_current_buf()
+  local last_change = now()
+  vim.api.nvim_buf_attach(bufnr, false, {
+    on_lines = function()
+      R.changes = R.changes + 1
+      last_change = now()
+    end,
+  })
+
+  if not vim.wait(10000, function()
+    local c = genls.client(bufnr)
+    return c ~= nil and c.initialized == true
+  end, 10) then
+    error('genls did not attach and initialize')
+  end
+  R.commands = vim.fn.exists(':GenlsGenerate') == 2 and vim.fn.exists(':GenlsCancel') == 2
+  local client = genls.client(bufnr)
+  R.offset_encoding = client.offset_encoding
+
+  local function text()
+    return table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), '\n')
+  end
+  local function quiet_for(ms)
+    return now() - last_change >= ms
+  end
+
+  if scenario == 'here' then
+    local row, col = env('CURSOR'):match('^(%d+),(%d+)$')
+    vim.api.nvim_win_set_cursor(0, { tonumber(row), tonumber(col) })
+    vim.cmd('GenlsGenerate')
+  else
+    vim.cmd(env('RANGE', '1,1') .. 'GenlsGenerate')
+  end
+
+  if scenario == 'cancel' then
+    local wait_for = env('CANCEL_AFTER')
+    if not vim.wait(timeout, function()
+      sample_status()
+      return text():find(wait_for, 1, true) ~= nil
+    end, 5) then
+      error('buffer never contained ' .. vim.inspect(wait_for) .. ': ' .. vim.inspect(text()))
+    end
+    R.cancelled_at_changes = R.changes
+    vim.cmd('GenlsCancel')
+  end
+
+  -- Done when the server's progress has ended and the buffer has been quiet
+  -- for a moment (edits are applied before the progress ends, but allow for
+  -- a stray late one to show up as a failure rather than a race).
+  R.finished = vim.wait(timeout, function()
+    sample_status()
+    return R.progress_end and quiet_for(300)
+  end, 5)
+  R.status_after = genls.status()
+
+  vim.cmd('silent write! ' .. vim.fn.fnameescape(out))
+
+  local id = client.id
+  vim.lsp.stop_client(id)
+  R.server_stopped = vim.wait(5000, function()
+    return vim.lsp.get_client_by_id(id) == nil
+  end, 10)
+end)
+
+if ok then
+  finish(0)
+else
+  finish(1, tostring(err))
+end
