@@ -1,0 +1,233 @@
+//go:build unix
+
+// End-to-end tests of genls.el: Emacs in batch mode loads eglot, genls.el
+// and test/harness.el, starts genls through eglot-server-programs, runs
+// genls-generate (a Generate code action) and writes the buffer; the written
+// bytes must equal the original text plus exactly the scripted tokens at the
+// right place.
+package emacs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/stream/streamtest"
+)
+
+// eglotGlob is where Debian's elpa-eglot installs eglot.el.
+const eglotGlob = "/usr/share/emacs/site-lisp/elpa/eglot-*/eglot.el"
+
+type scenario struct {
+	text     string        // the file's content before the session
+	name     string        // harness scenario: range, here, cancel
+	lines    string        // "FIRST,LAST" lines of the region
+	point    string        // "LINE,COL" (character column) for "here"
+	cancelAt string        // text to wait for before genls-cancel
+	want     string        // the expected buffer, so the harness can stop early
+	timeout  time.Duration // of the whole editor session
+}
+
+type report struct {
+	Emacs            string `json:"emacs"`
+	Code             int    `json:"code"`
+	Error            string `json:"error"`
+	InitMS           int    `json:"init_ms"`
+	CommandReturnMS  int    `json:"command_returned_ms"`
+	FirstChangeMS    int    `json:"first_change_ms"`
+	DoneMS           int    `json:"done_ms"`
+	ReachedExpected  bool   `json:"reached_expected"`
+	ServerStopped    bool   `json:"server_stopped"`
+	Changes          int    `json:"changes"`
+	CancelledMS      int    `json:"cancelled_ms"`
+	ScenarioReported string `json:"scenario"`
+}
+
+func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
+	t.Helper()
+	emacs := e2etest.LookPath(t, "emacs", "apt-get install emacs-nox elpa-eglot")
+	eglot := findEglot(t)
+	bin := e2etest.Genls(t)
+	here, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "work", "sample.txt")
+	out := filepath.Join(dir, "out.txt")
+	result := filepath.Join(dir, "result.json")
+	expect := filepath.Join(dir, "expect.txt")
+	events := filepath.Join(dir, "events.txt")
+	serverLog := filepath.Join(dir, "genls.log")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(sc.text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(expect, []byte(sc.want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := json.Marshal(map[string]any{
+		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.timeout == 0 {
+		sc.timeout = 60 * time.Second
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), sc.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, emacs, "-Q", "--batch",
+		"-l", eglot,
+		"-l", filepath.Join(here, "genls.el"),
+		"-l", filepath.Join(here, "test", "harness.el"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"HOME="+dir, // keep ~/.emacs.d out of the way
+		"LANG=C.UTF-8",
+		"GENLS_TEST_BIN="+bin,
+		"GENLS_TEST_FILE="+file,
+		"GENLS_TEST_OUT="+out,
+		"GENLS_TEST_RESULT="+result,
+		"GENLS_TEST_EXPECT_FILE="+expect,
+		"GENLS_TEST_EVENTS="+events,
+		"GENLS_TEST_SERVER_LOG="+serverLog,
+		"GENLS_TEST_SETTINGS="+string(settings),
+		"GENLS_TEST_SCENARIO="+sc.name,
+		"GENLS_TEST_RANGE="+sc.lines,
+		"GENLS_TEST_POINT="+sc.point,
+		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
+		"GENLS_TEST_TIMEOUT="+strconv.Itoa(int(sc.timeout.Seconds()/3)),
+	)
+	// Emacs and the genls it spawns share a process group, killed as a
+	// whole on timeout and again after exit so that nothing outlives the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var output strings.Builder
+	cmd.Stdout = &output
+	cmd.Stderr = &output
+	start := time.Now()
+	runErr := cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	t.Logf("emacs session: %v", time.Since(start).Round(time.Millisecond))
+
+	var rep report
+	data, readErr := os.ReadFile(result)
+	if readErr == nil {
+		readErr = json.Unmarshal(data, &rep)
+	}
+	t.Logf("report: %s", data)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		t.Logf("emacs output:\n%s", output.String())
+		logFile(t, "eglot events", events)
+		logFile(t, "genls log", serverLog)
+	})
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("emacs did not finish within %v", sc.timeout)
+	}
+	if readErr != nil {
+		t.Fatalf("reading the report: %v (emacs: %v)", readErr, runErr)
+	}
+	if rep.Code != 0 || runErr != nil {
+		t.Fatalf("harness failed: %s (emacs: %v)", rep.Error, runErr)
+	}
+	if !rep.ServerStopped {
+		t.Errorf("genls did not stop on eglot-shutdown")
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("the buffer was not written: %v", err)
+	}
+	return string(got), rep
+}
+
+func findEglot(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("GENLS_EGLOT_EL"); p != "" {
+		return p
+	}
+	matches, _ := filepath.Glob(eglotGlob)
+	if len(matches) == 0 {
+		e2etest.Missing(t, "eglot.el not found at "+eglotGlob+" (apt-get install elpa-eglot, or set GENLS_EGLOT_EL)")
+	}
+	return matches[len(matches)-1]
+}
+
+func logFile(t *testing.T, what, path string) {
+	if data, err := os.ReadFile(path); err == nil {
+		t.Logf("%s (%s):\n%s", what, path, data)
+	}
+}
+
+func TestGenerateRegion(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", ",", " world", "\n", "日本", "é!"))
+	want := "Hello, world\n日本é!\nsecond line\n"
+	got, rep := run(t, srv, scenario{
+		text:  "Hello\nsecond line\n",
+		name:  "range",
+		lines: "1,1",
+		want:  want,
+	})
+	if got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+	if !rep.ReachedExpected {
+		t.Errorf("the buffer did not reach the expected text while the harness waited")
+	}
+}
+
+func TestGenerateHere(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", " au", " lait ☕"))
+	text := "Ünïcode: café and more\nnext\n"
+	// Point right after "café" (Emacs's point is between characters).
+	col := utf8.RuneCountInString(text[:strings.Index(text, " and")])
+	want := "Ünïcode: café au lait ☕ and more\nnext\n"
+	got, _ := run(t, srv, scenario{
+		text:  text,
+		name:  "here",
+		point: "1," + strconv.Itoa(col),
+		want:  want,
+	})
+	if got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	hang := streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:2], Hang: true}
+	srv := streamtest.NewServer(t, hang)
+	want := "Helloab\n"
+	got, _ := run(t, srv, scenario{
+		text:     "Hello\n",
+		name:     "cancel",
+		lines:    "1,1",
+		cancelAt: "Helloab",
+		want:     want,
+	})
+	if got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+	if srv.Disconnects() == 0 && !srv.WaitDisconnect(5*time.Second) {
+		t.Errorf("the endpoint request was not abandoned after genls-cancel")
+	}
+}
