@@ -1,0 +1,190 @@
+// Zed is not packaged for Debian 12 and its extensions build against
+// crates.io, which this machine cannot reach, so this checks the files
+// instead of driving the editor: the extension must register a server named
+// genls (the name settings.json configures under "lsp"), run the genls
+// command, and settings.json must hand it settings the server reads.
+package zed_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/genls/genls/editors/e2etest"
+)
+
+func TestSettingsJSON(t *testing.T) {
+	data, err := os.ReadFile("settings.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("settings.json: %v", err)
+	}
+	lsp, _ := doc["lsp"].(map[string]any)
+	server, _ := lsp["genls"].(map[string]any)
+	if server == nil {
+		t.Fatalf("no lsp.genls")
+	}
+	// The extension sends these as initializationOptions and as the
+	// "genls" workspace/configuration section.
+	checkSettings(t, "lsp.genls.settings", server["settings"])
+	if opts, ok := server["initialization_options"]; ok {
+		checkSettings(t, "lsp.genls.initialization_options", opts)
+	}
+	languages, _ := doc["languages"].(map[string]any)
+	for name, l := range languages {
+		lang, _ := l.(map[string]any)
+		servers, _ := lang["language_servers"].([]any)
+		if !slices.Contains(servers, any("genls")) {
+			t.Errorf("languages.%s.language_servers = %#v, want genls in it", name, servers)
+		}
+	}
+}
+
+func TestExtension(t *testing.T) {
+	manifest := parseTOML(t, "extension/extension.toml")
+	if manifest["id"] != "genls" || manifest["schema_version"] != float64(1) {
+		t.Errorf("extension.toml: id = %#v, schema_version = %#v", manifest["id"], manifest["schema_version"])
+	}
+	servers, _ := manifest["language_servers"].(map[string]any)
+	server, _ := servers["genls"].(map[string]any)
+	if server == nil {
+		t.Fatalf("extension.toml: no [language_servers.genls]")
+	}
+	if langs, _ := server["languages"].([]any); len(langs) == 0 {
+		t.Errorf("extension.toml: language_servers.genls.languages is empty")
+	}
+
+	cargo := parseTOML(t, "extension/Cargo.toml")
+	lib, _ := cargo["lib"].(map[string]any)
+	if types, _ := lib["crate-type"].([]any); !slices.Contains(types, any("cdylib")) {
+		t.Errorf("Cargo.toml: lib.crate-type = %#v, want cdylib (Zed loads WebAssembly)", lib["crate-type"])
+	}
+	if deps, _ := cargo["dependencies"].(map[string]any); deps["zed_extension_api"] == nil {
+		t.Errorf("Cargo.toml: no zed_extension_api dependency")
+	}
+
+	src, err := os.ReadFile("extension/src/lib.rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`which("genls")`,                    // runs genls from PATH
+		`LspSettings::for_worktree("genls"`, // reads lsp.genls
+		`"genls": settings`,                 // the workspace/configuration section
+		"zed::register_extension!",
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("lib.rs does not contain %s", want)
+		}
+	}
+}
+
+// parseTOML decodes a TOML file with Python's tomllib (Python 3.11+, as in
+// Debian 12), which keeps a TOML parser out of the module's dependencies.
+func parseTOML(t *testing.T, path string) map[string]any {
+	t.Helper()
+	python := e2etest.LookPath(t, "python3", "apt-get install python3")
+	out, err := exec.Command(python, "-c",
+		"import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))", path).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("%s: %v\n%s", path, err, ee.Stderr)
+		}
+		t.Fatalf("%s: %v", path, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return doc
+}
+
+// settingsSchema is the genls settings object as the server reads it
+// (initializationOptions, the "genls" workspace/configuration section and
+// workspace/didChangeConfiguration): leaf values name the JSON type.
+var settingsSchema = map[string]any{
+	"endpoint": map[string]any{
+		"url": "string", "backend": "backend", "model": "string", "token": "string",
+	},
+	"parameters": map[string]any{
+		"max_new_tokens": "number", "top_k": "number", "top_p": "number",
+		"temperature": "number", "repetition_penalty": "number",
+		"stop_sequences": "strings", "seed": "number",
+	},
+	"prompt": map[string]any{
+		"template": "string", "system": "string",
+		"fim": map[string]any{"prefix": "string", "suffix": "string", "middle": "string"},
+	},
+	"log": map[string]any{"level": "string", "file": "string"},
+}
+
+var backends = map[string]bool{"auto": true, "tgi": true, "openai": true, "openai-completions": true, "ollama": true}
+
+// checkSettings reports every key of v that the server would not read and
+// every value of the wrong type; it also requires an endpoint URL.
+func checkSettings(t *testing.T, where string, v any) {
+	t.Helper()
+	obj, ok := v.(map[string]any)
+	if !ok {
+		t.Errorf("%s: settings are %T, want an object", where, v)
+		return
+	}
+	checkObject(t, where, obj, settingsSchema)
+	if ep, _ := obj["endpoint"].(map[string]any); ep == nil || ep["url"] == nil {
+		t.Errorf("%s: no endpoint.url", where)
+	}
+}
+
+func checkObject(t *testing.T, where string, obj, schema map[string]any) {
+	t.Helper()
+	for key, val := range obj {
+		path := where + "." + key
+		switch want := schema[key].(type) {
+		case nil:
+			t.Errorf("%s: genls has no such setting", path)
+		case map[string]any:
+			sub, ok := val.(map[string]any)
+			if !ok {
+				t.Errorf("%s: %T, want an object", path, val)
+				continue
+			}
+			checkObject(t, path, sub, want)
+		case string:
+			if !hasType(val, want) {
+				t.Errorf("%s: %#v is not a valid %s", path, val, want)
+			}
+		}
+	}
+}
+
+func hasType(v any, want string) bool {
+	switch want {
+	case "string":
+		_, ok := v.(string)
+		return ok
+	case "number":
+		switch v.(type) {
+		case float64, int64:
+			return true
+		}
+		return false
+	case "backend":
+		s, ok := v.(string)
+		return ok && backends[s]
+	case "strings":
+		list, ok := v.([]any)
+		for _, e := range list {
+			if _, isString := e.(string); !isString {
+				return false
+			}
+		}
+		return ok
+	}
+	return false
+}
