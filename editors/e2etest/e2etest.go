@@ -1,0 +1,83 @@
+// Package e2etest holds what the real-editor tests under editors/ share:
+// building the genls binary once and deciding whether a missing editor is a
+// skip (a developer's machine) or a failure (CI, GENLS_E2E_REQUIRED=1).
+package e2etest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// Required reports whether end-to-end prerequisites must be present, as they
+// are in CI: then a missing editor fails the test instead of skipping it.
+func Required() bool { return os.Getenv("GENLS_E2E_REQUIRED") == "1" }
+
+// LookPath returns the path of an external program the test needs, skipping
+// the test with a visible reason when it is missing, or failing it when
+// GENLS_E2E_REQUIRED=1.
+func LookPath(t testing.TB, name, installHint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name+" not found on PATH ("+installHint+")")
+	}
+	return p
+}
+
+// Missing skips (or, when required, fails) the test for a missing prerequisite.
+func Missing(t testing.TB, reason string) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("GENLS_E2E_REQUIRED=1 but %s", reason)
+	}
+	t.Skipf("skipping end-to-end test: %s; set GENLS_E2E_REQUIRED=1 to make this a failure", reason)
+}
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	buildOut  []byte
+)
+
+// Genls builds the genls binary from the module root once per test process and
+// returns its path.
+func Genls(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "genls-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "genls")
+		if runtime.GOOS == "windows" {
+			buildPath += ".exe"
+		}
+		cmd := exec.Command("go", "build", "-o", buildPath, ".")
+		cmd.Dir = ModuleRoot(t)
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build genls: %v\n%s", buildErr, buildOut)
+	}
+	return buildPath
+}
+
+// ModuleRoot returns the directory holding go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	mod := string(out)
+	for len(mod) > 0 && (mod[len(mod)-1] == '\n' || mod[len(mod)-1] == '\r') {
+		mod = mod[:len(mod)-1]
+	}
+	return filepath.Dir(mod)
+}

@@ -1,0 +1,467 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Endpoint is where generations are sent.
+type Endpoint struct {
+	URL     string
+	Backend Backend
+	Model   string
+	// Token is sent as a bearer token to URL's host and nowhere else.
+	Token string
+}
+
+// Defaults used when the user configures no endpoint at all: Hugging Face's
+// OpenAI-compatible router, so a user with an HF token gets a result with no
+// flags.
+const (
+	DefaultURL   = "https://router.huggingface.co/v1"
+	DefaultModel = "Qwen/Qwen2.5-Coder-32B-Instruct"
+)
+
+// Config configures a Client.
+type Config struct {
+	Endpoint Endpoint
+	// HTTPClient is shared by all clients so connections are kept alive
+	// across settings changes; nil means NewHTTPClient().
+	HTTPClient *http.Client
+	Logger     *zap.Logger
+	// IdleTimeout ends a stream (and the wait for response headers) after
+	// this long without a byte; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxLoadingWait bounds the total time spent retrying while the server
+	// answers 503 "model is loading"; 0 means DefaultMaxLoadingWait, a
+	// negative value disables retrying.
+	MaxLoadingWait time.Duration
+	// OnRetry, when set, is told about each retry before it waits, so the
+	// user can be shown "model is loading, retrying in N s".
+	OnRetry func(wait time.Duration, err error)
+}
+
+const (
+	DefaultIdleTimeout    = 60 * time.Second
+	DefaultMaxLoadingWait = 2 * time.Minute
+)
+
+// NewHTTPClient returns the HTTP client genls uses: keep-alive, proxies from
+// HTTPS_PROXY/HTTP_PROXY/NO_PROXY, and no overall timeout (streams are long;
+// the idle timeout bounds them instead).
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	t.MaxIdleConnsPerHost = 8
+	return &http.Client{Transport: t}
+}
+
+// Client sends generations to one endpoint. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	http *http.Client
+	log  *zap.Logger
+
+	mu       sync.Mutex
+	resolved *resolvedEndpoint // set once the backend is known
+}
+
+type resolvedEndpoint struct {
+	backend Backend
+	baseURL string
+	// maxStops is TGI's max_stop_sequences (from /info), 0 if unknown.
+	maxStops int
+}
+
+// NewClient returns a client for cfg.Endpoint (the default router when its
+// URL is empty).
+func NewClient(cfg Config) (*Client, error) {
+	if cfg.Endpoint.URL == "" {
+		cfg.Endpoint.URL = DefaultURL
+		if cfg.Endpoint.Backend == "" || cfg.Endpoint.Backend == BackendAuto {
+			cfg.Endpoint.Backend = BackendOpenAI
+		}
+		if cfg.Endpoint.Model == "" {
+			cfg.Endpoint.Model = DefaultModel
+		}
+	}
+	b, err := ParseBackend(string(cfg.Endpoint.Backend))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Endpoint.Backend = b
+	u, err := url.Parse(cfg.Endpoint.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("endpoint URL %q is not an http(s) URL", cfg.Endpoint.URL)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = NewHTTPClient()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxLoadingWait == 0 {
+		cfg.MaxLoadingWait = DefaultMaxLoadingWait
+	}
+	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger}
+	if b != BackendAuto {
+		c.resolved = &resolvedEndpoint{backend: b, baseURL: strings.TrimRight(cfg.Endpoint.URL, "/")}
+	}
+	return c, nil
+}
+
+// Endpoint returns the endpoint as configured (with defaults applied).
+func (c *Client) Endpoint() Endpoint { return c.cfg.Endpoint }
+
+// InsecureTokenWarning returns a warning when the token would travel in clear
+// text to a host other than this machine, else "".
+func (c *Client) InsecureTokenWarning() string {
+	if c.cfg.Endpoint.Token == "" {
+		return ""
+	}
+	u, err := url.Parse(c.cfg.Endpoint.URL)
+	if err != nil || u.Scheme != "http" || IsLoopback(u.Hostname()) {
+		return ""
+	}
+	return fmt.Sprintf("the API token would be sent over plain HTTP to %s; use https", u.Host)
+}
+
+// IsLoopback reports whether host names this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// Backend returns the wire protocol in use, detecting it first if the
+// endpoint's backend is auto.
+func (c *Client) Backend(ctx context.Context) (Backend, error) {
+	r, err := c.resolve(ctx)
+	if err != nil {
+		return "", err
+	}
+	return r.backend, nil
+}
+
+func (c *Client) resolve(ctx context.Context) (*resolvedEndpoint, error) {
+	c.mu.Lock()
+	r := c.resolved
+	c.mu.Unlock()
+	if r == nil {
+		var err error
+		r, err = c.detect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.log.Info("detected endpoint backend", zap.String("backend", string(r.backend)), zap.String("url", r.baseURL))
+	}
+	if r.backend == BackendTGI && r.maxStops == 0 {
+		r = c.readTGIInfo(ctx, r)
+	}
+	c.mu.Lock()
+	c.resolved = r
+	c.mu.Unlock()
+	return r, nil
+}
+
+// backendFromURL decides the backend from the URL alone when it is telling.
+func backendFromURL(raw string) (Backend, string, bool) {
+	base := strings.TrimRight(raw, "/")
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", "", false
+	}
+	path := u.Path
+	switch {
+	case strings.HasSuffix(path, "/generate_stream"):
+		return BackendTGI, strings.TrimSuffix(base, "/generate_stream"), true
+	case strings.HasSuffix(path, "/chat/completions"):
+		return BackendOpenAI, strings.TrimSuffix(base, "/chat/completions"), true
+	case strings.HasSuffix(path, "/completions"):
+		return BackendOpenAICompletions, strings.TrimSuffix(base, "/completions"), true
+	case strings.HasSuffix(path, "/api/generate"):
+		return BackendOllama, strings.TrimSuffix(base, "/api/generate"), true
+	case strings.HasSuffix(path, "/v1"):
+		return BackendOpenAI, base, true
+	case u.Port() == "11434":
+		return BackendOllama, base, true
+	case strings.HasSuffix(u.Hostname(), "huggingface.co") && strings.Contains(path, "/models/"):
+		return BackendTGI, base, true
+	}
+	return "", "", false
+}
+
+// detect decides the backend of an "auto" endpoint: from the URL when it is
+// telling, else by probing what the server answers (/info: TGI, /v1/models:
+// OpenAI-compatible, /api/tags: Ollama).
+func (c *Client) detect(ctx context.Context) (*resolvedEndpoint, error) {
+	if b, base, ok := backendFromURL(c.cfg.Endpoint.URL); ok {
+		return &resolvedEndpoint{backend: b, baseURL: base}, nil
+	}
+	base := strings.TrimRight(c.cfg.Endpoint.URL, "/")
+	probes := []struct {
+		path    string
+		backend Backend
+		base    string
+		ok      func([]byte) bool
+	}{
+		{"/info", BackendTGI, base, func(b []byte) bool { return jsonHas(b, "model_id") }},
+		{"/v1/models", BackendOpenAI, base + "/v1", func(b []byte) bool { return jsonHas(b, "data") }},
+		{"/api/tags", BackendOllama, base, func(b []byte) bool { return jsonHas(b, "models") }},
+	}
+	var errs []error
+	for _, p := range probes {
+		body, err := c.get(ctx, base+p.path)
+		if err == nil && p.ok(body) {
+			return &resolvedEndpoint{backend: p.backend, baseURL: p.base}, nil
+		}
+		if err != nil {
+			errs = append(errs, err)
+			var ce *ConnectionError
+			if errors.As(err, &ce) {
+				break // the host is unreachable; more probes will not help
+			}
+		}
+	}
+	return nil, fmt.Errorf("could not detect the endpoint's backend at %s (tried /info, /v1/models, /api/tags): %w; set backend explicitly",
+		base, errors.Join(errs...))
+}
+
+func jsonHas(b []byte, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
+}
+
+// readTGIInfo reads max_stop_sequences from TGI's /info; TGI's default (4)
+// is assumed when it cannot be read.
+func (c *Client) readTGIInfo(ctx context.Context, r *resolvedEndpoint) *resolvedEndpoint {
+	out := *r
+	out.maxStops = 4
+	body, err := c.get(ctx, r.baseURL+"/info")
+	if err != nil {
+		c.log.Debug("tgi /info unavailable; assuming max_stop_sequences 4", zap.Error(err))
+		return &out
+	}
+	var info struct {
+		MaxStopSequences int `json:"max_stop_sequences"`
+	}
+	if json.Unmarshal(body, &info) == nil && info.MaxStopSequences > 0 {
+		out.maxStops = info.MaxStopSequences
+	}
+	return &out
+}
+
+// Info fetches a JSON document from the endpoint (e.g. "/info",
+// "/v1/models"), authenticated like a generation. Used by `genls doctor`.
+func (c *Client) Info(ctx context.Context, path string) ([]byte, error) {
+	return c.get(ctx, strings.TrimRight(c.cfg.Endpoint.URL, "/")+path)
+}
+
+func (c *Client) get(ctx context.Context, u string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.authorize(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, &ConnectionError{URL: u, Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxEventSize))
+	if err != nil {
+		return nil, &ConnectionError{URL: u, MidStream: true, Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, newStatusError(resp.StatusCode, u, body)
+	}
+	return body, nil
+}
+
+func (c *Client) authorize(req *http.Request) {
+	if c.cfg.Endpoint.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Endpoint.Token)
+	}
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Generate starts a generation. The returned Stream must be closed. Errors
+// before streaming (unreachable host, HTTP error status) are returned here,
+// after retrying while the model is loading; errors during the stream are
+// reported by Stream.Err.
+func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
+	if err := req.Params.Validate(); err != nil {
+		return nil, err
+	}
+	r, err := c.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target, body, err := c.buildRequest(r, req)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Debug("generation request", zap.String("url", target), zap.String("backend", string(r.backend)), zap.ByteString("body", body))
+
+	start := time.Now()
+	deadline := start.Add(c.cfg.MaxLoadingWait)
+	for attempt := 1; ; attempt++ {
+		s, err := c.post(ctx, r.backend, target, body, req.Params)
+		var se *StatusError
+		if err == nil || !errors.As(err, &se) || se.StatusCode != http.StatusServiceUnavailable || se.EstimatedTime <= 0 || c.cfg.MaxLoadingWait < 0 {
+			if s != nil {
+				s.start = start
+			}
+			return s, err
+		}
+		wait := min(max(time.Duration(se.EstimatedTime*float64(time.Second)), time.Second), 30*time.Second)
+		if time.Now().Add(wait).After(deadline) {
+			return nil, err
+		}
+		c.log.Info("model is loading, retrying", zap.Duration("wait", wait), zap.Int("attempt", attempt))
+		if c.cfg.OnRetry != nil {
+			c.cfg.OnRetry(wait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (string, []byte, error) {
+	model := c.cfg.Endpoint.Model
+	var body []byte
+	var err error
+	var path string
+	switch r.backend {
+	case BackendTGI:
+		path = "/generate_stream"
+		body, err = tgiBody(req, r.maxStops)
+	case BackendOpenAI:
+		path = "/chat/completions"
+		body, err = openAIBody(req, modelOrDefault(model), true)
+	case BackendOpenAICompletions:
+		path = "/completions"
+		body, err = openAIBody(req, modelOrDefault(model), false)
+	case BackendOllama:
+		path = "/api/generate"
+		if model == "" {
+			return "", nil, errors.New("the ollama backend needs a model name (setting endpoint.model or --model)")
+		}
+		body, err = ollamaBody(req, model)
+	default:
+		return "", nil, fmt.Errorf("backend %q cannot generate", r.backend)
+	}
+	return r.baseURL + path, body, err
+}
+
+// modelOrDefault names a model for OpenAI-compatible servers; TGI's Messages
+// API and single-model servers accept any name, "tgi" by convention.
+func modelOrDefault(m string) string {
+	if m == "" {
+		return "tgi"
+	}
+	return m
+}
+
+func (c *Client) post(ctx context.Context, backend Backend, target string, body []byte, params Parameters) (*Stream, error) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream, application/x-ndjson, application/json")
+	c.authorize(req)
+
+	idle := newIdleTimer(c.cfg.IdleTimeout, cancel)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		idle.stop()
+		cause := context.Cause(sctx)
+		cancel(nil)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if ite, ok := cause.(*IdleTimeoutError); ok {
+			return nil, ite
+		}
+		return nil, &ConnectionError{URL: target, Err: unwrapURLError(err)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		idle.stop()
+		cancel(nil)
+		se := newStatusError(resp.StatusCode, target, raw)
+		c.log.Debug("endpoint error response", zap.Int("status", resp.StatusCode), zap.ByteString("body", raw))
+		return nil, se
+	}
+	body2 := &idleReader{r: resp.Body, idle: idle}
+	decode := SSEData
+	if backend == BackendOllama || strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson") {
+		decode = NDJSONLines
+	}
+	s := newStream(sctx, ctx, cancel, resp.Body, decode(body2), parserFor(backend), params, c.log, idle)
+	s.url = target
+	return s, nil
+}
+
+// idleTimer cancels a request when no bytes arrive for a while.
+type idleTimer struct {
+	d     time.Duration
+	timer *time.Timer
+}
+
+func newIdleTimer(d time.Duration, cancel context.CancelCauseFunc) *idleTimer {
+	return &idleTimer{d: d, timer: time.AfterFunc(d, func() { cancel(&IdleTimeoutError{Timeout: d}) })}
+}
+
+func (t *idleTimer) reset() { t.timer.Reset(t.d) }
+func (t *idleTimer) stop()  { t.timer.Stop() }
+
+type idleReader struct {
+	r    io.Reader
+	idle *idleTimer
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.idle.reset()
+	}
+	return n, err
+}

@@ -1,0 +1,527 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/genls/genls/stream"
+	"github.com/genls/genls/stream/streamtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func newClient(t *testing.T, url string, backend stream.Backend, mod ...func(*stream.Config)) *stream.Client {
+	t.Helper()
+	hc := stream.NewHTTPClient()
+	t.Cleanup(hc.CloseIdleConnections)
+	cfg := stream.Config{Endpoint: stream.Endpoint{URL: url, Backend: backend, Model: "m"}, MaxLoadingWait: -1, HTTPClient: hc}
+	for _, f := range mod {
+		f(&cfg)
+	}
+	c, err := stream.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// generate runs a whole generation and returns its output and result.
+func generate(t *testing.T, c *stream.Client, req stream.Request) (string, stream.Result, error) {
+	t.Helper()
+	s, err := c.Generate(context.Background(), req)
+	if err != nil {
+		return "", stream.Result{}, err
+	}
+	defer s.Close()
+	var out strings.Builder
+	for s.Next() {
+		out.WriteString(s.Text())
+	}
+	res := s.Result()
+	if res.Text != out.String() {
+		t.Errorf("Result.Text %q != streamed %q", res.Text, out.String())
+	}
+	return out.String(), res, s.Err()
+}
+
+// The recorded responses in testdata/fixtures (see SOURCES.md there) replayed
+// through a real HTTP server, whole and cut into small chunks. want is what
+// the recording says was generated: TGI's generated_text (without the prompt
+// where the request asked for full text, and without special tokens), or the
+// concatenated chat deltas.
+func TestFixtureReplay(t *testing.T) {
+	const recordedPrompt = "Please answer the following question: complete one two and ____."
+	tests := []struct {
+		file    string
+		backend stream.Backend
+		want    string
+		reason  stream.FinishReason
+		tokens  int
+		errText string
+	}{
+		{file: "tgi-generate-stream-zephyr-7b-beta-length.sse", backend: stream.BackendTGI,
+			want: "Deep learning is a subfield of machine learning that uses artificial neural networks with multiple layers to learn and", reason: stream.FinishLength, tokens: 20},
+		{file: "tgi-generate-stream-flan-t5-xxl-eos-special.sse", backend: stream.BackendTGI,
+			want: "one two three four", reason: stream.FinishEOS, tokens: 5},
+		{file: "tgi-generate-stream-llama-2-7b-eos-special-fulltext.sse", backend: stream.BackendTGI,
+			want: strings.TrimPrefix("Please answer the following question: complete one two and ____. How does the fish find its ____? After the fish is ________ how does it get to the shore?\n1. How do objects become super saturated bubbles?\n2. What resist limiting the movement of gas?", recordedPrompt),
+			reason: stream.FinishEOS, tokens: 52},
+		{file: "tgi-generate-stream-llama-3.2-3b-data-space-length.sse", backend: stream.BackendTGI,
+			want: " 1. 2. 3. 4. 5. 6. 7. 8. 9. 10. 11. 12. 13. 14. 15. 16. 17", reason: stream.FinishLength, tokens: 50},
+		{file: "tgi-2.0.3-generate-stream-swallow-7b-japanese-transcript.sse", backend: stream.BackendTGI,
+			want: "\n日本で一番高い山はなんですか?\nベストアンサー\n富士山です。", reason: stream.FinishLength, tokens: 20},
+		{file: "tgi-generate-stream-error-validation-oasst.sse", backend: stream.BackendTGI,
+			errText: "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096"},
+		{file: "tgi-generate-stream-error-validation-llama-3.2-3b-data-space.sse", backend: stream.BackendTGI,
+			errText: "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096"},
+		{file: "tgi-3.0.1-chat-completions-stream-zephyr-done.sse", backend: stream.BackendOpenAI,
+			want: "Deep Learning is a subfield of machine learning that", reason: stream.FinishLength, tokens: 10},
+		{file: "tgi-2.0.1-chat-completions-stream-mistral-legacy-no-done.sse", backend: stream.BackendOpenAI,
+			want: " The answer to the equation 1 + 1 is 2.", reason: stream.FinishEOS, tokens: 14},
+		{file: "openai-chat-completions-stream-gpt-3.5-turbo.sse", backend: stream.BackendOpenAI,
+			want: "two", reason: stream.FinishEOS, tokens: 1},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 7, 64} {
+			t.Run(fmt.Sprintf("%s/chunk=%d", tt.file, chunk), func(t *testing.T) {
+				srv := streamtest.NewServer(t, streamtest.Fixture(t, filepath.Join("testdata", "fixtures", tt.file), chunk))
+				c := newClient(t, srv.URL, tt.backend)
+				got, res, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{MaxNewTokens: 100}})
+				if tt.errText != "" {
+					var se *stream.ServerError
+					if !errors.As(err, &se) || se.Type != "validation" || !strings.Contains(err.Error(), tt.errText) {
+						t.Fatalf("err = %v, want validation ServerError containing %q", err, tt.errText)
+					}
+					if got != "" {
+						t.Errorf("output %q before the error, want none", got)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if got != tt.want {
+					t.Errorf("output\n got %q\nwant %q", got, tt.want)
+				}
+				if res.FinishReason != tt.reason {
+					t.Errorf("finish reason %q, want %q", res.FinishReason, tt.reason)
+				}
+				if res.Tokens != tt.tokens {
+					t.Errorf("tokens %d, want %d", res.Tokens, tt.tokens)
+				}
+			})
+		}
+	}
+}
+
+func TestRequestBodies(t *testing.T) {
+	temp, topP, topK, rep, seed := 0.7, 0.9, 40, 1.1, uint64(3)
+	params := stream.Parameters{MaxNewTokens: 12, Temperature: &temp, TopP: &topP, TopK: &topK,
+		RepetitionPenalty: &rep, Seed: &seed, StopSequences: []string{"a", "b", "c", "d", "e"}}
+	tests := []struct {
+		backend stream.Backend
+		script  streamtest.Script
+		path    string
+		check   func(t *testing.T, body map[string]any)
+	}{
+		{stream.BackendTGI, streamtest.TGI(0, "length", "x"), "/generate_stream", func(t *testing.T, b map[string]any) {
+			p := b["parameters"].(map[string]any)
+			want := map[string]any{"max_new_tokens": 12.0, "temperature": 0.7, "top_p": 0.9, "top_k": 40.0,
+				"repetition_penalty": 1.1, "seed": 3.0, "do_sample": true, "return_full_text": false, "details": true}
+			for k, v := range want {
+				if p[k] != v {
+					t.Errorf("parameters.%s = %v, want %v", k, p[k], v)
+				}
+			}
+			if got := len(p["stop"].([]any)); got != 4 {
+				t.Errorf("sent %d stops, want TGI's default max 4", got)
+			}
+			if b["inputs"] != "prompt" || b["stream"] != true {
+				t.Errorf("inputs/stream = %v/%v", b["inputs"], b["stream"])
+			}
+		}},
+		{stream.BackendOpenAI, streamtest.OpenAIChat(0, "stop", "x"), "/chat/completions", func(t *testing.T, b map[string]any) {
+			msgs := b["messages"].([]any)
+			if len(msgs) != 2 || msgs[0].(map[string]any)["role"] != "system" || msgs[1].(map[string]any)["content"] != "prompt" {
+				t.Errorf("messages = %v", msgs)
+			}
+			if b["model"] != "m" || b["stream"] != true || b["max_tokens"] != 12.0 || b["temperature"] != 0.7 || b["seed"] != 3.0 {
+				t.Errorf("body = %v", b)
+			}
+		}},
+		{stream.BackendOpenAICompletions, streamtest.Script{Chunks: streamtest.Events(0, `{"choices":[{"text":"x","finish_reason":"length"}]}`, "[DONE]")}, "/completions", func(t *testing.T, b map[string]any) {
+			if b["prompt"] != "prompt" || b["messages"] != nil || b["max_tokens"] != 12.0 {
+				t.Errorf("body = %v", b)
+			}
+		}},
+		{stream.BackendOllama, streamtest.Ollama(0, "stop", "x"), "/api/generate", func(t *testing.T, b map[string]any) {
+			o := b["options"].(map[string]any)
+			if b["prompt"] != "prompt" || b["model"] != "m" || o["num_predict"] != 12.0 || o["repeat_penalty"] != 1.1 || o["top_k"] != 40.0 {
+				t.Errorf("body = %v", b)
+			}
+			if got := len(o["stop"].([]any)); got != 5 {
+				t.Errorf("ollama got %d stops, want all 5", got)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.backend), func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, tt.backend, func(c *stream.Config) { c.Endpoint.Token = "hf_secret" })
+			out, _, err := generate(t, c, stream.Request{Prompt: "prompt", System: "sys", Params: params})
+			if err != nil || out != "x" {
+				t.Fatalf("generate = %q, %v", out, err)
+			}
+			req, _ := srv.LastRequest()
+			if req.Path != tt.path {
+				t.Errorf("path %s, want %s", req.Path, tt.path)
+			}
+			if got := req.Header.Get("Authorization"); got != "Bearer hf_secret" {
+				t.Errorf("Authorization = %q", got)
+			}
+			tt.check(t, req.JSON())
+		})
+	}
+}
+
+func TestGreedyTemperatureZeroForTGI(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "x"))
+	c := newClient(t, srv.URL, stream.BackendTGI)
+	zero := 0.0
+	if _, _, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{Temperature: &zero}}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := srv.LastRequest()
+	p := req.JSON()["parameters"].(map[string]any)
+	if _, ok := p["temperature"]; ok || p["do_sample"] != false {
+		t.Errorf("temperature 0 sent as %v (do_sample %v); TGI rejects 0", p["temperature"], p["do_sample"])
+	}
+}
+
+func TestTGIMaxStopSequencesFromInfo(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "x", "y", "STOP2", "z"))
+	srv.Route("/info", `{"model_id":"m","max_stop_sequences":2}`)
+	c := newClient(t, srv.URL, stream.BackendTGI)
+	out, res, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{StopSequences: []string{"STOP1", "Q", "STOP2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := srv.LastRequest()
+	stops := req.JSON()["parameters"].(map[string]any)["stop"].([]any)
+	if len(stops) != 2 {
+		t.Errorf("sent stops %v, want the first 2 (max_stop_sequences)", stops)
+	}
+	// The third stop was not sent, but the client enforces it.
+	if out != "xy" || res.FinishReason != stream.FinishStopSequence {
+		t.Errorf("out %q reason %q, want %q stop_sequence", out, res.FinishReason, "xy")
+	}
+}
+
+func TestStatusErrors(t *testing.T) {
+	tests := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{401, `{"error":"Invalid credentials in Authorization header"}`, "rejected the token (set HF_TOKEN or run `huggingface-cli login`)"},
+		{403, `{"error":"forbidden"}`, "rejected the token"},
+		{404, `{"error":"Model this-model-does-not-exist-123 does not exist"}`, "wrong endpoint URL or model name (Model this-model-does-not-exist-123 does not exist)"},
+		{422, "Failed to deserialize the JSON body into the target type: missing field `inputs` at line 1 column 158", "refused the request: Failed to deserialize"},
+		{422, `{"error":"Input validation error: top_p must be > 0.0 and < 1.0","error_type":"validation"}`, "refused the request: Input validation error: top_p"},
+		{424, `{"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}`, "failed to generate (424): Request failed during generation"},
+		{429, `{"error":"Model is overloaded","error_type":"overloaded"}`, "overloaded or rate-limited (429): Model is overloaded"},
+		{500, `{"error":{"message":"internal","type":"server_error"}}`, "endpoint failed (500): internal"},
+		{503, `{"error":"Service Unavailable"}`, "endpoint failed (503): Service Unavailable"},
+		{503, `{"error":"Model m is currently loading","estimated_time":12.5}`, "still loading (estimated 12 s more)"},
+		{400, `{"detail":"bad thing"}`, "answered 400: bad thing"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d", tt.status), func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Error(tt.status, tt.body))
+			c := newClient(t, srv.URL, stream.BackendTGI)
+			_, _, err := generate(t, c, stream.Request{Prompt: "p"})
+			var se *stream.StatusError
+			if !errors.As(err, &se) || se.StatusCode != tt.status {
+				t.Fatalf("err = %v, want StatusError %d", err, tt.status)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("message %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryWhileModelLoads(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	srv.Push(streamtest.Error(503, `{"error":"loading","estimated_time":0.01}`))
+	var retries []time.Duration
+	c := newClient(t, srv.URL, stream.BackendTGI, func(c *stream.Config) {
+		c.MaxLoadingWait = 10 * time.Second
+		c.OnRetry = func(wait time.Duration, err error) { retries = append(retries, wait) }
+	})
+	out, _, err := generate(t, c, stream.Request{Prompt: "p"})
+	if err != nil || out != "ok" {
+		t.Fatalf("generate = %q, %v", out, err)
+	}
+	if len(retries) != 1 || retries[0] != time.Second {
+		t.Errorf("retries = %v, want one wait of 1s (estimates below 1 s are rounded up)", retries)
+	}
+
+	// Bounded: an estimate beyond the budget is reported, not waited for.
+	srv.Push(streamtest.Error(503, `{"error":"loading","estimated_time":600}`))
+	c = newClient(t, srv.URL, stream.BackendTGI, func(c *stream.Config) { c.MaxLoadingWait = 5 * time.Second })
+	if _, _, err := generate(t, c, stream.Request{Prompt: "p"}); err == nil || !strings.Contains(err.Error(), "still loading") {
+		t.Errorf("err = %v, want still loading", err)
+	}
+}
+
+func TestMidStreamFailures(t *testing.T) {
+	two := streamtest.TGI(0, "length", "ab", "cd", "ef").Chunks[:2]
+	tests := []struct {
+		name   string
+		script streamtest.Script
+		mod    func(*stream.Config)
+		check  func(error) bool
+	}{
+		{"ends without final event", streamtest.Script{Chunks: two}, nil,
+			func(err error) bool { return errors.Is(err, stream.ErrNoFinalEvent) }},
+		{"connection reset", streamtest.Script{Chunks: two, Reset: true}, nil,
+			func(err error) bool { var ce *stream.ConnectionError; return errors.As(err, &ce) && ce.MidStream }},
+		{"idle stall", streamtest.Script{Chunks: two, Hang: true}, func(c *stream.Config) { c.IdleTimeout = 200 * time.Millisecond },
+			func(err error) bool { var ie *stream.IdleTimeoutError; return errors.As(err, &ie) }},
+		{"malformed JSON", streamtest.Script{Chunks: append(two[:2:2], streamtest.Events(0, `{"token":{"text":`)...)}, nil,
+			func(err error) bool { var me *stream.MalformedEventError; return errors.As(err, &me) }},
+		{"in-band generation error", streamtest.Script{Chunks: append(two[:2:2], streamtest.Events(0, `{"error":"CUDA OOM","error_type":"generation"}`)...)}, nil,
+			func(err error) bool {
+				var se *stream.ServerError
+				return errors.As(err, &se) && se.Type == "generation" && strings.Contains(err.Error(), "failed while generating: CUDA OOM")
+			}},
+		{"oversized event", streamtest.Script{Chunks: append(two[:2:2], streamtest.Chunk{Data: []byte("data: " + strings.Repeat("x", stream.MaxEventSize+1))})}, nil,
+			func(err error) bool { return errors.Is(err, stream.ErrEventTooLarge) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			var mods []func(*stream.Config)
+			if tt.mod != nil {
+				mods = append(mods, tt.mod)
+			}
+			c := newClient(t, srv.URL, stream.BackendTGI, mods...)
+			out, res, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{StopSequences: []string{"cdX"}}})
+			if !tt.check(err) {
+				t.Fatalf("err = %#v (%v)", err, err)
+			}
+			// Everything generated before the failure is kept, including
+			// the "cd" held back as a possible start of the stop "cdX".
+			if out != "abcd" || res.FinishReason != stream.FinishError {
+				t.Errorf("out %q reason %q, want %q error", out, res.FinishReason, "abcd")
+			}
+		})
+	}
+}
+
+func TestCancelClosesUpstream(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+	c := newClient(t, srv.URL, stream.BackendTGI)
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := c.Generate(ctx, stream.Request{Prompt: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Next() || s.Text() != "a" {
+		t.Fatalf("first text %q", s.Text())
+	}
+	cancel()
+	if s.Next() {
+		t.Fatalf("Next after cancel returned %q", s.Text())
+	}
+	if !errors.Is(s.Err(), context.Canceled) || s.Result().FinishReason != stream.FinishCancelled {
+		t.Errorf("err %v reason %q, want Canceled cancelled", s.Err(), s.Result().FinishReason)
+	}
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("the upstream request was not closed")
+	}
+}
+
+func TestClientMaxNewTokensClosesUpstream(t *testing.T) {
+	// The server ignores the limit and would go on forever.
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c", "d").Chunks[:3], Hang: true})
+	c := newClient(t, srv.URL, stream.BackendTGI)
+	out, res, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{MaxNewTokens: 2}})
+	if err != nil || out != "ab" || res.FinishReason != stream.FinishLength {
+		t.Fatalf("out %q reason %q err %v", out, res.FinishReason, err)
+	}
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("the upstream request was not closed after the limit")
+	}
+}
+
+func TestStopSequenceSplitAcrossTokens(t *testing.T) {
+	// TGI includes the stop text in its tokens; the client must cut before it.
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "stop_sequence", "def f():", "\n", "    return 1", "\n\n", "\nclass"))
+	c := newClient(t, srv.URL, stream.BackendTGI)
+	out, res, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{StopSequences: []string{"\n\n\n"}}})
+	if err != nil || out != "def f():\n    return 1" || res.FinishReason != stream.FinishStopSequence {
+		t.Fatalf("out %q reason %q err %v", out, res.FinishReason, err)
+	}
+}
+
+func TestOpenAIBytesRepairSplitCharacters(t *testing.T) {
+	// llama.cpp and vLLM send U+FFFD for half a character in the text but the
+	// real bytes in logprobs; the client must write "é", not "\uFFFD\uFFFD".
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.Events(0,
+		`{"choices":[{"delta":{"content":"caf"},"finish_reason":null}]}`,
+		`{"choices":[{"delta":{"content":"\ufffd"},"logprobs":{"content":[{"token":"\\xc3","bytes":[195]}]},"finish_reason":null}]}`,
+		`{"choices":[{"delta":{"content":"\ufffd"},"logprobs":{"content":[{"token":"\\xa9","bytes":[169]}]},"finish_reason":null}]}`,
+		`{"choices":[{"delta":{"content":"!"},"finish_reason":"stop"}]}`,
+		"[DONE]")})
+	c := newClient(t, srv.URL, stream.BackendOpenAI)
+	out, _, err := generate(t, c, stream.Request{Prompt: "p"})
+	if err != nil || out != "café!" {
+		t.Fatalf("out %q err %v", out, err)
+	}
+}
+
+func TestOllama(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Ollama(0, "length", "Hello", ", ", "wörld"))
+	c := newClient(t, srv.URL, stream.BackendOllama)
+	out, res, err := generate(t, c, stream.Request{Prompt: "p"})
+	if err != nil || out != "Hello, wörld" || res.FinishReason != stream.FinishLength || res.Tokens != 3 {
+		t.Fatalf("out %q reason %q tokens %d err %v", out, res.FinishReason, res.Tokens, err)
+	}
+	srv.Push(streamtest.Script{Chunks: []streamtest.Chunk{{Data: []byte(`{"error":"model 'm' not found"}` + "\n")}}})
+	if _, _, err := generate(t, c, stream.Request{Prompt: "p"}); err == nil || !strings.Contains(err.Error(), "model 'm' not found") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestAutoDetectBackend(t *testing.T) {
+	tests := []struct {
+		name  string
+		route [2]string
+		want  stream.Backend
+		path  string
+	}{
+		{"tgi", [2]string{"/info", `{"model_id":"bigcode/starcoder","max_stop_sequences":4}`}, stream.BackendTGI, "/generate_stream"},
+		{"openai", [2]string{"/v1/models", `{"object":"list","data":[{"id":"m"}]}`}, stream.BackendOpenAI, "/v1/chat/completions"},
+		{"ollama", [2]string{"/api/tags", `{"models":[{"name":"m"}]}`}, stream.BackendOllama, "/api/generate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var script streamtest.Script
+			switch tt.want {
+			case stream.BackendTGI:
+				script = streamtest.TGI(0, "length", "x")
+			case stream.BackendOpenAI:
+				script = streamtest.OpenAIChat(0, "stop", "x")
+			case stream.BackendOllama:
+				script = streamtest.Ollama(0, "stop", "x")
+			}
+			srv := streamtest.NewServer(t, script).Route(tt.route[0], tt.route[1])
+			c := newClient(t, srv.URL, stream.BackendAuto)
+			if b, err := c.Backend(context.Background()); err != nil || b != tt.want {
+				t.Fatalf("Backend = %v, %v; want %v", b, err, tt.want)
+			}
+			if out, _, err := generate(t, c, stream.Request{Prompt: "p"}); err != nil || out != "x" {
+				t.Fatalf("generate = %q, %v", out, err)
+			}
+			if req, _ := srv.LastRequest(); req.Path != tt.path {
+				t.Errorf("POST %s, want %s", req.Path, tt.path)
+			}
+		})
+	}
+	t.Run("from URL", func(t *testing.T) {
+		srv := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "x"))
+		c := newClient(t, srv.URL+"/v1", stream.BackendAuto)
+		if b, err := c.Backend(context.Background()); err != nil || b != stream.BackendOpenAI {
+			t.Fatalf("Backend = %v, %v", b, err)
+		}
+		if len(srv.Requests()) != 0 {
+			t.Errorf("probed %v although the URL was telling", srv.Requests())
+		}
+	})
+	t.Run("undetectable", func(t *testing.T) {
+		srv := streamtest.NewServer(t, streamtest.Script{})
+		c := newClient(t, srv.URL, stream.BackendAuto)
+		if _, err := c.Backend(context.Background()); err == nil || !strings.Contains(err.Error(), "set backend explicitly") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestConnectionRefused(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Script{})
+	url := srv.URL
+	srv.Close()
+	c := newClient(t, url, stream.BackendTGI)
+	_, _, err := generate(t, c, stream.Request{Prompt: "p"})
+	var ce *stream.ConnectionError
+	if !errors.As(err, &ce) || ce.MidStream || !strings.Contains(err.Error(), "genls doctor") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestResolveToken(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "tok")
+	os.WriteFile(tokenFile, []byte("hf_file\n"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "hfhome"), 0o700)
+	os.WriteFile(filepath.Join(dir, "hfhome", "token"), []byte("hf_home"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "home", ".cache", "huggingface"), 0o700)
+	os.WriteFile(filepath.Join(dir, "home", ".cache", "huggingface", "token"), []byte("hf_default"), 0o600)
+	tests := []struct {
+		name    string
+		setting string
+		env     map[string]string
+		want    string
+	}{
+		{"setting first", "hf_set", map[string]string{"HF_TOKEN": "hf_env"}, "hf_set"},
+		{"HF_TOKEN", "", map[string]string{"HF_TOKEN": "hf_env", "HUGGING_FACE_HUB_TOKEN": "hf_old"}, "hf_env"},
+		{"legacy variable", "", map[string]string{"HUGGING_FACE_HUB_TOKEN": "hf_old", "HF_TOKEN_PATH": tokenFile}, "hf_old"},
+		{"HF_TOKEN_PATH", "", map[string]string{"HF_TOKEN_PATH": tokenFile, "HF_HOME": filepath.Join(dir, "hfhome")}, "hf_file"},
+		{"HF_HOME", "", map[string]string{"HF_HOME": filepath.Join(dir, "hfhome")}, "hf_home"},
+		{"default cache", "", map[string]string{"HOME": filepath.Join(dir, "home")}, "hf_default"},
+		{"none", "", map[string]string{"HOME": filepath.Join(dir, "nowhere")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, src := stream.ResolveToken(tt.setting, func(k string) string { return tt.env[k] })
+			if got != tt.want {
+				t.Errorf("token %q (from %s), want %q", got, src, tt.want)
+			}
+		})
+	}
+}
+
+func TestInsecureTokenWarning(t *testing.T) {
+	for _, tt := range []struct {
+		url, token string
+		warn       bool
+	}{
+		{"http://example.com", "hf_x", true},
+		{"https://example.com", "hf_x", false},
+		{"http://127.0.0.1:8080", "hf_x", false},
+		{"http://localhost:8080", "hf_x", false},
+		{"http://[::1]:8080", "hf_x", false},
+		{"http://example.com", "", false},
+	} {
+		c, err := stream.NewClient(stream.Config{Endpoint: stream.Endpoint{URL: tt.url, Backend: stream.BackendTGI, Token: tt.token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := c.InsecureTokenWarning(); (w != "") != tt.warn || strings.Contains(w, "hf_x") {
+			t.Errorf("%s token=%q: warning %q", tt.url, tt.token, w)
+		}
+	}
+}

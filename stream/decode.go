@@ -1,0 +1,72 @@
+package stream
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+
+	sse "github.com/tmaxmax/go-sse"
+)
+
+// MaxEventSize bounds the memory one event may take. A larger event is a
+// broken or hostile stream, not a token.
+const MaxEventSize = 1 << 20
+
+// ErrEventTooLarge reports an event over MaxEventSize.
+var ErrEventTooLarge = fmt.Errorf("an event in the stream is larger than %d bytes", MaxEventSize)
+
+// SSEData yields the data of each server-sent event in r, per the HTML
+// living standard's event-stream grammar (CRLF, CR or LF line ends; comment
+// lines; multi-line data joined with "\n"; "data:" with or without a space).
+//
+// Parsing is go-sse's. One difference is deliberate: a final event that is not
+// followed by a blank line is still dispatched at a clean EOF, because real
+// servers (and recorded transcripts of them) end that way and dropping the
+// final event would lose the generation's last token and its finish reason.
+func SSEData(r io.Reader) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		body := io.MultiReader(r, bytes.NewReader([]byte("\n\n")))
+		for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: MaxEventSize}) {
+			if err != nil {
+				if errors.Is(err, bufio.ErrTooLong) {
+					err = ErrEventTooLarge
+				}
+				yield("", err)
+				return
+			}
+			if ev.Data == "" { // the spec does not dispatch events without data
+				continue
+			}
+			if !yield(ev.Data, nil) {
+				return
+			}
+		}
+	}
+}
+
+// NDJSONLines yields each non-empty line of a newline-delimited JSON stream
+// (Ollama's format), with the same bound on line length.
+func NDJSONLines(r io.Reader) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 0, 4096), MaxEventSize)
+		for sc.Scan() {
+			line := bytes.TrimSpace(sc.Bytes())
+			if len(line) == 0 {
+				continue
+			}
+			if !yield(string(line), nil) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				err = ErrEventTooLarge
+			}
+			yield("", err)
+		}
+	}
+}

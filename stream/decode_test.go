@@ -1,0 +1,116 @@
+package stream
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func collect(t *testing.T, seq func(func(string, error) bool)) ([]string, error) {
+	t.Helper()
+	var got []string
+	for d, err := range seq {
+		if err != nil {
+			return got, err
+		}
+		got = append(got, d)
+	}
+	return got, nil
+}
+
+func TestSSEData(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"data with space", "data: {\"a\":1}\n\n", []string{`{"a":1}`}},
+		{"data without space", "data:{\"a\":1}\n\n", []string{`{"a":1}`}},
+		{"only the first space is stripped", "data:  x\n\n", []string{" x"}},
+		{"CRLF line ends", "data: a\r\n\r\ndata: b\r\n\r\n", []string{"a", "b"}},
+		{"CR line ends", "data: a\r\rdata: b\r\r", []string{"a", "b"}},
+		{"comments ignored", ": keep-alive\n\ndata: a\n: note\n\n", []string{"a"}},
+		{"multi-line data joined", "data: a\ndata: b\n\n", []string{"a\nb"}},
+		{"no trailing blank line", "data: a\n\ndata: last", []string{"a", "last"}},
+		{"no trailing newline after final line", "data: a\n\ndata: last\n", []string{"a", "last"}},
+		{"DONE is data", "data: x\n\ndata: [DONE]\n\n", []string{"x", "[DONE]"}},
+		{"event and id fields", "event: message\nid: 7\ndata: a\n\n", []string{"a"}},
+		{"unknown fields ignored", "retry: 10\nfoo: bar\ndata: a\n\n", []string{"a"}},
+		{"empty events skipped", "\n\n\ndata: a\n\n\n\n", []string{"a"}},
+		{"unicode", "data: 日本\n\n", []string{"日本"}},
+		{"empty body", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, r := range []struct {
+				name string
+				wrap func(string) *strings.Reader
+			}{{"whole", strings.NewReader}} {
+				got, err := collect(t, SSEData(r.wrap(tt.in)))
+				if err != nil {
+					t.Fatalf("%s: error %v", r.name, err)
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("%s: got %q, want %q", r.name, got, tt.want)
+				}
+			}
+			// One byte at a time: events cut anywhere decode the same.
+			got, err := collect(t, SSEData(iotest.OneByteReader(strings.NewReader(tt.in))))
+			if err != nil {
+				t.Fatalf("one byte: error %v", err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("one byte: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSSEDataErrors(t *testing.T) {
+	big := "data: " + strings.Repeat("x", MaxEventSize+10) + "\n\n"
+	if _, err := collect(t, SSEData(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
+		t.Errorf("oversized event: err = %v, want ErrEventTooLarge", err)
+	}
+	broken := iotest.DataErrReader(iotest.TimeoutReader(strings.NewReader("data: a\n\ndata: b\n\n")))
+	if _, err := collect(t, SSEData(broken)); err == nil {
+		t.Errorf("read error not reported")
+	}
+}
+
+func TestNDJSONLines(t *testing.T) {
+	got, err := collect(t, NDJSONLines(strings.NewReader("{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"a":1}`, `{"b":2}`, `{"c":3}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	big := strings.Repeat("x", MaxEventSize+10) + "\n"
+	if _, err := collect(t, NDJSONLines(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
+		t.Errorf("oversized line: err = %v, want ErrEventTooLarge", err)
+	}
+}
+
+func FuzzSSEData(f *testing.F) {
+	f.Add("data: a\n\n")
+	f.Add("data:{\"x\":1}\r\n\r\n: c\ndata: b\ndata: c")
+	f.Add("event: e\nid: 1\nretry: 5\n\ndata: [DONE]\n\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		whole, errWhole := collect(t, SSEData(strings.NewReader(in)))
+		bytewise, errBytes := collect(t, SSEData(iotest.OneByteReader(strings.NewReader(in))))
+		if (errWhole == nil) != (errBytes == nil) {
+			t.Fatalf("errors differ: %v vs %v", errWhole, errBytes)
+		}
+		if !slices.Equal(whole, bytewise) {
+			t.Fatalf("whole %q != one byte at a time %q", whole, bytewise)
+		}
+		for _, d := range whole {
+			if d == "" {
+				t.Fatalf("empty data yielded")
+			}
+		}
+	})
+}

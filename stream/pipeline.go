@@ -1,0 +1,193 @@
+package stream
+
+import (
+	"bytes"
+	"strings"
+	"unicode/utf8"
+)
+
+// Token is one token as the endpoint sent it.
+type Token struct {
+	ID      int
+	Text    string
+	Special bool
+}
+
+// FinishReason says why a generation ended.
+type FinishReason string
+
+const (
+	FinishLength       FinishReason = "length"
+	FinishEOS          FinishReason = "eos_token"
+	FinishStopSequence FinishReason = "stop_sequence"
+	FinishCancelled    FinishReason = "cancelled"
+	FinishError        FinishReason = "error"
+)
+
+// Pipeline turns the tokens of one generation into the text that may be
+// written to the user's file. It is where the product's promises about text
+// are kept, independent of any wire protocol:
+//
+//   - special tokens (flagged by the server) never reach the output;
+//   - no stop sequence reaches the output, even split across tokens, and the
+//     output ends right before the first one; text that only begins like a
+//     stop sequence is held back until it can no longer match;
+//   - the output is valid UTF-8: an incomplete multi-byte sequence at the end
+//     of a token is held until the next token completes it;
+//   - after maxTokens tokens the generation is over, whatever the server does.
+//
+// A Pipeline is not safe for concurrent use.
+type Pipeline struct {
+	stops     []string
+	maxTokens int
+
+	tokens  int
+	pending []byte // held back: an incomplete rune and/or a possible stop prefix
+	done    bool
+	reason  FinishReason
+}
+
+// NewPipeline returns a pipeline enforcing stops (empty strings are ignored)
+// and stopping after maxTokens tokens (0: no client-side limit).
+func NewPipeline(stops []string, maxTokens int) *Pipeline {
+	p := &Pipeline{maxTokens: maxTokens}
+	for _, s := range stops {
+		if s != "" {
+			p.stops = append(p.stops, s)
+		}
+	}
+	return p
+}
+
+// Push feeds one token and returns the text that can be released now. Once
+// done is true the generation is over (see Reason) and later tokens are
+// ignored.
+func (p *Pipeline) Push(tok Token) (text string, done bool) {
+	if p.done {
+		return "", true
+	}
+	p.tokens++
+	if !tok.Special && tok.Text != "" {
+		text = p.push(tok.Text)
+	}
+	if !p.done && p.maxTokens > 0 && p.tokens >= p.maxTokens {
+		text += p.flush()
+		p.finish(FinishLength)
+	}
+	return text, p.done
+}
+
+// Finish ends the generation with reason (unless a stop sequence or the
+// token limit already ended it) and releases the text still held back: a
+// partial stop sequence that never completed is text; an incomplete UTF-8
+// sequence is not, and is dropped.
+func (p *Pipeline) Finish(reason FinishReason) string {
+	if p.done {
+		return ""
+	}
+	text := p.flush()
+	p.finish(reason)
+	return text
+}
+
+// Done reports whether the generation is over.
+func (p *Pipeline) Done() bool { return p.done }
+
+// Reason is why the generation ended; empty while it runs.
+func (p *Pipeline) Reason() FinishReason { return p.reason }
+
+// Tokens is the number of tokens pushed, special ones included.
+func (p *Pipeline) Tokens() int { return p.tokens }
+
+func (p *Pipeline) finish(reason FinishReason) {
+	p.done = true
+	p.reason = reason
+	p.pending = p.pending[:0]
+}
+
+func (p *Pipeline) flush() string {
+	buf := p.pending
+	buf = buf[:completeRunes(buf)]
+	text := string(validUTF8(buf))
+	p.pending = p.pending[:0]
+	return text
+}
+
+func (p *Pipeline) push(s string) string {
+	buf := append(p.pending, s...)
+	ready := completeRunes(buf)
+
+	if i, _ := p.firstStop(buf[:ready]); i >= 0 {
+		text := string(validUTF8(buf[:i]))
+		p.pending = buf
+		p.finish(FinishStopSequence)
+		return text
+	}
+	hold := p.stopPrefixLen(buf[:ready])
+	release := ready - hold
+	text := string(validUTF8(buf[:release]))
+	p.pending = append(buf[:0], buf[release:]...)
+	return text
+}
+
+// firstStop returns the index of the earliest stop sequence in b, or -1.
+func (p *Pipeline) firstStop(b []byte) (int, string) {
+	first, which := -1, ""
+	for _, s := range p.stops {
+		if i := indexString(b, s); i >= 0 && (first < 0 || i < first) {
+			first, which = i, s
+		}
+	}
+	return first, which
+}
+
+// stopPrefixLen returns the length of the longest suffix of b that is a
+// proper prefix of some stop sequence: the text that might still become a
+// stop and so must be held back.
+func (p *Pipeline) stopPrefixLen(b []byte) int {
+	longest := 0
+	for _, s := range p.stops {
+		for k := min(len(s)-1, len(b)); k > longest; k-- {
+			if string(b[len(b)-k:]) == s[:k] {
+				longest = k
+				break
+			}
+		}
+	}
+	return longest
+}
+
+func indexString(b []byte, s string) int {
+	// The conversion does not allocate: the compiler recognises it as a
+	// temporary for strings.Index.
+	return strings.Index(string(b), s)
+}
+
+// completeRunes returns the length of the longest prefix of b that does not
+// end in the middle of a multi-byte UTF-8 sequence. Bytes that can never
+// start a valid sequence are not held; validUTF8 replaces them.
+func completeRunes(b []byte) int {
+	// Look back at most UTFMax-1 bytes for the start of the last rune.
+	for i := len(b) - 1; i >= 0 && i >= len(b)-(utf8.UTFMax-1); i-- {
+		c := b[i]
+		if c < utf8.RuneSelf {
+			return len(b) // ASCII: nothing incomplete after it
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			return len(b)
+		}
+	}
+	return len(b)
+}
+
+// validUTF8 returns b unchanged when it is valid UTF-8, else a copy with each
+// invalid byte sequence replaced by U+FFFD.
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return bytes.ToValidUTF8(b, []byte("\uFFFD"))
+}

@@ -1,0 +1,201 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Result summarises a finished stream.
+type Result struct {
+	// Text is everything Next released, concatenated.
+	Text         string
+	FinishReason FinishReason
+	// Tokens counts the tokens received, special ones included.
+	Tokens           int
+	TimeToFirstToken time.Duration
+	Duration         time.Duration
+}
+
+// TokensPerSecond is the generation rate after the first token.
+func (r Result) TokensPerSecond() float64 {
+	d := r.Duration - r.TimeToFirstToken
+	if r.Tokens < 2 || d <= 0 {
+		return 0
+	}
+	return float64(r.Tokens-1) / d.Seconds()
+}
+
+// Stream is one running generation. Use it like bufio.Scanner:
+//
+//	for s.Next() {
+//		write(s.Text())
+//	}
+//	if err := s.Err(); err != nil { … }
+//	res := s.Result()
+//
+// Next blocks until text is ready. Text is already filtered: no special
+// tokens, no stop sequences, valid UTF-8. A Stream is not safe for concurrent
+// use, except Close, which may be called from any goroutine to abort it.
+type Stream struct {
+	ctx    context.Context // the request's context, cancelled on Close
+	parent context.Context // the caller's, to tell cancellation from failure
+	cancel context.CancelCauseFunc
+	body   io.Closer
+	url    string
+	idle   *idleTimer
+	log    *zap.Logger
+
+	next   func() (string, error, bool)
+	stop   func()
+	parser parser
+	pipe   *Pipeline
+
+	text  string
+	err   error
+	ended bool
+	final bool
+	out   strings.Builder
+	res   Result
+	start time.Time
+}
+
+func newStream(ctx, parent context.Context, cancel context.CancelCauseFunc, body io.Closer,
+	data iter.Seq2[string, error], p parser, params Parameters, log *zap.Logger, idle *idleTimer) *Stream {
+	next, stop := iter.Pull2(data)
+	return &Stream{
+		ctx: ctx, parent: parent, cancel: cancel, body: body, idle: idle, log: log,
+		next: next, stop: stop, parser: p,
+		pipe:  NewPipeline(params.StopSequences, params.maxNewTokens()),
+		start: time.Now(),
+	}
+}
+
+// Next advances to the next piece of text, returning false at the end of
+// the stream or on error.
+func (s *Stream) Next() bool {
+	s.text = ""
+	for !s.ended {
+		data, err, ok := s.next()
+		if !ok {
+			if s.final {
+				s.end(FinishEOS, nil)
+			} else {
+				s.end(FinishError, ErrNoFinalEvent)
+			}
+			break
+		}
+		if err != nil {
+			s.end(FinishError, s.readError(err))
+			break
+		}
+		if ce := s.log.Check(zap.DebugLevel, "stream event"); ce != nil {
+			ce.Write(zap.String("data", data))
+		}
+		ev, err := s.parser.parse(data)
+		if err != nil {
+			s.end(FinishError, err)
+			break
+		}
+		if ev.hasToken {
+			if s.res.Tokens == 0 {
+				s.res.TimeToFirstToken = time.Since(s.start)
+			}
+			s.res.Tokens++
+			text, done := s.pipe.Push(ev.token)
+			s.emit(text)
+			if done {
+				s.end(s.pipe.Reason(), nil)
+			}
+		}
+		if ev.final && !s.ended {
+			s.final = true
+			s.end(ev.reason, nil)
+		}
+		if s.text != "" {
+			return true
+		}
+	}
+	return s.text != ""
+}
+
+// Text returns the text released by the last call to Next.
+func (s *Stream) Text() string { return s.text }
+
+// Err returns the error that ended the stream, nil when it ended normally.
+// A stream cancelled through its context reports the context's error.
+func (s *Stream) Err() error { return s.err }
+
+// Result returns the summary; complete once Next has returned false.
+func (s *Stream) Result() Result {
+	r := s.res
+	r.Text = s.out.String()
+	return r
+}
+
+// Close aborts the stream if it is still running and releases the upstream
+// connection at once. It is safe to call more than once, from any goroutine.
+func (s *Stream) Close() error {
+	s.cancel(context.Canceled)
+	s.idle.stop()
+	return s.body.Close()
+}
+
+func (s *Stream) emit(text string) {
+	if text == "" {
+		return
+	}
+	s.text += text
+	s.out.WriteString(text)
+}
+
+// end finishes the stream: releases what the pipeline held, records the
+// reason, and closes the upstream request (so a server that keeps sending
+// after a stop sequence or the token limit stops costing anything).
+func (s *Stream) end(reason FinishReason, err error) {
+	if s.ended {
+		return
+	}
+	if err != nil && s.cancelled() {
+		reason, err = FinishCancelled, context.Canceled
+	}
+	s.emit(s.pipe.Finish(reason))
+	s.ended = true
+	s.err = err
+	s.res.FinishReason = s.pipe.Reason()
+	s.res.Duration = time.Since(s.start)
+	s.stop()
+	s.cancel(errStreamDone)
+	s.idle.stop()
+	s.body.Close()
+	if err != nil {
+		s.log.Debug("stream ended with error", zap.Error(err), zap.String("reason", string(s.res.FinishReason)))
+	}
+}
+
+var errStreamDone = errors.New("stream done")
+
+// readError explains why reading the body failed.
+func (s *Stream) readError(err error) error {
+	if s.cancelled() {
+		return context.Canceled
+	}
+	if ite, ok := context.Cause(s.ctx).(*IdleTimeoutError); ok {
+		return ite
+	}
+	if errors.Is(err, ErrEventTooLarge) {
+		return err
+	}
+	return &ConnectionError{URL: s.url, MidStream: true, Err: err}
+}
+
+// cancelled reports whether the caller cancelled the stream, through the
+// context given to Generate or by calling Close.
+func (s *Stream) cancelled() bool {
+	return s.parent.Err() != nil || errors.Is(context.Cause(s.ctx), context.Canceled) && !s.ended
+}
