@@ -84,7 +84,7 @@ local ok, err = pcall(function()
   end
   local function sample_status()
     local s = genls.status()
-    if s ~= '' and #R.statuses < 5 then
+    if s ~= "" and #R.statuses < 5 and R.statuses[#R.statuses] ~= s then
       table.insert(R.statuses, s)
     end
   end
