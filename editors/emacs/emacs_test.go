@@ -231,3 +231,29 @@ func TestCancel(t *testing.T) {
 		t.Errorf("the endpoint request was not abandoned after genls-cancel")
 	}
 }
+
+// TestByteCompile compiles genls.el with warnings as errors, which catches
+// wrong arities, unknown functions and free variables without a server.
+func TestByteCompile(t *testing.T) {
+	emacs := e2etest.LookPath(t, "emacs", "apt-get install emacs-nox elpa-eglot")
+	eglot := findEglot(t)
+	dir := t.TempDir()
+	src, err := os.ReadFile("genls.el")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "genls.el"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, emacs, "-Q", "--batch",
+		"-L", filepath.Dir(eglot), "-l", eglot,
+		"--eval", "(setq byte-compile-error-on-warn t)",
+		"-f", "batch-byte-compile", "genls.el")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("byte-compile genls.el: %v\n%s", err, out)
+	}
+}
