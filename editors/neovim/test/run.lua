@@ -99,11 +99,21 @@ local ok, err = pcall(function()
     end,
   })
 
-  if not vim.wait(10000, function()
+  local function server_quit()
+    for _, m in ipairs(R.messages) do
+      if tostring(m.msg):find('quit with exit code', 1, true) then
+        return true
+      end
+    end
+    return false
+  end
+  vim.wait(10000, function()
     local c = genls.client(bufnr)
-    return c ~= nil and c.initialized == true
-  end, 10) then
-    error('genls did not attach and initialize')
+    return (c ~= nil and c.initialized == true) or server_quit()
+  end, 10)
+  local attached = genls.client(bufnr)
+  if not attached or not attached.initialized then
+    error('genls did not attach and initialize' .. (server_quit() and ' (the server exited)' or ''))
   end
   R.commands = vim.fn.exists(':GenlsGenerate') == 2 and vim.fn.exists(':GenlsCancel') == 2
   local client = genls.client(bufnr)
