@@ -30,6 +30,8 @@ for (const t of wanted) {
   }
 }
 
+// README links are relative to editors/vscode in the repository.
+const repo = 'https://github.com/genls/genls';
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', ...opts });
 const vsce = path.join(extDir, 'node_modules', '@vscode', 'vsce', 'vsce');
 
@@ -48,7 +50,8 @@ try {
     const out = path.join(distDir, `genls-${target}-${version}.vsix`);
     console.log(`${target}: vsce package -> ${path.relative(extDir, out)}`);
     // vsce runs vscode:prepublish (the production esbuild bundle) itself.
-    run(process.execPath, [vsce, 'package', '--no-dependencies', '--skip-license', '--target', target, '-o', out],
+    run(process.execPath, [vsce, 'package', '--no-dependencies', '--skip-license', '--target', target, '-o', out,
+      '--baseContentUrl', `${repo}/blob/HEAD/editors/vscode`, '--baseImagesUrl', `${repo}/raw/HEAD/editors/vscode`],
       { cwd: extDir });
   }
 } finally {
