@@ -99,7 +99,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = lsp.Serve(ctx, lsp.Options{
-		In: stdin, Out: stdout, Logger: log, LogLevel: atom, Version: versionString(),
+		In: stdin, Out: stdout, Logger: log, LogLevel: &atom, Version: versionString(),
 	})
 	if err != nil {
 		log.Error("server stopped", zap.Error(err))

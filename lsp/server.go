@@ -1,21 +1,401 @@
+// Package lsp is genls's language server: lifecycle, the document store,
+// configuration, code actions, progress, and the edits that put generated
+// text into the editor's documents. It talks to endpoints only through the
+// stream package, by way of commands.
 package lsp
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"sync"
+	"time"
 
+	"go.lsp.dev/jsonrpc2"
 	"go.uber.org/zap"
+
+	"github.com/genls/genls/commands"
+	"github.com/genls/genls/stream"
 )
 
 // Options configures Serve.
 type Options struct {
-	In       io.Reader
-	Out      io.Writer
-	Logger   *zap.Logger
-	LogLevel zap.AtomicLevel
+	In  io.Reader
+	Out io.Writer
+	// Logger receives the server's log; never the protocol's stdout.
+	Logger *zap.Logger
+	// LogLevel, when set, is adjusted by the log.level setting.
+	LogLevel *zap.AtomicLevel
 	Version  string
+	// HTTPClient is shared by every endpoint client; nil means a new one.
+	HTTPClient *http.Client
+	// Getenv is used for token lookup; nil means os.Getenv.
+	Getenv func(string) string
 }
 
-// Serve serves LSP until the client exits.
-func Serve(ctx context.Context, opts Options) error { return errors.New("not yet") }
+// ErrExitWithoutShutdown is returned by Serve when the client sent exit
+// without shutdown first (the specification's exit code 1).
+var ErrExitWithoutShutdown = errors.New("exit without shutdown")
+
+// state is the server's lifecycle.
+type state int
+
+const (
+	stateNew state = iota
+	stateInitialized
+	stateShutdown
+)
+
+func (s state) String() string {
+	switch s {
+	case stateNew:
+		return "new"
+	case stateInitialized:
+		return "initialized"
+	}
+	return "shutdown"
+}
+
+type server struct {
+	conn    jsonrpc2.Conn
+	log     *zap.Logger
+	level   *zap.AtomicLevel
+	version string
+	getenv  func(string) string
+	http    *http.Client
+
+	// ctx lives as long as the connection; generations run on it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	exit   chan error
+
+	docs     *store
+	sessions commands.Manager
+
+	mu     sync.Mutex // guards the fields below
+	state  state
+	caps   clientCaps
+	cfg    *config
+	client *stream.Client
+}
+
+// clientCaps is what genls needs to know of the client's capabilities.
+type clientCaps struct {
+	encoding        Encoding
+	progress        bool
+	documentChanges bool
+	configuration   bool
+}
+
+// Serve serves LSP on opts.In and opts.Out until the client sends exit, the
+// connection ends, or ctx is cancelled. Closing the connection or cancelling
+// ctx cancels every generation and closes its upstream request.
+func Serve(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = stream.NewHTTPClient()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s := &server{
+		log: opts.Logger, level: opts.LogLevel, version: opts.Version, getenv: opts.Getenv, http: opts.HTTPClient,
+		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
+	}
+	s.cfg, _ = validate(Settings{})
+	s.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(rwc{opts.In, opts.Out}), jsonrpc2.WithCodec(stdCodec{}))
+	s.conn.Go(ctx, s.handle)
+
+	var err error
+	select {
+	case err = <-s.exit:
+	case <-s.conn.Done():
+		err = s.conn.Err()
+		if err == nil && s.getState() != stateShutdown {
+			err = errors.New("the client closed the connection without shutdown")
+		}
+	case <-ctx.Done():
+	}
+	// Stop every generation and close upstream requests; a blocked stdin
+	// read is not waited for (main exits).
+	s.sessions.Cancel("")
+	cancel()
+	waitTimeout(s.sessions.Wait, 2*time.Second)
+	s.http.CloseIdleConnections()
+	return err
+}
+
+func waitTimeout(wait func(), d time.Duration) {
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
+
+func (s *server) getState() state {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// handle dispatches one message. Text-document and configuration
+// notifications run inline on the read loop, so they are applied in wire
+// order before any later request; requests release the loop at once, so a
+// slow one never blocks the rest.
+func (s *server) handle(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+	method := req.Method()
+	if !req.IsCall() {
+		s.notification(method, json.RawMessage(req.Params()))
+		return nil, nil
+	}
+	// Lifecycle requests change what later messages mean, so they take
+	// effect inline, in wire order.
+	st := s.getState()
+	switch {
+	case method == "initialize":
+		if st != stateNew {
+			return nil, jsonrpc2.NewError(jsonrpc2.InvalidRequest, "initialize was already received")
+		}
+		return s.initialize(json.RawMessage(req.Params()))
+	case st == stateNew:
+		return nil, jsonrpc2.NewError(jsonrpc2.ServerNotInitialized, "the server is not initialized")
+	case method == "shutdown":
+		s.mu.Lock()
+		s.state = stateShutdown
+		s.mu.Unlock()
+		jsonrpc2.Async(ctx) // generations may still need the read loop to flush
+		return s.shutdown()
+	case st == stateShutdown:
+		return nil, jsonrpc2.NewError(jsonrpc2.InvalidRequest, "the server is shutting down")
+	}
+	method = string([]byte(method)) // outlives the borrowed frame
+	jsonrpc2.Async(ctx)
+	params := json.RawMessage(req.Params())
+	switch method {
+	case "textDocument/codeAction":
+		return s.codeAction(params)
+	case "workspace/executeCommand":
+		return s.executeCommand(params)
+	}
+	return nil, jsonrpc2.NewError(jsonrpc2.MethodNotFound, "method not supported: "+method)
+}
+
+// notification handles a notification inline. Bad params are logged, never
+// fatal: a notification cannot be answered with an error.
+func (s *server) notification(method string, params json.RawMessage) {
+	if method == "exit" {
+		var err error
+		if s.getState() != stateShutdown {
+			err = ErrExitWithoutShutdown
+		}
+		select {
+		case s.exit <- err:
+		default:
+		}
+		return
+	}
+	if s.getState() != stateInitialized {
+		return // before initialize, or after shutdown: dropped, as specified
+	}
+	var err error
+	switch method {
+	case "initialized":
+		go s.pullConfiguration()
+	case "textDocument/didOpen":
+		err = s.didOpen(params)
+	case "textDocument/didChange":
+		err = s.didChange(params)
+	case "textDocument/didClose":
+		err = s.didClose(params)
+	case "workspace/didChangeConfiguration":
+		err = s.didChangeConfiguration(params)
+	case "window/workDoneProgress/cancel":
+		var p struct {
+			Token json.RawMessage `json:"token"`
+		}
+		if err = json.Unmarshal(params, &p); err == nil {
+			s.sessions.CancelToken(tokenKey(p.Token))
+		}
+	}
+	if err != nil {
+		s.log.Warn("bad notification", zap.String("method", method), zap.Error(err))
+	}
+}
+
+func (s *server) initialize(params json.RawMessage) (any, error) {
+	var p struct {
+		ProcessID             *int            `json:"processId"`
+		InitializationOptions json.RawMessage `json:"initializationOptions"`
+		Capabilities          struct {
+			General struct {
+				PositionEncodings []string `json:"positionEncodings"`
+			} `json:"general"`
+			Window struct {
+				WorkDoneProgress bool `json:"workDoneProgress"`
+			} `json:"window"`
+			Workspace struct {
+				Configuration bool `json:"configuration"`
+				WorkspaceEdit struct {
+					DocumentChanges bool `json:"documentChanges"`
+				} `json:"workspaceEdit"`
+			} `json:"workspace"`
+		} `json:"capabilities"`
+		ClientInfo struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+		} `json:"clientInfo"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, "initialize: "+err.Error())
+	}
+	caps := clientCaps{
+		encoding:        negotiateEncoding(p.Capabilities.General.PositionEncodings),
+		progress:        p.Capabilities.Window.WorkDoneProgress,
+		documentChanges: p.Capabilities.Workspace.WorkspaceEdit.DocumentChanges,
+		configuration:   p.Capabilities.Workspace.Configuration,
+	}
+	s.mu.Lock()
+	s.caps = caps
+	s.state = stateInitialized
+	s.mu.Unlock()
+	s.log.Info("initialize", zap.String("client", p.ClientInfo.Name+" "+p.ClientInfo.Version),
+		zap.String("positionEncoding", string(caps.encoding)), zap.Bool("progress", caps.progress),
+		zap.Bool("documentChanges", caps.documentChanges))
+	if len(p.InitializationOptions) > 0 {
+		s.applySettings(p.InitializationOptions, "initializationOptions")
+	}
+	return map[string]any{
+		"capabilities": map[string]any{
+			"positionEncoding": caps.encoding,
+			"textDocumentSync": map[string]any{"openClose": true, "change": 2},
+			"codeActionProvider": map[string]any{
+				"codeActionKinds": []string{kindGenerate, kindContinue, kindCancel},
+			},
+			"executeCommandProvider": map[string]any{"commands": []string{commands.Generate, commands.Cancel}},
+		},
+		"serverInfo": map[string]any{"name": "genls", "version": s.version},
+	}, nil
+}
+
+// negotiateEncoding prefers UTF-8 (the document's own bytes), then UTF-32,
+// and falls back to the mandatory UTF-16.
+func negotiateEncoding(offered []string) Encoding {
+	for _, want := range []Encoding{UTF8, UTF32} {
+		for _, o := range offered {
+			if Encoding(o) == want {
+				return want
+			}
+		}
+	}
+	return UTF16
+}
+
+func (s *server) shutdown() (any, error) {
+	// Stop generations; their text so far is flushed to the editor, which
+	// still answers requests until exit.
+	s.sessions.Cancel("")
+	waitTimeout(s.sessions.Wait, 5*time.Second)
+	return nil, nil
+}
+
+func (s *server) didOpen(params json.RawMessage) error {
+	var p struct {
+		TextDocument struct {
+			URI        string `json:"uri"`
+			LanguageID string `json:"languageId"`
+			Version    int32  `json:"version"`
+			Text       string `json:"text"`
+		} `json:"textDocument"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return err
+	}
+	td := p.TextDocument
+	s.docs.open(td.URI, td.LanguageID, td.Text, td.Version)
+	return nil
+}
+
+func (s *server) didChange(params json.RawMessage) error {
+	var p struct {
+		TextDocument struct {
+			URI     string `json:"uri"`
+			Version int32  `json:"version"`
+		} `json:"textDocument"`
+		ContentChanges []contentChange `json:"contentChanges"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return err
+	}
+	if !s.docs.applyChanges(p.TextDocument.URI, p.TextDocument.Version, p.ContentChanges, s.encoding()) {
+		return fmt.Errorf("didChange for %s, which is not open", p.TextDocument.URI)
+	}
+	return nil
+}
+
+func (s *server) didClose(params json.RawMessage) error {
+	var p struct {
+		TextDocument struct {
+			URI string `json:"uri"`
+		} `json:"textDocument"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return err
+	}
+	s.sessions.Cancel(p.TextDocument.URI)
+	s.docs.close(p.TextDocument.URI)
+	return nil
+}
+
+func (s *server) encoding() Encoding {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.caps.encoding
+}
+
+// showMessage tells the user something through window/showMessage.
+func (s *server) showMessage(typ int, msg string) {
+	if err := s.conn.Notify(s.ctx, "window/showMessage", map[string]any{"type": typ, "message": "genls: " + msg}); err != nil {
+		s.log.Debug("showMessage failed", zap.Error(err))
+	}
+}
+
+// Message types of window/showMessage.
+const (
+	messageError   = 1
+	messageWarning = 2
+	messageInfo    = 3
+)
+
+// rwc joins stdin and stdout into the connection's stream. Close does not
+// close them: the process owns its standard streams.
+type rwc struct {
+	io.Reader
+	io.Writer
+}
+
+func (rwc) Close() error { return nil }
+
+// stdCodec encodes payloads with encoding/json, so the plain structs in this
+// package (and the protocol package's) marshal exactly as tagged.
+type stdCodec struct{}
+
+func (stdCodec) Marshal(v any) ([]byte, error) {
+	if raw, ok := v.(jsonrpc2.RawMessage); ok {
+		return raw, nil
+	}
+	return json.Marshal(v)
+}
+
+func (stdCodec) Unmarshal(data []byte, v any) error {
+	if raw, ok := v.(*jsonrpc2.RawMessage); ok {
+		*raw = append((*raw)[:0], data...)
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}

@@ -1,0 +1,202 @@
+// Package commands implements genls's workspace commands: genls.generate
+// runs a generation session that joins a stream from the endpoint to an edit
+// sink in the editor; genls.cancel stops sessions. It knows nothing of JSON-RPC
+// framing: the language server decodes requests and supplies the sink.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.lsp.dev/protocol"
+
+	"github.com/genls/genls/stream"
+)
+
+// Command identifiers, as listed in executeCommandProvider and used by the
+// editor integrations.
+const (
+	Generate = "genls.generate"
+	Cancel   = "genls.cancel"
+)
+
+// GenerateArgs is the single argument of genls.generate.
+type GenerateArgs struct {
+	URI   string `json:"uri"`
+	Range protocol.Range       `json:"range"`
+	// Here continues the document at the cursor (Range.Start) instead of
+	// using the selected text (or the cursor's line) as the prompt.
+	Here bool `json:"here,omitempty"`
+}
+
+// CancelArgs is the optional argument of genls.cancel; no argument (or an
+// empty URI) cancels every generation.
+type CancelArgs struct {
+	URI string `json:"uri,omitempty"`
+}
+
+// Sink receives generated text and puts it into the document.
+type Sink interface {
+	// Write queues text to be inserted after everything written so far. It
+	// does not wait for the editor; it fails once the sink cannot go on
+	// (the user edited the generated text, the editor keeps rejecting edits).
+	Write(text string) error
+	// Close waits until everything written is in the document (bounded) and
+	// reports the sink's failure, if any.
+	Close(ctx context.Context) error
+}
+
+// Progress shows a running generation to the user. Implementations are
+// nil-safe, so sessions never ask whether the client supports progress.
+type Progress interface {
+	Report(message string)
+}
+
+// Generation is one genls.generate request, ready to run.
+type Generation struct {
+	Client  *stream.Client
+	Request stream.Request
+	// StripFence removes a markdown code fence wrapping a chat model's reply.
+	StripFence bool
+}
+
+// reportInterval bounds how often progress is reported: often enough to
+// look live, rarely enough not to compete with the edits themselves.
+const reportInterval = 200 * time.Millisecond
+
+// Run streams g into sink until the stream ends, ctx is cancelled or the sink
+// fails. Whatever happens, the text generated so far is written to the sink
+// and the sink is closed; the returned error says why the session ended early.
+func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (stream.Result, error) {
+	s, err := g.Client.Generate(ctx, g.Request)
+	if err != nil {
+		closeErr := sink.Close(context.WithoutCancel(ctx))
+		return stream.Result{FinishReason: reasonFor(err)}, errors.Join(err, closeErr)
+	}
+	defer s.Close()
+
+	var fence *stream.FenceStripper
+	if g.StripFence {
+		fence = &stream.FenceStripper{}
+	}
+	var sinkErr error
+	lastReport := time.Now()
+	tokens := 0
+	for s.Next() {
+		text := s.Text()
+		if fence != nil {
+			text = fence.Push(text)
+		}
+		if text != "" {
+			if sinkErr = sink.Write(text); sinkErr != nil {
+				s.Close()
+				break
+			}
+		}
+		tokens++
+		if time.Since(lastReport) >= reportInterval && progress != nil {
+			lastReport = time.Now()
+			progress.Report(fmt.Sprintf("%d tokens", tokens))
+		}
+	}
+	if fence != nil && sinkErr == nil {
+		if rest := fence.Finish(); rest != "" {
+			sinkErr = sink.Write(rest)
+		}
+	}
+	res := s.Result()
+	closeErr := sink.Close(context.WithoutCancel(ctx))
+	if sinkErr == nil {
+		sinkErr = closeErr
+	}
+	if sinkErr != nil {
+		res.FinishReason = stream.FinishError
+		return res, sinkErr
+	}
+	return res, s.Err()
+}
+
+func reasonFor(err error) stream.FinishReason {
+	if errors.Is(err, context.Canceled) {
+		return stream.FinishCancelled
+	}
+	return stream.FinishError
+}
+
+// Manager tracks running sessions so they can be cancelled by document, by
+// progress token, or all at once.
+type Manager struct {
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup
+}
+
+type session struct {
+	uri    string
+	token  string
+	cancel context.CancelFunc
+}
+
+// Start registers a session for uri (with an optional progress token) and
+// returns its context, derived from parent, and the function to call when it
+// ends.
+func (m *Manager) Start(parent context.Context, uri string, token string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	s := &session{uri: uri, token: token, cancel: cancel}
+	m.mu.Lock()
+	if m.sessions == nil {
+		m.sessions = map[*session]struct{}{}
+	}
+	m.sessions[s] = struct{}{}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	return ctx, func() {
+		cancel()
+		m.mu.Lock()
+		delete(m.sessions, s)
+		m.mu.Unlock()
+		m.wg.Done()
+	}
+}
+
+// Cancel cancels the sessions of uri, or all sessions when uri is empty, and
+// returns how many it cancelled.
+func (m *Manager) Cancel(uri string) int {
+	return m.cancelWhere(func(s *session) bool { return uri == "" || s.uri == uri })
+}
+
+// CancelToken cancels the session reporting progress under token.
+func (m *Manager) CancelToken(token string) int {
+	return m.cancelWhere(func(s *session) bool { return token != "" && s.token == token })
+}
+
+func (m *Manager) cancelWhere(match func(*session) bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for s := range m.sessions {
+		if match(s) {
+			s.cancel()
+			n++
+		}
+	}
+	return n
+}
+
+// Running reports whether a session runs in uri.
+func (m *Manager) Running(uri string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for s := range m.sessions {
+		if s.uri == uri {
+			return true
+		}
+	}
+	return false
+}
+
+// Wait waits for every session to end.
+func (m *Manager) Wait() { m.wg.Wait() }

@@ -1,0 +1,191 @@
+package lsp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+
+	"go.lsp.dev/jsonrpc2"
+	"go.uber.org/zap"
+
+	"github.com/genls/genls/commands"
+	"github.com/genls/genls/stream"
+)
+
+// executeCommand runs genls.generate and genls.cancel. genls.generate replies
+// at once (editors time out long requests) and the generation runs in the
+// background on the connection's lifetime.
+func (s *server) executeCommand(params json.RawMessage) (any, error) {
+	var p struct {
+		Command   string            `json:"command"`
+		Arguments []json.RawMessage `json:"arguments"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
+	}
+	switch p.Command {
+	case commands.Generate:
+		var args commands.GenerateArgs
+		if len(p.Arguments) != 1 || json.Unmarshal(p.Arguments[0], &args) != nil || args.URI == "" {
+			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, `genls.generate takes one argument {"uri": …, "range": …}`)
+		}
+		if err := s.startGeneration(args); err != nil {
+			s.showMessage(messageError, err.Error())
+			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
+		}
+		return nil, nil
+	case commands.Cancel:
+		var args commands.CancelArgs
+		if len(p.Arguments) > 0 {
+			if err := json.Unmarshal(p.Arguments[0], &args); err != nil {
+				return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, `genls.cancel takes no argument or {"uri": …}`)
+			}
+		}
+		n := s.sessions.Cancel(args.URI)
+		s.log.Info("cancel", zap.String("uri", args.URI), zap.Int("generations", n))
+		return nil, nil
+	}
+	return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, "unknown command "+p.Command)
+}
+
+// target is where a generation reads its prompt and writes its text.
+type target struct {
+	input  commands.PromptInput
+	here   bool
+	anchor int
+}
+
+// locate reads the prompt input and the insertion point from the document:
+// after a selection; after the cursor's line for Generate without one; at
+// the cursor for Generate here (or on an empty line).
+func (s *server) locate(args commands.GenerateArgs, enc Encoding) (target, error) {
+	s.docs.mu.Lock()
+	defer s.docs.mu.Unlock()
+	d, ok := s.docs.docs[args.URI]
+	if !ok {
+		return target{}, fmt.Errorf("%s is not open in the editor", args.URI)
+	}
+	text := d.text
+	a, b := enc.Offset(text, args.Range.Start), enc.Offset(text, args.Range.End)
+	if b < a {
+		a, b = b, a
+	}
+	t := target{input: commands.PromptInput{Language: d.languageID, FileName: fileName(args.URI)}}
+	switch {
+	case a != b && !args.Here:
+		t.input.Selection = text[a:b]
+		t.anchor = b
+	case !args.Here:
+		start := lineStart(text, enc.Position(text, a).Line)
+		end := lineEnd(text, start)
+		if start != end {
+			t.input.Selection = text[start:end]
+			t.anchor = end
+			break
+		}
+		t.here, t.anchor = true, a
+	default:
+		t.here, t.anchor = true, b
+	}
+	t.input.Prefix, t.input.Suffix = text[:t.anchor], text[t.anchor:]
+	return t, nil
+}
+
+func fileName(uri string) string {
+	if u, err := url.Parse(uri); err == nil && u.Path != "" {
+		return path.Base(u.Path)
+	}
+	return ""
+}
+
+func (s *server) startGeneration(args commands.GenerateArgs) error {
+	cfg, client, err := s.current()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	caps := s.caps
+	s.mu.Unlock()
+	t, err := s.locate(args, caps.encoding)
+	if err != nil {
+		return err
+	}
+	prompt, err := commands.BuildPrompt(cfg.template, cfg.settings.Prompt.FIM, t.input, t.here)
+	if err != nil {
+		return err
+	}
+	if prompt == "" {
+		return errors.New("nothing to generate from: select some text, or use Generate here after some text")
+	}
+
+	// The session's context: cancelled by genls.cancel, progress cancel,
+	// closing the document, shutdown, or the connection ending.
+	ctx, cancelCtx := context.WithCancelCause(s.ctx)
+	prog := s.beginProgress(ctx, "Generating…", "starting")
+	sessCtx, done := s.sessions.Start(ctx, args.URI, prog.Token())
+	sink, err := newEditSink(s.docs, args.URI, t.anchor, caps.encoding, caps.documentChanges, s.applyEdit,
+		func(err error) { cancelCtx(err) })
+	if err != nil {
+		done()
+		cancelCtx(nil)
+		prog.End("failed")
+		return err
+	}
+	go func() {
+		defer done()
+		defer cancelCtx(nil)
+		s.generate(sessCtx, client, cfg, prompt, sink, prog)
+	}()
+	return nil
+}
+
+func (s *server) generate(ctx context.Context, client *stream.Client, cfg *config, prompt string, sink *editSink, prog *progress) {
+	backend, err := client.Backend(ctx)
+	if err != nil {
+		sink.Close(context.WithoutCancel(ctx))
+		prog.End("failed")
+		s.showMessage(messageError, err.Error())
+		return
+	}
+	chat := backend == stream.BackendOpenAI
+	req := stream.Request{Prompt: prompt, Params: cfg.params}
+	if chat {
+		req.System = cfg.system
+	}
+	s.log.Info("generation started", zap.String("uri", sink.uri), zap.String("backend", string(backend)))
+	res, err := commands.Run(ctx, commands.Generation{Client: client, Request: req, StripFence: chat}, sink, prog)
+	summary := fmt.Sprintf("%s: %d tokens, %.1f tokens/s", res.FinishReason, res.Tokens, res.TokensPerSecond())
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause // the sink's own failure, which cancelled the stream
+	}
+	switch {
+	case err == nil:
+		prog.End(summary)
+	case errors.Is(err, context.Canceled):
+		prog.End("cancelled")
+	default:
+		prog.End("failed: " + err.Error())
+		typ := messageError
+		if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
+			typ = messageWarning
+		}
+		s.showMessage(typ, err.Error())
+	}
+	s.log.Info("generation ended", zap.String("uri", sink.uri), zap.String("summary", summary), zap.Error(err))
+}
+
+// applyEdit sends workspace/applyEdit and decodes the answer into genls's own
+// result struct.
+func (s *server) applyEdit(ctx context.Context, params applyEditParams) (bool, string, error) {
+	var res struct {
+		Applied       bool   `json:"applied"`
+		FailureReason string `json:"failureReason"`
+	}
+	if _, err := s.conn.Call(ctx, "workspace/applyEdit", params, &res); err != nil {
+		return false, "", err
+	}
+	return res.Applied, res.FailureReason, nil
+}

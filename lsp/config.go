@@ -1,0 +1,134 @@
+package lsp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"text/template"
+
+	"github.com/genls/genls/commands"
+	"github.com/genls/genls/stream"
+)
+
+// Settings is genls's configuration: one JSON object, the same in
+// initializationOptions, workspace/configuration (section "genls") and
+// workspace/didChangeConfiguration.
+type Settings struct {
+	Endpoint struct {
+		URL     string `json:"url"`
+		Backend string `json:"backend"`
+		Model   string `json:"model"`
+		Token   string `json:"token"`
+	} `json:"endpoint"`
+	Parameters struct {
+		MaxNewTokens      *int     `json:"max_new_tokens"`
+		TopK              *int     `json:"top_k"`
+		TopP              *float64 `json:"top_p"`
+		Temperature       *float64 `json:"temperature"`
+		RepetitionPenalty *float64 `json:"repetition_penalty"`
+		StopSequences     []string `json:"stop_sequences"`
+		Seed              *uint64  `json:"seed"`
+	} `json:"parameters"`
+	Prompt struct {
+		Template string       `json:"template"`
+		System   *string      `json:"system"`
+		FIM      commands.FIM `json:"fim"`
+	} `json:"prompt"`
+	Log struct {
+		Level string `json:"level"`
+		File  string `json:"file"`
+	} `json:"log"`
+	// IdleTimeoutSeconds ends a stream that sends nothing for this long.
+	IdleTimeoutSeconds *float64 `json:"idle_timeout_seconds"`
+}
+
+// config is validated settings, ready to use.
+type config struct {
+	settings Settings
+	params   stream.Parameters
+	template *template.Template
+	system   string
+}
+
+// SettingError names the setting that is wrong.
+type SettingError struct {
+	Key string
+	Err error
+}
+
+func (e *SettingError) Error() string {
+	return fmt.Sprintf("invalid setting %s: %v; keeping the previous settings", e.Key, e.Err)
+}
+
+// parseSettings decodes and validates raw settings. raw may be the settings
+// object itself or wrapped as {"genls": {...}}. null or empty means defaults.
+func parseSettings(raw json.RawMessage) (*config, error) {
+	raw = bytes.TrimSpace(raw)
+	var s Settings
+	if len(raw) > 0 && string(raw) != "null" {
+		var wrapped map[string]json.RawMessage
+		if json.Unmarshal(raw, &wrapped) == nil {
+			if inner, ok := wrapped["genls"]; ok {
+				raw = inner
+			}
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if err := dec.Decode(&s); err != nil && string(raw) != "null" {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return nil, &SettingError{Key: te.Field, Err: fmt.Errorf("want %s, got %s", te.Type, te.Value)}
+			}
+			return nil, &SettingError{Key: "genls", Err: err}
+		}
+	}
+	return validate(s)
+}
+
+func validate(s Settings) (*config, error) {
+	if _, err := stream.ParseBackend(s.Endpoint.Backend); err != nil {
+		return nil, &SettingError{Key: "endpoint.backend", Err: err}
+	}
+	if s.Endpoint.URL != "" {
+		u, err := url.Parse(s.Endpoint.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, &SettingError{Key: "endpoint.url", Err: fmt.Errorf("%q is not an http(s) URL", s.Endpoint.URL)}
+		}
+	}
+	p := s.Parameters
+	params := stream.Parameters{
+		TopK: p.TopK, TopP: p.TopP, Temperature: p.Temperature, RepetitionPenalty: p.RepetitionPenalty,
+		StopSequences: p.StopSequences, Seed: p.Seed,
+	}
+	if p.MaxNewTokens != nil {
+		if *p.MaxNewTokens <= 0 {
+			return nil, &SettingError{Key: "parameters.max_new_tokens", Err: fmt.Errorf("must be positive, got %d", *p.MaxNewTokens)}
+		}
+		params.MaxNewTokens = *p.MaxNewTokens
+	}
+	if err := params.Validate(); err != nil {
+		return nil, &SettingError{Key: "parameters", Err: err}
+	}
+	tmpl, err := commands.ParseTemplate(s.Prompt.Template)
+	if err != nil {
+		return nil, &SettingError{Key: "prompt.template", Err: err}
+	}
+	fim := s.Prompt.FIM
+	if (fim.Prefix != "" || fim.Suffix != "" || fim.Middle != "") && !fim.Enabled() {
+		return nil, &SettingError{Key: "prompt.fim", Err: errors.New("set all of prefix, suffix and middle, or none")}
+	}
+	if s.IdleTimeoutSeconds != nil && *s.IdleTimeoutSeconds <= 0 {
+		return nil, &SettingError{Key: "idle_timeout_seconds", Err: errors.New("must be positive")}
+	}
+	switch s.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return nil, &SettingError{Key: "log.level", Err: fmt.Errorf("%q is not one of debug, info, warn, error", s.Log.Level)}
+	}
+	system := commands.DefaultSystemPrompt
+	if s.Prompt.System != nil {
+		system = *s.Prompt.System
+	}
+	return &config{settings: s, params: params, template: tmpl, system: system}, nil
+}

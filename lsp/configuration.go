@@ -1,0 +1,115 @@
+package lsp
+
+import (
+	"encoding/json"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/genls/genls/stream"
+)
+
+// applySettings validates raw settings and makes them current. A bad setting
+// is shown to the user, naming its key, and the previous settings stay.
+func (s *server) applySettings(raw json.RawMessage, from string) {
+	cfg, err := parseSettings(raw)
+	if err != nil {
+		s.log.Warn("rejected settings", zap.String("from", from), zap.Error(err))
+		s.showMessage(messageError, err.Error())
+		return
+	}
+	client, err := s.newClient(cfg)
+	if err != nil {
+		err = &SettingError{Key: "endpoint", Err: err}
+		s.log.Warn("rejected settings", zap.String("from", from), zap.Error(err))
+		s.showMessage(messageError, err.Error())
+		return
+	}
+	if w := client.InsecureTokenWarning(); w != "" {
+		s.showMessage(messageWarning, w)
+	}
+	if s.level != nil && cfg.settings.Log.Level != "" {
+		_ = s.level.UnmarshalText([]byte(cfg.settings.Log.Level))
+	}
+	s.mu.Lock()
+	s.cfg = cfg
+	s.client = client
+	s.mu.Unlock()
+	ep := client.Endpoint()
+	s.log.Info("settings applied", zap.String("from", from), zap.String("url", ep.URL),
+		zap.String("backend", string(ep.Backend)), zap.String("model", ep.Model),
+		zap.String("token", stream.MaskToken(ep.Token)))
+}
+
+// newClient builds the endpoint client for cfg; the token comes from the
+// settings, else from huggingface_hub's usual places.
+func (s *server) newClient(cfg *config) (*stream.Client, error) {
+	e := cfg.settings.Endpoint
+	token, _ := stream.ResolveToken(e.Token, s.getenv)
+	idle := time.Duration(0)
+	if cfg.settings.IdleTimeoutSeconds != nil {
+		idle = time.Duration(*cfg.settings.IdleTimeoutSeconds * float64(time.Second))
+	}
+	return stream.NewClient(stream.Config{
+		Endpoint:    stream.Endpoint{URL: e.URL, Backend: stream.Backend(e.Backend), Model: e.Model, Token: token},
+		HTTPClient:  s.http,
+		Logger:      s.log.Named("stream"),
+		IdleTimeout: idle,
+	})
+}
+
+// current returns the settings and client in force, creating the client for
+// the defaults on first use.
+func (s *server) current() (*config, *stream.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil {
+		c, err := s.newClient(s.cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.client = c
+	}
+	return s.cfg, s.client, nil
+}
+
+// pullConfiguration asks the client for the "genls" section. A null answer
+// keeps the current settings.
+func (s *server) pullConfiguration() {
+	s.mu.Lock()
+	supported := s.caps.configuration
+	s.mu.Unlock()
+	if !supported {
+		return
+	}
+	var result []json.RawMessage
+	params := map[string]any{"items": []map[string]any{{"section": "genls"}}}
+	if _, err := s.conn.Call(s.ctx, "workspace/configuration", params, &result); err != nil {
+		s.log.Debug("workspace/configuration failed", zap.Error(err))
+		return
+	}
+	if len(result) == 0 || isNull(result[0]) {
+		return
+	}
+	s.applySettings(result[0], "workspace/configuration")
+}
+
+func (s *server) didChangeConfiguration(params json.RawMessage) error {
+	var p struct {
+		Settings json.RawMessage `json:"settings"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return err
+	}
+	if isNull(p.Settings) || string(p.Settings) == "{}" {
+		// The pull model: the client says "something changed", ask it.
+		go s.pullConfiguration()
+		return nil
+	}
+	s.applySettings(p.Settings, "didChangeConfiguration")
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}

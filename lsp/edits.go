@@ -1,0 +1,262 @@
+package lsp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors that end a generation from the editor's side.
+var (
+	ErrUserEdited   = errors.New("generation stopped: the generated text was edited")
+	ErrDocClosed    = errors.New("generation stopped: the document was closed")
+	ErrEditRejected = errors.New("generation stopped: the editor keeps rejecting edits")
+)
+
+// Bounds on waiting for the editor. They are variables so tests can shorten
+// them.
+var (
+	// editTimeout bounds one workspace/applyEdit round trip.
+	editTimeout = 10 * time.Second
+	// echoTimeout bounds the wait, at the end, for the didChange that
+	// confirms the last edits.
+	echoTimeout = 3 * time.Second
+	// maxRejections is how many rejections in a row end a generation.
+	maxRejections = 8
+)
+
+// applyEditFunc sends workspace/applyEdit and returns whether the editor
+// applied it.
+type applyEditFunc func(ctx context.Context, params applyEditParams) (applied bool, reason string, err error)
+
+// editSink writes one generation's text into a document through
+// workspace/applyEdit, with at most one request in flight: text that arrives
+// meanwhile is merged into the next edit, so the edit rate adapts to how fast
+// the editor answers and a burst of tokens costs few edits.
+type editSink struct {
+	store   *store
+	uri     string
+	enc     Encoding
+	r       *region
+	apply   applyEditFunc
+	onFail  func(error)
+	started bool
+
+	done   chan struct{} // closed when the writer goroutine exits
+	closed bool          // Close was called; guarded by store.mu
+	err    error         // guarded by store.mu
+}
+
+// newEditSink starts a region at offset at of uri. versioned selects
+// documentChanges with a version (the editor rejects stale edits) over plain
+// changes. onFail is called once if the sink fails on its own (user edit,
+// rejection), so the session can stop the stream at once.
+func newEditSink(st *store, uri string, at int, enc Encoding, versioned bool, apply applyEditFunc, onFail func(error)) (*editSink, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	d, ok := st.docs[uri]
+	if !ok {
+		return nil, fmt.Errorf("document %s is not open", uri)
+	}
+	r := newRegion(at, versioned)
+	d.regions[r] = struct{}{}
+	return &editSink{store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, done: make(chan struct{})}, nil
+}
+
+// Write queues text; it never blocks on the editor.
+func (s *editSink) Write(text string) error {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	s.r.pending += text
+	if !s.started {
+		s.started = true
+		go s.run()
+	}
+	s.r.wake()
+	return nil
+}
+
+// Close waits until everything written is in the document, then removes the
+// region.
+func (s *editSink) Close(ctx context.Context) error {
+	s.store.mu.Lock()
+	s.closed = true
+	started := s.started
+	s.r.wake()
+	s.store.mu.Unlock()
+	if started {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		}
+	}
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	if d, ok := s.store.docs[s.uri]; ok {
+		delete(d.regions, s.r)
+	}
+	return s.err
+}
+
+func (s *editSink) fail(err error) {
+	s.store.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.store.mu.Unlock()
+	if s.onFail != nil {
+		s.onFail(err)
+	}
+}
+
+// run is the writer: it sends the pending text whenever the previous edit
+// has been answered.
+func (s *editSink) run() {
+	defer close(s.done)
+	rejections := 0
+	var echoDeadline time.Time
+	for {
+		s.store.mu.Lock()
+		d, open := s.store.docs[s.uri]
+		switch {
+		case !open:
+			s.store.mu.Unlock()
+			s.fail(ErrDocClosed)
+			return
+		case s.r.edited:
+			s.store.mu.Unlock()
+			s.fail(ErrUserEdited)
+			return
+		case s.r.pending == "" && s.closed && len(s.r.unechoed) == 0:
+			s.store.mu.Unlock()
+			return
+		case s.r.pending == "" && s.closed:
+			// Wait a bounded time for the editor to confirm the last edits.
+			if echoDeadline.IsZero() {
+				echoDeadline = time.Now().Add(echoTimeout)
+			}
+			if time.Now().After(echoDeadline) {
+				s.store.mu.Unlock()
+				return
+			}
+			s.store.mu.Unlock()
+			s.waitChange(time.Until(echoDeadline))
+			continue
+		case s.r.pending == "":
+			s.store.mu.Unlock()
+			s.waitChange(time.Hour)
+			continue
+		}
+		// Place the edit after the edits the editor has applied but not yet
+		// echoed, on the version it will have by then.
+		var ahead strings.Builder
+		for _, e := range s.r.unechoed {
+			ahead.WriteString(e.text)
+		}
+		pos := s.enc.advance(s.enc.Position(d.text, s.r.end), ahead.String())
+		version := d.version + int32(len(s.r.unechoed))
+		text := s.r.pending
+		s.r.pending = ""
+		sent := &sentEdit{text: text}
+		s.r.unechoed = append(s.r.unechoed, sent)
+		s.store.mu.Unlock()
+
+		params := insertEdit(s.uri, version, s.r.versioned, pos, text)
+		ctx, cancel := context.WithTimeout(context.Background(), editTimeout)
+		applied, reason, err := s.apply(ctx, params)
+		cancel()
+
+		s.store.mu.Lock()
+		i := indexEdit(s.r.unechoed, sent)
+		if err == nil && applied {
+			if i >= 0 {
+				sent.applied = true
+			}
+			rejections = 0
+			s.store.mu.Unlock()
+			continue
+		}
+		// Not applied: put the text back in front (unless a change already
+		// did) and try again once the document has moved.
+		if i >= 0 {
+			s.r.unechoed = append(s.r.unechoed[:i], s.r.unechoed[i+1:]...)
+			s.r.pending = text + s.r.pending
+		}
+		rejections++
+		s.store.mu.Unlock()
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.fail(fmt.Errorf("generation stopped: the editor did not answer an edit within %s", editTimeout))
+			return
+		}
+		if rejections >= maxRejections {
+			why := reason
+			if err != nil {
+				why = err.Error()
+			}
+			s.fail(fmt.Errorf("%w (%s)", ErrEditRejected, why))
+			return
+		}
+		s.waitChange(time.Duration(rejections) * 50 * time.Millisecond)
+	}
+}
+
+func (s *editSink) waitChange(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.r.changed:
+	case <-t.C:
+	}
+}
+
+func indexEdit(es []*sentEdit, e *sentEdit) int {
+	for i, x := range es {
+		if x == e {
+			return i
+		}
+	}
+	return -1
+}
+
+// applyEditParams is workspace/applyEdit's params, with the edit as either
+// versioned documentChanges or plain changes.
+type applyEditParams struct {
+	Label string        `json:"label,omitempty"`
+	Edit  workspaceEdit `json:"edit"`
+}
+
+type workspaceEdit struct {
+	Changes         map[string][]textEdit `json:"changes,omitempty"`
+	DocumentChanges []textDocumentEdit    `json:"documentChanges,omitempty"`
+}
+
+type textDocumentEdit struct {
+	TextDocument versionedDocument `json:"textDocument"`
+	Edits        []textEdit        `json:"edits"`
+}
+
+type versionedDocument struct {
+	URI     string `json:"uri"`
+	Version int32  `json:"version"`
+}
+
+type textEdit struct {
+	Range   Range  `json:"range"`
+	NewText string `json:"newText"`
+}
+
+func insertEdit(uri string, version int32, versioned bool, pos Position, text string) applyEditParams {
+	edit := textEdit{Range: Range{Start: pos, End: pos}, NewText: text}
+	p := applyEditParams{Label: "genls: generate"}
+	if versioned {
+		p.Edit.DocumentChanges = []textDocumentEdit{{TextDocument: versionedDocument{URI: uri, Version: version}, Edits: []textEdit{edit}}}
+	} else {
+		p.Edit.Changes = map[string][]textEdit{uri: {edit}}
+	}
+	return p
+}
