@@ -61,7 +61,8 @@ var settingsSchema = map[string]any{
 		"template": "string", "system": "string",
 		"fim": map[string]any{"prefix": "string", "suffix": "string", "middle": "string"},
 	},
-	"log": map[string]any{"level": "string", "file": "string"},
+	"log":                  map[string]any{"level": "string", "file": "string"},
+	"idle_timeout_seconds": "number",
 }
 
 var backends = map[string]bool{"auto": true, "tgi": true, "openai": true, "openai-completions": true, "ollama": true}
