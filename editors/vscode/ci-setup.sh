@@ -69,9 +69,16 @@ if [ ! -e "$CS/lib/node_modules/code-server/lib/vscode/node_modules/@vscode/spdl
 fi
 step "code-server $(cs_version)"
 
-# 4. The extension's and the test runner's own dependencies.
-(cd "$HERE" && npm ci --no-fund --no-audit >"$PREFIX/npm-ci-extension.log" 2>&1) ||
-  { cat "$PREFIX/npm-ci-extension.log"; exit 1; }
-(cd "$HERE/e2e" && npm ci --no-fund --no-audit >"$PREFIX/npm-ci-e2e.log" 2>&1) ||
-  { cat "$PREFIX/npm-ci-e2e.log"; exit 1; }
-step "npm ci done"
+# 4. The extension's and the test runner's own dependencies, reinstalled only
+# when package-lock.json changed since the last npm ci.
+npm_ci() {
+  local dir=$1 log=$2 stamp=$1/node_modules/.genls-lock-sha256 sum
+  sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]; then
+    (cd "$dir" && npm ci --no-fund --no-audit >"$log" 2>&1) || { cat "$log"; exit 1; }
+    echo "$sum" >"$stamp"
+  fi
+}
+npm_ci "$HERE" "$PREFIX/npm-ci-extension.log"
+npm_ci "$HERE/e2e" "$PREFIX/npm-ci-e2e.log"
+step "node_modules up to date"
