@@ -30,6 +30,7 @@ type scenario struct {
 	name     string        // run.lua scenario: range, here, cancel
 	lines    string        // range for :GenlsGenerate, e.g. "1,1"
 	cursor   string        // "row,col" (1-based row, byte column) for "here"
+	selected string        // "from,to" byte columns of a Visual selection on line 1
 	cancelAt string        // text to wait for before :GenlsCancel
 	timeout  time.Duration // of the whole editor session
 }
@@ -108,6 +109,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_SCENARIO="+sc.name,
 		"GENLS_TEST_RANGE="+sc.lines,
 		"GENLS_TEST_CURSOR="+sc.cursor,
+		"GENLS_TEST_SELECT="+sc.selected,
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
 		"GENLS_TEST_NVIM_LOGLEVEL=DEBUG",
@@ -215,6 +217,26 @@ func TestGenerateMultiLineRange(t *testing.T) {
 	checkProgress(t, rep)
 	if p := prompt(srv); !strings.Contains(p, "alpha\nbeta") {
 		t.Errorf("endpoint request strings = %q, want a prompt with both selected lines", p)
+	}
+}
+
+func TestGenerateVisualSelection(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", " crème"))
+	text := "un café noir\n"
+	// v from the "c" to the "é" of café: the selection ends inside the line,
+	// on a two-byte character.
+	from, to := strings.Index(text, "café"), strings.Index(text, "é")
+	got, rep := run(t, srv, scenario{
+		text:     text,
+		name:     "visual",
+		selected: strconv.Itoa(from) + "," + strconv.Itoa(to),
+	})
+	if want := "un café crème noir\n"; got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+	checkProgress(t, rep)
+	if p := prompt(srv); !strings.Contains(p, "café") || strings.Contains(p, "noir") || strings.Contains(p, "un ") {
+		t.Errorf("endpoint request strings = %q, want a prompt of the selected characters only", p)
 	}
 }
 

@@ -126,7 +126,16 @@ local ok, err = pcall(function()
     return now() - last_change >= ms
   end
 
-  if scenario == 'here' then
+  if scenario == 'visual' then
+    -- A characterwise Visual selection from byte column a to b (inclusive)
+    -- on line 1, then :'<,'>GenlsGenerate as typing ':' in Visual mode gives.
+    local a, b = env('SELECT'):match('^(%d+),(%d+)$')
+    vim.api.nvim_win_set_cursor(0, { 1, tonumber(a) })
+    vim.cmd('normal! v')
+    vim.api.nvim_win_set_cursor(0, { 1, tonumber(b) })
+    vim.cmd('normal! \27')
+    vim.cmd("'<,'>GenlsGenerate")
+  elseif scenario == 'here' then
     local row, col = env('CURSOR'):match('^(%d+),(%d+)$')
     vim.api.nvim_win_set_cursor(0, { tonumber(row), tonumber(col) })
     vim.cmd('GenlsGenerate')
