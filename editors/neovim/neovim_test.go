@@ -32,6 +32,7 @@ type scenario struct {
 	cursor   string        // "row,col" (1-based row, byte column) for "here"
 	selected string        // "from,to" byte columns of a Visual selection on line 1
 	cancelAt string        // text to wait for before :GenlsCancel
+	typeAt   string        // text to wait for before typing (scenario "typing")
 	timeout  time.Duration // of the whole editor session
 }
 
@@ -49,6 +50,7 @@ type report struct {
 	StatusAfter    string   `json:"status_after"`
 	ServerStopped  bool     `json:"server_stopped"`
 	Changes        int      `json:"changes"`
+	TypedAtChanges int      `json:"typed_at_changes"`
 	Messages       []struct {
 		Msg   string `json:"msg"`
 		Level int    `json:"level"`
@@ -111,6 +113,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_CURSOR="+sc.cursor,
 		"GENLS_TEST_SELECT="+sc.selected,
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
+		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
 		"GENLS_TEST_NVIM_LOGLEVEL=DEBUG",
 	)
@@ -257,6 +260,27 @@ func TestGenerateHere(t *testing.T) {
 	checkProgress(t, rep)
 	if p := prompt(srv); !strings.Contains(p, "Ünïcode: café") || strings.Contains(p, "and more") {
 		t.Errorf("endpoint request strings = %q, want a prompt of the text before the cursor", p)
+	}
+}
+
+// TestTypingWhileGenerating edits the buffer above and below the insertion
+// point while tokens stream in: with debounce_text_changes = 0 the server
+// sees each change at once and keeps inserting at the right place.
+func TestTypingWhileGenerating(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(40*time.Millisecond, "length", " one", " two", " three", " four", " five"))
+	got, rep := run(t, srv, scenario{
+		text:   "Hello\nlast line\n",
+		name:   "typing",
+		lines:  "1,1",
+		typeAt: "Hello one",
+	})
+	if want := "typed above\nHello one two three four five\nlast line and below\n"; got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+	checkProgress(t, rep)
+	// typed_at_changes counts the changes up to and including the typing.
+	if rep.Changes <= rep.TypedAtChanges {
+		t.Errorf("no generated text arrived after the typing (%d changes, typed after %d)", rep.Changes, rep.TypedAtChanges)
 	}
 }
 

@@ -143,6 +143,22 @@ local ok, err = pcall(function()
     vim.cmd(env('RANGE', '1,1') .. 'GenlsGenerate')
   end
 
+  if scenario == 'typing' then
+    -- The user types elsewhere while the text streams in: a new first line
+    -- once the first token has arrived, and more at the end of the last line.
+    local wait_for = env('TYPE_AFTER')
+    if not vim.wait(timeout, function()
+      return text():find(wait_for, 1, true) ~= nil
+    end, 1) then
+      error('buffer never contained ' .. vim.inspect(wait_for) .. ': ' .. vim.inspect(text()))
+    end
+    vim.api.nvim_buf_set_lines(bufnr, 0, 0, false, { 'typed above' })
+    local last = vim.api.nvim_buf_line_count(bufnr)
+    local line = vim.api.nvim_buf_get_lines(bufnr, last - 1, last, false)[1]
+    vim.api.nvim_buf_set_text(bufnr, last - 1, #line, last - 1, #line, { ' and below' })
+    R.typed_at_changes = R.changes
+  end
+
   if scenario == 'cancel' then
     local wait_for = env('CANCEL_AFTER')
     if not vim.wait(timeout, function()
