@@ -34,6 +34,7 @@ type scenario struct {
 	lines    string        // "FIRST,LAST" lines of the region
 	point    string        // "LINE,COL" (character column) for "here"
 	cancelAt string        // text to wait for before genls-cancel
+	typeAt   string        // text to wait for before typing (scenario "typing")
 	want     string        // the expected buffer, so the harness can stop early
 	timeout  time.Duration // of the whole editor session
 }
@@ -50,6 +51,7 @@ type report struct {
 	ServerStopped    bool   `json:"server_stopped"`
 	Changes          int    `json:"changes"`
 	CancelledMS      int    `json:"cancelled_ms"`
+	TypedAtChanges   int    `json:"typed_at_changes"`
 	ScenarioReported string `json:"scenario"`
 }
 
@@ -111,6 +113,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_RANGE="+sc.lines,
 		"GENLS_TEST_POINT="+sc.point,
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
+		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
 		"GENLS_TEST_TIMEOUT="+strconv.Itoa(int(sc.timeout.Seconds()/3)),
 	)
 	// Emacs and the genls it spawns share a process group, killed as a
@@ -210,6 +213,27 @@ func TestGenerateHere(t *testing.T) {
 	})
 	if got != want {
 		t.Errorf("buffer = %q, want %q", got, want)
+	}
+}
+
+// TestTypingWhileGenerating edits the buffer above and below the insertion
+// point while tokens stream in. eglot only applies an edit addressed to the
+// buffer's exact version, so the server has to follow every change.
+func TestTypingWhileGenerating(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(40*time.Millisecond, "length", " one", " two", " three", " four", " five"))
+	want := "typed above\nHello one two three four five\nlast line and below\n"
+	got, rep := run(t, srv, scenario{
+		text:   "Hello\nlast line\n",
+		name:   "typing",
+		lines:  "1,1",
+		typeAt: "Hello one",
+		want:   want,
+	})
+	if got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+	if rep.Changes <= rep.TypedAtChanges {
+		t.Errorf("no generated text arrived after the typing (%d changes, typed after %d)", rep.Changes, rep.TypedAtChanges)
 	}
 }
 

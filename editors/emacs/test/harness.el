@@ -31,9 +31,10 @@
 
 (defun genls-test-idle ()
   "Do what Emacs does when the user is idle, which batch mode never is:
-eglot sends textDocument/didChange from an idle timer."
+eglot sends textDocument/didChange from an idle timer, once the buffer has
+not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
   (when (and eglot--change-idle-timer genls-test-last-change
-             (> (- (float-time) genls-test-last-change) 0.05))
+             (> (- (float-time) genls-test-last-change) eglot-send-changes-idle-time))
     (let ((timer eglot--change-idle-timer))
       (cancel-timer timer)
       (funcall (timer--function timer)))))
@@ -122,6 +123,22 @@ eglot sends textDocument/didChange from an idle timer."
                (exchange-point-and-mark)
                (call-interactively #'genls-generate))))
           (genls-test-put :command_returned_ms (genls-test-ms))
+          (when (string= scenario "typing")
+            ;; The user types elsewhere while the text streams in: a new first
+            ;; line once the first token has arrived, and more at the end.
+            (let ((wait-for (genls-test-env "TYPE_AFTER")))
+              (unless (genls-test-wait timeout (lambda ()
+                                                 (save-excursion
+                                                   (goto-char (point-min))
+                                                   (search-forward wait-for nil t))))
+                (error "buffer never contained %S: %S" wait-for (buffer-string)))
+              (save-excursion
+                (goto-char (point-min))
+                (insert "typed above\n")
+                (goto-char (point-max))
+                (skip-chars-backward "\n")
+                (insert " and below"))
+              (genls-test-put :typed_at_changes genls-test-changes)))
           (when (string= scenario "cancel")
             (let ((wait-for (genls-test-env "CANCEL_AFTER")))
               (unless (genls-test-wait timeout (lambda ()
