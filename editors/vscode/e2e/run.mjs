@@ -4,7 +4,8 @@
 //  1. "exttests": the extension is loaded from source (extensionDevelopmentPath)
 //     and out/test/suite.js runs inside the extension host (extensionTestsPath);
 //     VS Code reports the result through window.codeAutomationExit.
-//  2. "ui": a user's session driven through the workbench: open a file from the
+//  2. "ui": a user's session driven through the workbench, with the packaged
+//     .vsix installed (GENLS_E2E_VSIX) like a user would: open a file from the
 //     Explorer, set the API token from the palette, select, Ctrl+. , pick
 //     Generate, wait for the streamed text, take a screenshot.
 //
@@ -17,10 +18,11 @@
 //   GENLS_E2E_UI_URL, GENLS_E2E_UI_TEXT, GENLS_E2E_UI_TOKEN   the UI run's endpoint,
 //                          its scripted text and the token typed into "Set API Token"
 //   GENLS_E2E_SCREENSHOT   where the UI run saves its screenshot
+//   GENLS_E2E_VSIX         a packaged extension the UI run installs (default: load from source)
 //   GENLS_E2E_RUNS         "exttests,ui" (default) or a subset
 // Exit status 0 when every run passed.
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -71,6 +73,8 @@ const baseSettings = {
   'security.workspace.trust.enabled': false,
   'editor.minimap.enabled': false,
   'window.commandCenter': false,
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  'workbench.layoutControl.enabled': false,
   'genls.serverPath': genls,
   'genls.endpoint.backend': 'tgi',
   'genls.log.level': 'debug',
@@ -90,7 +94,7 @@ function freePort() {
 // startCodeServer starts code-server on a fresh profile and workspace. It runs
 // in its own process group so that stop() ends it with every child (extension
 // host, genls).
-async function startCodeServer(name, settings, files) {
+async function startCodeServer(name, settings, files, options = {}) {
   const dir = path.join(workdir, name);
   const ws = path.join(dir, 'workspace');
   const userData = path.join(dir, 'user-data');
@@ -108,25 +112,33 @@ async function startCodeServer(name, settings, files) {
   for (const [file, text] of Object.entries(files)) {
     fs.writeFileSync(path.join(ws, file), text);
   }
+  const xdg = {
+    XDG_CONFIG_HOME: path.join(dir, 'xdg', 'config'),
+    XDG_DATA_HOME: path.join(dir, 'xdg', 'data'),
+    XDG_CACHE_HOME: path.join(dir, 'xdg', 'cache'),
+    XDG_RUNTIME_DIR: path.join(dir, 'tmp'),
+    TMPDIR: path.join(dir, 'tmp'),
+  };
+  const common = ['--user-data-dir', userData, '--extensions-dir', path.join(dir, 'extensions')];
+  for (const ext of options.extensions ?? []) {
+    const res = spawnSync(codeServer, [...common, '--install-extension', ext], { env: { ...process.env, ...xdg }, encoding: 'utf8' });
+    if (res.status !== 0) throw new Error(`code-server --install-extension ${ext}: ${res.stdout}${res.stderr}`);
+    log(`${name}: installed ${path.basename(ext)}`);
+  }
   const port = await freePort();
   const out = fs.openSync(path.join(dir, 'code-server.log'), 'w');
   const child = spawn(codeServer, [
     '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`,
-    '--user-data-dir', userData, '--extensions-dir', path.join(dir, 'extensions'),
+    ...common,
     '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
     '--disable-getting-started-override', '--reconnection-grace-time', '5',
-    '--vscode-option', 'enable-smoke-test-driver',
+    // The smoke-test driver makes extensionTestsPath report through
+    // codeAutomationExit, but it also suppresses notification toasts.
+    ...(options.smokeTestDriver ? ['--vscode-option', 'enable-smoke-test-driver'] : []),
   ], {
     detached: true,
     stdio: ['ignore', out, out],
-    env: {
-      ...process.env,
-      XDG_CONFIG_HOME: path.join(dir, 'xdg', 'config'),
-      XDG_DATA_HOME: path.join(dir, 'xdg', 'data'),
-      XDG_CACHE_HOME: path.join(dir, 'xdg', 'cache'),
-      XDG_RUNTIME_DIR: path.join(dir, 'tmp'),
-      TMPDIR: path.join(dir, 'tmp'),
-    },
+    env: { ...process.env, ...xdg },
   });
   const stop = async () => {
     running.delete(stop);
@@ -170,7 +182,8 @@ async function launchBrowser(dir) {
 function workbenchURL(cs, payload) {
   const remote = p => `vscode-remote://127.0.0.1:${cs.port}${p}`;
   const entries = Object.entries(payload).map(([k, v]) => [k, remote(v)]);
-  return `http://127.0.0.1:${cs.port}/?folder=${encodeURIComponent(cs.ws)}&payload=${encodeURIComponent(JSON.stringify(entries))}`;
+  const url = `http://127.0.0.1:${cs.port}/?folder=${encodeURIComponent(cs.ws)}`;
+  return entries.length > 0 ? `${url}&payload=${encodeURIComponent(JSON.stringify(entries))}` : url;
 }
 
 // copyLogs keeps the extension host's and genls' logs next to the run.
@@ -201,7 +214,7 @@ function dumpLogs(cs) {
 async function extensionTests() {
   const cs = await startCodeServer('exttests', {
     'genls.endpoint.url': process.env.GENLS_TEST_GENERATE_URL ?? '',
-  }, {});
+  }, {}, { smokeTestDriver: true });
   const ctx = await launchBrowser(cs.dir);
   let code;
   try {
@@ -244,7 +257,9 @@ const uiOriginal = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."
 async function uiRun() {
   const expected = uiOriginal + need('GENLS_E2E_UI_TEXT');
   const token = process.env.GENLS_E2E_UI_TOKEN;
-  const cs = await startCodeServer('ui', { 'genls.endpoint.url': need('GENLS_E2E_UI_URL') }, { [uiFile]: uiOriginal });
+  const vsix = process.env.GENLS_E2E_VSIX;
+  const cs = await startCodeServer('ui', { 'genls.endpoint.url': need('GENLS_E2E_UI_URL') }, { [uiFile]: uiOriginal },
+    { extensions: vsix ? [vsix] : [] });
   const ctx = await launchBrowser(cs.dir);
   const shots = path.join(cs.dir, 'shots');
   fs.mkdirSync(shots, { recursive: true });
@@ -265,13 +280,36 @@ async function uiRun() {
   };
   let ok = true;
   try {
-    await page.goto(workbenchURL(cs, { extensionDevelopmentPath: extDir }));
+    // The installed .vsix when there is one, else the extension from source.
+    await page.goto(workbenchURL(cs, vsix ? {} : { extensionDevelopmentPath: extDir }));
     const row = page.locator('.explorer-folders-view .monaco-list-row', { hasText: uiFile });
     await row.waitFor({ timeout: 60000 });
     log('ui: workbench loaded');
     await row.click();
     await page.locator('.editor-instance .view-lines', { hasText: 'def fibonacci' }).waitFor();
     log('ui: file opened');
+
+    // Select the whole file and ask for code actions: Ctrl+. on a selection.
+    const codeActionMenu = async () => {
+      for (let attempt = 0; attempt < 30; attempt++) {
+        await page.locator('.editor-instance .view-lines').click();
+        await page.keyboard.press('Control+A');
+        await page.keyboard.press('Control+.');
+        const item = page.locator('.action-widget .monaco-list-row').filter({ hasText: /^\s*Generate\s*$/ });
+        try {
+          await item.first().waitFor({ timeout: 2000 });
+          return item.first();
+        } catch {
+          // The server may still be starting: close whatever opened and retry.
+          await page.keyboard.press('Escape');
+          await sleep(500);
+        }
+      }
+      throw new Error('the Generate code action never showed up after Ctrl+.');
+    };
+    await codeActionMenu();
+    await page.keyboard.press('Escape');
+    log('ui: the server is up');
 
     if (token) {
       await palette('genls: Set API Token');
@@ -280,38 +318,41 @@ async function uiRun() {
       await input.fill(token);
       await page.keyboard.press('Enter');
       await page.locator('.notifications-toasts', { hasText: 'API token saved' }).waitFor();
-      log('ui: token set');
+      await shot('00-token-set');
+      // vscode_test.go checks that the endpoint received it.
+      log('ui: token saved');
+      // Clear it, so that the notification centre shows only the progress later.
+      await palette('Notifications: Clear All Notifications').catch(() => page.keyboard.press('Escape'));
+      await page.locator('.notifications-toasts', { hasText: 'API token saved' }).waitFor({ state: 'hidden', timeout: 5000 })
+        .catch(() => {});
     }
 
-    // Select the whole file and ask for code actions: Ctrl+. on a selection.
-    await page.locator('.editor-instance .view-lines').click();
-    await page.keyboard.press('Control+A');
-    let item;
-    for (let attempt = 0; attempt < 30; attempt++) {
-      await page.keyboard.press('Control+.');
-      item = page.locator('.action-widget .monaco-list-row').filter({ hasText: /^\s*Generate\s*$/ });
-      try {
-        await item.first().waitFor({ timeout: 2000 });
-        break;
-      } catch {
-        // The server may still be starting: close whatever opened and retry.
-        await page.keyboard.press('Escape');
-        await sleep(500);
-        item = undefined;
-      }
-    }
-    if (!item) throw new Error('the Generate code action never showed up after Ctrl+.');
+    const item = await codeActionMenu();
     await shot('01-code-actions');
     log('ui: code action menu open');
-    await item.first().click();
+    await item.click();
+
+    // The server's progress is a cancellable notification. VS Code shows it
+    // as a toast or, when the toast is not shown, as a status bar item that
+    // opens the notification centre; either way it has a Cancel button.
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'Generating' });
+    const statusItem = page.locator('.statusbar-item', { hasText: 'Generating' });
+    await toast.or(statusItem).first().waitFor({ timeout: 10000 });
+    let notification = toast;
+    if (!(await toast.isVisible())) {
+      await statusItem.first().click();
+      notification = page.locator('.notifications-center .notification-list-item', { hasText: 'Generating' });
+    }
+    await notification.first().waitFor({ timeout: 5000 });
+    await notification.locator('.monaco-button', { hasText: 'Cancel' }).first().waitFor({ timeout: 5000 });
+    log('ui: progress notification with a Cancel button shown');
 
     let text = '';
     let screenshotTaken = false;
     for (let i = 0; i < 300 && text !== expected; i++) {
       text = await editorText();
-      if (!screenshotTaken && text.length > uiOriginal.length + 20 &&
-          await page.locator('.notifications-toasts', { hasText: 'Generating' }).isVisible()) {
-        // Mid-stream, with the cancellable progress notification showing.
+      if (!screenshotTaken && text.length > uiOriginal.length + 40) {
+        // Mid-stream, with the progress notification showing.
         await shot('02-generating');
         if (process.env.GENLS_E2E_SCREENSHOT) {
           await page.screenshot({ path: process.env.GENLS_E2E_SCREENSHOT });
@@ -330,7 +371,7 @@ async function uiRun() {
     }
     if (!screenshotTaken) {
       ok = false;
-      log('ui: never saw the "Generating" progress notification while text streamed in');
+      log('ui: the text arrived all at once; no screenshot of the stream in progress');
     }
   } catch (err) {
     ok = false;
