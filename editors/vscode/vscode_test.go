@@ -87,6 +87,10 @@ func TestVSCode(t *testing.T) {
 		t.Fatalf("vsce package: %v\n%s", err, out)
 	}
 	// ... the in-extension-host suite loads it from source, with the tests.
+	typecheck := exec.Command(node, filepath.Join("node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", ".")
+	if out, err := typecheck.CombinedOutput(); err != nil {
+		t.Fatalf("type-checking the extension (tsc --noEmit): %v\n%s", err, out)
+	}
 	build := exec.Command(node, "esbuild.mjs")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the extension (node esbuild.mjs): %v\n%s", err, out)

@@ -76,10 +76,13 @@ class Session {
 
   private async startClient(): Promise<void> {
     const command = resolveServerPath(this.context);
-    if (!command) {
-      this.output.error('server binary not found: genls.serverPath is empty, none is bundled and genls is not on PATH');
+    if (!command || !fs.existsSync(command)) {
+      const why = command
+        ? `genls.serverPath is ${command}, which does not exist`
+        : 'genls.serverPath is empty, none is bundled and genls is not on PATH';
+      this.output.error(`server binary not found: ${why}`);
       const choice = await vscode.window.showErrorMessage(
-        'genls: the language server binary was not found. Install genls and put it on PATH, or set "genls.serverPath".',
+        `genls: the language server binary was not found (${why}). Install genls and put it on PATH, or set "genls.serverPath".`,
         'Install instructions',
         'Open Settings',
       );

@@ -9,6 +9,7 @@
 //
 // run() resolves when every test passed; VS Code then reports exit code 0.
 import * as assert from 'assert';
+import * as fs from 'fs';
 import * as vscode from 'vscode';
 
 type Test = { name: string; fn: () => Promise<void> };
@@ -177,6 +178,43 @@ test('a 401 from the endpoint shows an error message', async () => {
   const message = await waitFor('an error message', () => errorMessages.slice(before).find(m => /rejected the token/.test(m)));
   console.log(`# error shown: ${message}`);
   assert.strictEqual(doc.getText(), original, 'a rejected generation changed the document');
+});
+
+// genlsChildren returns the pids of the genls processes this extension host
+// started (Linux: read from /proc).
+function genlsChildren(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (comm === 'genls' && ppid === process.pid) {
+        pids.push(Number(entry));
+      }
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return pids;
+}
+
+test('a server that crashes is restarted', async () => {
+  const [pid] = await waitFor('the genls process', () => {
+    const pids = genlsChildren();
+    return pids.length === 1 ? pids : undefined;
+  });
+  process.kill(pid, 'SIGKILL');
+  const [restarted] = await waitFor('a new genls process', () => {
+    const pids = genlsChildren();
+    return pids.length === 1 && pids[0] !== pid ? pids : undefined;
+  });
+  console.log(`# killed genls ${pid}; restarted as ${restarted}`);
+  const editor = await openFixture('after-crash.txt', 'still here\n');
+  await runActionsReady(editor.document);
 });
 
 export async function run(): Promise<void> {
