@@ -47,7 +47,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.onDidChangeConfiguration(e => session?.configurationChanged(e)),
     context.secrets.onDidChange(e => {
       if (e.key === tokenKey) {
-        void session?.pushSettings();
+        void session?.tokenChanged();
       }
     }),
   );
@@ -63,6 +63,8 @@ export async function deactivate(): Promise<void> {
 class Session {
   private client: LanguageClient | undefined;
   private starting: Promise<void> | undefined;
+  // The API token, read from SecretStorage at start and on every change.
+  private token: string | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -75,22 +77,25 @@ class Session {
   }
 
   private async startClient(): Promise<void> {
+    this.token = await this.context.secrets.get(tokenKey);
     const command = resolveServerPath(this.context);
     if (!command || !fs.existsSync(command)) {
       const why = command
         ? `genls.serverPath is ${command}, which does not exist`
         : 'genls.serverPath is empty, none is bundled and genls is not on PATH';
       this.output.error(`server binary not found: ${why}`);
-      const choice = await vscode.window.showErrorMessage(
+      // Not awaited: activation must not wait for the user to answer.
+      void vscode.window.showErrorMessage(
         `genls: the language server binary was not found (${why}). Install genls and put it on PATH, or set "genls.serverPath".`,
         'Install instructions',
         'Open Settings',
-      );
-      if (choice === 'Install instructions') {
-        void vscode.env.openExternal(vscode.Uri.parse(installDocs));
-      } else if (choice === 'Open Settings') {
-        void vscode.commands.executeCommand('workbench.action.openSettings', 'genls.serverPath');
-      }
+      ).then(choice => {
+        if (choice === 'Install instructions') {
+          void vscode.env.openExternal(vscode.Uri.parse(installDocs));
+        } else if (choice === 'Open Settings') {
+          void vscode.commands.executeCommand('workbench.action.openSettings', 'genls.serverPath');
+        }
+      });
       return;
     }
     const level = vscode.workspace.getConfiguration('genls').get<string>('log.level') || 'info';
@@ -105,7 +110,8 @@ class Session {
       // The server's stderr is its log, already timestamped and levelled:
       // show its lines as they are rather than as errors.
       stdioOptions: { stdout: copyLines, stderr: copyLines },
-      initializationOptions: await this.settings(),
+      // A function, so that a restart after a crash sends the current settings.
+      initializationOptions: () => this.settings(),
       errorHandler: new RestartLimiter(this.output),
       middleware: {
         workspace: {
@@ -116,8 +122,7 @@ class Session {
             if (!Array.isArray(result)) {
               return result;
             }
-            const settings = await this.settings();
-            return params.items.map((item, i) => (item.section === 'genls' ? settings : result[i]));
+            return params.items.map((item, i) => (item.section === 'genls' ? this.settings() : result[i]));
           },
         },
       },
@@ -152,7 +157,7 @@ class Session {
   // settings builds the object the server reads as initializationOptions and
   // as the answer to workspace/configuration: the genls.* settings, nested as
   // the server expects, without unset values, plus the token from SecretStorage.
-  async settings(): Promise<Record<string, unknown>> {
+  settings(): Record<string, unknown> {
     const config = vscode.workspace.getConfiguration('genls');
     const pick = (...keys: string[]) => {
       const out: Record<string, unknown> = {};
@@ -165,9 +170,8 @@ class Session {
       return out;
     };
     const endpoint = pick('endpoint.url', 'endpoint.backend', 'endpoint.model');
-    const token = await this.context.secrets.get(tokenKey);
-    if (token) {
-      endpoint.token = token;
+    if (this.token) {
+      endpoint.token = this.token;
     }
     const prompt: Record<string, unknown> = pick('prompt.template', 'prompt.system');
     const fim = pick('prompt.fim.prefix', 'prompt.fim.suffix', 'prompt.fim.middle');
@@ -195,9 +199,13 @@ class Session {
     if (!client?.isRunning()) {
       return;
     }
-    const settings = await this.settings();
-    await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { genls: settings } })
+    await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { genls: this.settings() } })
       .catch(err => this.output.warn(`didChangeConfiguration: ${errorText(err)}`));
+  }
+
+  async tokenChanged(): Promise<void> {
+    this.token = await this.context.secrets.get(tokenKey);
+    await this.pushSettings();
   }
 
   configurationChanged(e: vscode.ConfigurationChangeEvent): void {

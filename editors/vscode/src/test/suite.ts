@@ -74,17 +74,19 @@ function wholeDocument(doc: vscode.TextDocument): vscode.Range {
 async function useEndpoint(url: string): Promise<void> {
   await vscode.workspace.getConfiguration('genls').update('endpoint.url', url, vscode.ConfigurationTarget.Global);
   assert.strictEqual(vscode.workspace.getConfiguration('genls').get('endpoint.url'), url);
-  await sleep(1000);
+  await sleep(500);
 }
 
 // Error messages shown by any extension (languageclient shows the server's
 // window/showMessage errors with vscode.window.showErrorMessage).
 const errorMessages: string[] = [];
+const errorButtons = new Map<string, string[]>();
 function captureErrorMessages(): void {
   const original = vscode.window.showErrorMessage;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   (vscode.window as any).showErrorMessage = (message: string, ...rest: any[]) => {
     errorMessages.push(message);
+    errorButtons.set(message, rest.filter(r => typeof r === 'string'));
     console.log(`# showErrorMessage: ${message}`);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     return (original as any).call(vscode.window, message, ...rest);
@@ -214,6 +216,23 @@ test('a server that crashes is restarted', async () => {
   });
   console.log(`# killed genls ${pid}; restarted as ${restarted}`);
   const editor = await openFixture('after-crash.txt', 'still here\n');
+  await runActionsReady(editor.document);
+});
+
+test('a missing server binary is reported with a pointer to the install docs', async () => {
+  const config = () => vscode.workspace.getConfiguration('genls');
+  const serverPath = config().get<string>('serverPath');
+  const before = errorMessages.length;
+  await config().update('serverPath', '/nonexistent/genls', vscode.ConfigurationTarget.Global);
+  try {
+    const message = await waitFor('the not-found message', () => errorMessages.slice(before).find(m => /binary was not found/.test(m)));
+    console.log(`# error shown: ${message}`);
+    assert.match(message, /\/nonexistent\/genls/);
+    assert.ok(errorButtons.get(message)?.includes('Install instructions'), `no "Install instructions" button: ${errorButtons.get(message)}`);
+  } finally {
+    await config().update('serverPath', serverPath, vscode.ConfigurationTarget.Global);
+  }
+  const editor = await openFixture('after-missing.txt', 'back again\n');
   await runActionsReady(editor.document);
 });
 
