@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -77,15 +78,10 @@ func TestVSCode(t *testing.T) {
 		os.RemoveAll(workdir)
 	})
 
-	// The UI run installs the extension as users do, from the .vsix that
-	// `npm run package` makes (vsce runs the production build itself)...
-	vsix := filepath.Join(workdir, "genls.vsix")
-	pkg := exec.Command(node, filepath.Join("node_modules", "@vscode", "vsce", "vsce"),
-		"package", "--no-dependencies", "--skip-license", "-o", vsix)
-	pkg.Env = append(os.Environ(), "PATH="+pre.nodeBin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	if out, err := pkg.CombinedOutput(); err != nil {
-		t.Fatalf("vsce package: %v\n%s", err, out)
-	}
+	// The UI run installs the extension as users do: on linux/amd64 the
+	// platform-specific .vsix with its bundled genls (npm run package:all), else
+	// the universal one (npm run package). vsce runs the production build itself...
+	vsix, bundled := packageExtension(t, node, pre.nodeBin, workdir)
 	// ... the in-extension-host suite loads it from source, with the tests.
 	typecheck := exec.Command(node, filepath.Join("node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", ".")
 	if out, err := typecheck.CombinedOutput(); err != nil {
@@ -143,6 +139,7 @@ func TestVSCode(t *testing.T) {
 		"GENLS_E2E_UI_TEXT="+strings.Join(uiTokens, ""),
 		"GENLS_E2E_UI_TOKEN="+uiToken,
 		"GENLS_E2E_VSIX="+vsix,
+		"GENLS_E2E_VSIX_BUNDLED="+map[bool]string{true: "1", false: "0"}[bundled],
 	)
 	var out bytes.Buffer
 	runner.Stdout = &out
@@ -178,6 +175,33 @@ func TestVSCode(t *testing.T) {
 			t.Errorf("the token set with \"genls: Set API Token\" was not sent: Authorization = %q, want %q", got, want)
 		}
 	}
+}
+
+// packageExtension builds the .vsix the UI run installs and reports whether
+// it carries the genls binary.
+func packageExtension(t *testing.T, node, nodeBin, dir string) (vsix string, bundled bool) {
+	t.Helper()
+	env := append(os.Environ(), "PATH="+nodeBin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if runtime.GOOS == "linux" && runtime.GOARCH == "amd64" {
+		cmd := exec.Command(node, filepath.Join("scripts", "package-all.mjs"), "--out", dir, "linux-x64")
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("node scripts/package-all.mjs linux-x64: %v\n%s", err, out)
+		}
+		matches, _ := filepath.Glob(filepath.Join(dir, "genls-linux-x64-*.vsix"))
+		if len(matches) != 1 {
+			t.Fatalf("package-all.mjs made %v, want one genls-linux-x64-*.vsix", matches)
+		}
+		return matches[0], true
+	}
+	vsix = filepath.Join(dir, "genls.vsix")
+	cmd := exec.Command(node, filepath.Join("node_modules", "@vscode", "vsce", "vsce"),
+		"package", "--no-dependencies", "--skip-license", "-o", vsix)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("vsce package: %v\n%s", err, out)
+	}
+	return vsix, false
 }
 
 // ran reports whether e2e/run.mjs ran the named run: all of them unless

@@ -19,6 +19,7 @@
 //                          its scripted text and the token typed into "Set API Token"
 //   GENLS_E2E_SCREENSHOT   where the UI run saves its screenshot
 //   GENLS_E2E_VSIX         a packaged extension the UI run installs (default: load from source)
+//   GENLS_E2E_VSIX_BUNDLED "1" when that .vsix carries genls: genls.serverPath is left empty
 //   GENLS_E2E_RUNS         "exttests,ui" (default) or a subset
 // Exit status 0 when every run passed.
 import { chromium } from 'playwright-core';
@@ -198,6 +199,16 @@ function copyLogs(cs) {
   }
 }
 
+// extensionLog returns the text of the extension's output channel (its log file).
+function extensionLog(cs) {
+  const logs = path.join(cs.userData, 'logs');
+  let text = '';
+  for (const f of fs.existsSync(logs) ? fs.readdirSync(logs, { recursive: true }) : []) {
+    if (f.endsWith(path.join('genls.genls', 'genls.log'))) text += fs.readFileSync(path.join(logs, f), 'utf8');
+  }
+  return text;
+}
+
 function dumpFile(file, title) {
   if (fs.existsSync(file)) {
     console.log(`----- ${title} (${file}) -----\n${fs.readFileSync(file, 'utf8').slice(-20000)}\n----- end -----`);
@@ -258,8 +269,11 @@ async function uiRun() {
   const expected = uiOriginal + need('GENLS_E2E_UI_TEXT');
   const token = process.env.GENLS_E2E_UI_TOKEN;
   const vsix = process.env.GENLS_E2E_VSIX;
-  const cs = await startCodeServer('ui', { 'genls.endpoint.url': need('GENLS_E2E_UI_URL') }, { [uiFile]: uiOriginal },
-    { extensions: vsix ? [vsix] : [] });
+  // A platform-specific .vsix carries genls: leave genls.serverPath empty so
+  // that the extension finds its bundled binary, as it does for users.
+  const settings = { 'genls.endpoint.url': need('GENLS_E2E_UI_URL') };
+  if (process.env.GENLS_E2E_VSIX_BUNDLED === '1') settings['genls.serverPath'] = '';
+  const cs = await startCodeServer('ui', settings, { [uiFile]: uiOriginal }, { extensions: vsix ? [vsix] : [] });
   const ctx = await launchBrowser(cs.dir);
   const shots = path.join(cs.dir, 'shots');
   fs.mkdirSync(shots, { recursive: true });
@@ -368,6 +382,13 @@ async function uiRun() {
       log(`ui: editor text mismatch\n got      ${JSON.stringify(text)}\n expected ${JSON.stringify(expected)}`);
     } else {
       log('ui: generated text shown in the editor');
+    }
+    // Which genls ran: the extension logs "starting <path> --stdio ...".
+    const started = extensionLog(cs).match(/starting (\S+) --stdio/)?.[1];
+    log(`ui: the extension started ${started}`);
+    if (process.env.GENLS_E2E_VSIX_BUNDLED === '1' && !started?.startsWith(path.join(cs.dir, 'extensions') + path.sep)) {
+      ok = false;
+      log('ui: the extension did not run the genls bundled in the .vsix');
     }
     if (!screenshotTaken) {
       ok = false;

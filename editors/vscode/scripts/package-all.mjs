@@ -1,7 +1,7 @@
 // Builds one platform-specific .vsix per target, each carrying a genls binary
 // cross-compiled with CGO_ENABLED=0, into dist/.
 //
-// usage: node scripts/package-all.mjs [target ...]   (default: all targets)
+// usage: node scripts/package-all.mjs [--out DIR] [target ...]   (default: all targets, into dist/)
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 const extDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const moduleRoot = path.resolve(extDir, '..', '..');
 const binDir = path.join(extDir, 'bin');
-const distDir = path.join(extDir, 'dist');
+const args = process.argv.slice(2);
+const outFlag = args.indexOf('--out');
+const distDir = outFlag >= 0 ? path.resolve(args.splice(outFlag, 2)[1]) : path.join(extDir, 'dist');
 const { version } = JSON.parse(fs.readFileSync(path.join(extDir, 'package.json'), 'utf8'));
 
 // VS Code target -> Go GOOS/GOARCH.
@@ -22,7 +24,7 @@ const targets = {
   'win32-x64': ['windows', 'amd64'],
 };
 
-const wanted = process.argv.slice(2);
+const wanted = args;
 for (const t of wanted) {
   if (!targets[t]) {
     console.error(`unknown target ${t}; known: ${Object.keys(targets).join(', ')}`);
