@@ -386,6 +386,10 @@ async function uiRun() {
     // Which genls ran: the extension logs "starting <path> --stdio ...".
     const started = extensionLog(cs).match(/starting (\S+) --stdio/)?.[1];
     log(`ui: the extension started ${started}`);
+    if (token && extensionLog(cs).includes(token)) {
+      ok = false;
+      log('ui: the API token appears in the genls output channel');
+    }
     if (process.env.GENLS_E2E_VSIX_BUNDLED === '1' && !started?.startsWith(path.join(cs.dir, 'extensions') + path.sep)) {
       ok = false;
       log('ui: the extension did not run the genls bundled in the .vsix');
