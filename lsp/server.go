@@ -242,7 +242,8 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 			Workspace struct {
 				Configuration bool `json:"configuration"`
 				WorkspaceEdit struct {
-					DocumentChanges bool `json:"documentChanges"`
+					DocumentChanges    bool     `json:"documentChanges"`
+					ResourceOperations []string `json:"resourceOperations"`
 				} `json:"workspaceEdit"`
 			} `json:"workspace"`
 		} `json:"capabilities"`
@@ -257,7 +258,10 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 	caps := clientCaps{
 		encoding:        negotiateEncoding(p.Capabilities.General.PositionEncodings),
 		progress:        p.Capabilities.Window.WorkDoneProgress,
-		documentChanges: p.Capabilities.Workspace.WorkspaceEdit.DocumentChanges,
+		// The specification allows documentChanges to a client that
+		// supports resource operations (Neovim 0.7 says only that).
+		documentChanges: p.Capabilities.Workspace.WorkspaceEdit.DocumentChanges ||
+			len(p.Capabilities.Workspace.WorkspaceEdit.ResourceOperations) > 0,
 		configuration:   p.Capabilities.Workspace.Configuration,
 	}
 	s.mu.Lock()
@@ -358,11 +362,15 @@ func (s *server) encoding() Encoding {
 	return s.caps.encoding
 }
 
-// showMessage tells the user something through window/showMessage.
+// showMessage tells the user something through window/showMessage. It does
+// not wait for the write: it may be called on the read loop, which must never
+// block on the client (the client may be blocked writing to us).
 func (s *server) showMessage(typ int, msg string) {
-	if err := s.conn.Notify(s.ctx, "window/showMessage", map[string]any{"type": typ, "message": "genls: " + msg}); err != nil {
-		s.log.Debug("showMessage failed", zap.Error(err))
-	}
+	go func() {
+		if err := s.conn.Notify(s.ctx, "window/showMessage", map[string]any{"type": typ, "message": "genls: " + msg}); err != nil {
+			s.log.Debug("showMessage failed", zap.Error(err))
+		}
+	}()
 }
 
 // Message types of window/showMessage.

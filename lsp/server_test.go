@@ -1,0 +1,519 @@
+package lsp
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/genls/genls/stream/streamtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const uri = "file:///work/main.go"
+
+func TestGenerateSelection(t *testing.T) {
+	for _, versioned := range []bool{true, false} {
+		t.Run(fmt.Sprintf("versioned=%v", versioned), func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", "Hello", ",", " wörld", "\n", "😀", "!"))
+			ed := newFakeEditor(t, editorOptions{versioned: versioned, settings: tgiSettings(srv.URL)})
+			doc := "// greet\nfunc main() {}\n"
+			ed.open(uri, doc)
+			sel := rangeOf(UTF16, doc, 0, len("// greet"))
+			if err := ed.run(uri, sel, "Generate"); err != nil {
+				t.Fatal(err)
+			}
+			msgs := ed.awaitEnded(1)
+			want := "// greetHello, wörld\n😀!\nfunc main() {}\n"
+			if got := ed.text(uri); got != want {
+				t.Fatalf("text\n got %q\nwant %q", got, want)
+			}
+			if !strings.HasPrefix(msgs[0], "length: 6 tokens") {
+				t.Errorf("progress end %q", msgs[0])
+			}
+			req, _ := srv.LastRequest()
+			if got := req.JSON()["inputs"]; got != "// greet" {
+				t.Errorf("prompt %q, want the selection", got)
+			}
+		})
+	}
+}
+
+func TestGenerateHereAndLine(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "X", "Y"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	doc := "abc\ndef\n"
+	ed.open(uri, doc)
+	cursor := rangeOf(UTF16, doc, 5, 5) // d|ef
+
+	titles := []string{}
+	for _, a := range ed.codeActions(uri, cursor) {
+		titles = append(titles, a.Title)
+	}
+	if strings.Join(titles, ",") != "Generate,Generate here" {
+		t.Fatalf("code actions at a cursor: %v", titles)
+	}
+
+	ed.run(uri, cursor, "Generate here")
+	ed.awaitEnded(1)
+	if got := ed.text(uri); got != "abc\ndXYef\n" {
+		t.Fatalf("Generate here: %q", got)
+	}
+	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "abc\nd" {
+		t.Errorf("Generate here prompt %q, want the text before the cursor", req.JSON()["inputs"])
+	}
+
+	// Generate with an empty range uses the cursor's line and writes after it.
+	ed.run(uri, rangeOf(UTF16, ed.text(uri), 1, 1), "Generate")
+	ed.awaitEnded(2)
+	if got := ed.text(uri); got != "abcXY\ndXYef\n" {
+		t.Fatalf("Generate on a line: %q", got)
+	}
+	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "abc" {
+		t.Errorf("line prompt %q", req.JSON()["inputs"])
+	}
+}
+
+func TestFIMPrompt(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "1"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL, func(s map[string]any) {
+		s["prompt"] = map[string]any{"fim": map[string]any{"prefix": "<PRE>", "suffix": "<SUF>", "middle": "<MID>"}}
+	})})
+	ed.open(uri, "x = \ny")
+	ed.run(uri, rangeOf(UTF16, "x = \ny", 4, 4), "Generate here")
+	ed.awaitEnded(1)
+	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "<PRE>x = <SUF>\ny<MID>" {
+		t.Errorf("FIM prompt %q", req.JSON()["inputs"])
+	}
+	if got := ed.text(uri); got != "x = 1\ny" {
+		t.Errorf("text %q", got)
+	}
+}
+
+func TestPromptTemplate(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL, func(s map[string]any) {
+		s["prompt"] = map[string]any{"template": "[{{.Language}} {{.FileName}}] {{.Selection}}"}
+	})})
+	ed.open(uri, "hi")
+	ed.run(uri, rangeOf(UTF16, "hi", 0, 2), "Generate")
+	ed.awaitEnded(1)
+	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "[go main.go] hi" {
+		t.Errorf("templated prompt %q", req.JSON()["inputs"])
+	}
+}
+
+func TestStopAndSpecialTokens(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGITokens(0, "stop_sequence",
+		streamtest.TGIToken{Text: "<s>", Special: true}, streamtest.TGIToken{Text: "return 1"},
+		streamtest.TGIToken{Text: "\n"}, streamtest.TGIToken{Text: "\n"}, streamtest.TGIToken{Text: "def"}))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL, func(s map[string]any) {
+		s["parameters"] = map[string]any{"stop_sequences": []string{"\n\n"}}
+	})})
+	ed.open(uri, "def f():\n    ")
+	ed.run(uri, rangeOf(UTF16, "def f():\n    ", 13, 13), "Generate here")
+	msgs := ed.awaitEnded(1)
+	if got := ed.text(uri); got != "def f():\n    return 1" {
+		t.Fatalf("text %q", got)
+	}
+	if !strings.HasPrefix(msgs[0], "stop_sequence") {
+		t.Errorf("end %q", msgs[0])
+	}
+}
+
+// Positions count UTF-16 code units by default: an emoji before the
+// insertion point is two units, and the edit must still land right after
+// the selection. With utf-8 or utf-32 negotiated, the same holds in those
+// units.
+func TestAstralCharactersBeforeInsertion(t *testing.T) {
+	for _, enc := range []Encoding{UTF16, UTF8, UTF32} {
+		t.Run(string(enc), func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "→", "ok"))
+			ed := newFakeEditor(t, editorOptions{versioned: true, encodings: []string{string(enc)}, settings: tgiSettings(srv.URL)})
+			doc := "😀𝄞 ab\n"
+			ed.open(uri, doc)
+			end := strings.Index(doc, "\n")
+			ed.run(uri, rangeOf(enc, doc, len("😀𝄞 "), end), "Generate")
+			ed.awaitEnded(1)
+			if got := ed.text(uri); got != "😀𝄞 ab→ok\n" {
+				t.Fatalf("text %q", got)
+			}
+		})
+	}
+}
+
+func TestErrorsKeepTextSoFar(t *testing.T) {
+	two := streamtest.TGI(0, "length", "par", "tial", "never").Chunks[:2]
+	tests := []struct {
+		name    string
+		script  streamtest.Script
+		want    string
+		message string
+	}{
+		{"401", streamtest.Error(401, `{"error":"Invalid token"}`), "", "rejected the token (set HF_TOKEN"},
+		{"mid-stream error", streamtest.Script{Chunks: append(two[:2:2], streamtest.Events(0, `{"error":"boom","error_type":"generation"}`)...)},
+			"partial", "failed while generating: boom"},
+		{"dropped connection", streamtest.Script{Chunks: two, Reset: true}, "partial", "dropped during the stream"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+			ed.open(uri, "x")
+			ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+			ed.awaitEnded(1)
+			if got := ed.text(uri); got != "x"+tt.want {
+				t.Fatalf("text %q, want %q", got, "x"+tt.want)
+			}
+			ed.await("an error message", func() bool { return contains(ed.shownMessages(), tt.message) })
+			// The server still serves: the next generation works.
+			srv.Push(streamtest.TGI(0, "length", "!"))
+			ed.run(uri, rangeOf(UTF16, ed.text(uri), 0, 1), "Generate")
+			ed.awaitEnded(2)
+			if got := ed.text(uri); got != "x!"+tt.want {
+				t.Fatalf("after recovery: %q", got)
+			}
+		})
+	}
+}
+
+func TestCancel(t *testing.T) {
+	for _, how := range []string{"command", "code action", "progress"} {
+		t.Run(how, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2], Hang: true})
+			ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+			ed.open(uri, "q")
+			ed.run(uri, rangeOf(UTF16, "q", 0, 1), "Generate")
+			ed.await("the first tokens", func() bool { return ed.text(uri) == "qab" })
+			switch how {
+			case "command":
+				ed.call("workspace/executeCommand", map[string]any{"command": "genls.cancel"}, nil)
+			case "code action":
+				ed.run(uri, rangeOf(UTF16, "qab", 0, 0), "Cancel generation")
+			case "progress":
+				ed.mu.Lock()
+				var token string
+				for tok := range ed.progress {
+					token = tok
+				}
+				ed.mu.Unlock()
+				ed.notify("window/workDoneProgress/cancel", map[string]any{"token": token})
+			}
+			if msgs := ed.awaitEnded(1); msgs[0] != "cancelled" {
+				t.Errorf("end %q", msgs[0])
+			}
+			if !srv.WaitDisconnect(5 * time.Second) {
+				t.Errorf("upstream request not closed")
+			}
+			if got := ed.text(uri); got != "qab" {
+				t.Errorf("text %q", got)
+			}
+			for _, a := range ed.codeActions(uri, rangeOf(UTF16, "qab", 0, 0)) {
+				if a.Title == "Cancel generation" {
+					t.Errorf("Cancel offered after the generation ended")
+				}
+			}
+		})
+	}
+}
+
+// The user types while text streams in: above the insertion point, on its
+// line before it, and after it. Every edit of theirs stays, and the
+// generated text lands contiguous at the right place.
+func TestUserTypingDuringGeneration(t *testing.T) {
+	tokens := make([]string, 40)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("t%d ", i)
+	}
+	generated := strings.Join(tokens, "")
+	tests := []struct {
+		name string
+		// typing returns where to type in the current text.
+		typing func(text string) int
+		want   func(typed string) string
+	}{
+		{"above", func(string) int { return 0 },
+			func(typed string) string { return typed + "line1\nstart" + generated + "\nend" }},
+		{"on the line before the insertion point", func(text string) int { return strings.Index(text, "start") },
+			func(typed string) string { return "line1\n" + typed + "start" + generated + "\nend" }},
+		{"below", func(text string) int { return len(text) },
+			func(typed string) string { return "line1\nstart" + generated + "\nend" + typed }},
+	}
+	for _, versioned := range []bool{true, false} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/versioned=%v", tt.name, versioned), func(t *testing.T) {
+				if !versioned && tt.name != "above" && tt.name != "below" {
+					// Without versions an editor applies an edit computed
+					// before the user's keystroke reached the server at the
+					// old position; that is why genls sends versioned edits
+					// to every client that accepts them.
+					t.Skip("an unversioned editor cannot reject stale edits")
+				}
+				srv := streamtest.NewServer(t, streamtest.TGI(2*time.Millisecond, "length", tokens...))
+				ed := newFakeEditor(t, editorOptions{versioned: versioned, settings: tgiSettings(srv.URL, func(s map[string]any) {
+					s["parameters"] = map[string]any{"max_new_tokens": 100}
+				})})
+				doc := "line1\nstart\nend"
+				ed.open(uri, doc)
+				ed.run(uri, rangeOf(UTF16, doc, 6, 11), "Generate")
+				typed := ""
+				for i := 0; i < 15; i++ {
+					ed.typeAt(uri, tt.typing(ed.text(uri)), "k")
+					typed += "k"
+					time.Sleep(3 * time.Millisecond)
+				}
+				ed.awaitEnded(1)
+				if got, want := ed.text(uri), tt.want(typed); got != want {
+					t.Fatalf("text\n got %q\nwant %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestUserEditsInsideGeneratedText(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "abc", "def", "ghi").Chunks[:2], Hang: true})
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed.open(uri, "x\n")
+	ed.run(uri, rangeOf(UTF16, "x\n", 0, 1), "Generate")
+	ed.await("the first tokens", func() bool { return ed.text(uri) == "xabcdef\n" })
+	ed.replace(uri, 2, 3, "Z") // xa[b]cdef
+	msgs := ed.awaitEnded(1)
+	if !strings.Contains(msgs[0], "edited") {
+		t.Errorf("end %q", msgs[0])
+	}
+	ed.await("a message", func() bool { return contains(ed.shownMessages(), "the generated text was edited") })
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed")
+	}
+	if got := ed.text(uri); got != "xaZcdef\n" {
+		t.Errorf("text %q", got)
+	}
+}
+
+func TestEditorRejectsEdits(t *testing.T) {
+	t.Run("transiently", func(t *testing.T) {
+		srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "one", " two"))
+		ed := newFakeEditor(t, editorOptions{versioned: true, rejectFirst: 2, settings: tgiSettings(srv.URL)})
+		ed.open(uri, "0")
+		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
+		ed.awaitEnded(1)
+		if got := ed.text(uri); got != "0one two" {
+			t.Fatalf("text %q", got)
+		}
+	})
+	t.Run("always", func(t *testing.T) {
+		srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+		ed := newFakeEditor(t, editorOptions{versioned: true, rejectAlways: true, settings: tgiSettings(srv.URL)})
+		ed.open(uri, "0")
+		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
+		msgs := ed.awaitEnded(1)
+		if !strings.Contains(msgs[0], "keeps rejecting edits") {
+			t.Errorf("end %q", msgs[0])
+		}
+		if !srv.WaitDisconnect(5 * time.Second) {
+			t.Errorf("upstream not closed")
+		}
+	})
+	t.Run("never answers", func(t *testing.T) {
+		old := editTimeout
+		editTimeout = 300 * time.Millisecond
+		t.Cleanup(func() { editTimeout = old })
+		srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a"))
+		ed := newFakeEditor(t, editorOptions{versioned: true, neverAnswer: true, settings: tgiSettings(srv.URL)})
+		ed.open(uri, "0")
+		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
+		ed.await("an error message", func() bool { return contains(ed.shownMessages(), "did not answer an edit") })
+	})
+}
+
+// Neovim 0.7 answers applied:true for a versioned edit it dropped because
+// the user had typed meanwhile; the server must notice from the didChange
+// stream and resend.
+func TestStaleEditDroppedButAcknowledged(t *testing.T) {
+	tokens := make([]string, 30)
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("%c", 'a'+i%26)
+	}
+	srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", tokens...))
+	ed := newFakeEditor(t, editorOptions{versioned: true, dropStale: true, editLatency: 2 * time.Millisecond, settings: tgiSettings(srv.URL)})
+	ed.open(uri, "top\n>")
+	ed.run(uri, rangeOf(UTF16, "top\n>", 5, 5), "Generate here")
+	for i := 0; i < 10; i++ {
+		ed.typeAt(uri, 0, "#")
+		time.Sleep(3 * time.Millisecond)
+	}
+	ed.awaitEnded(1)
+	if got, want := ed.text(uri), "##########top\n>"+strings.Join(tokens, ""); got != want {
+		t.Fatalf("text\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestBurstIsCoalesced(t *testing.T) {
+	const n = 5000
+	tokens := make([]string, n)
+	var want strings.Builder
+	for i := range tokens {
+		tokens[i] = fmt.Sprintf("%d,", i)
+		want.WriteString(tokens[i])
+	}
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", tokens...))
+	ed := newFakeEditor(t, editorOptions{versioned: true, editLatency: time.Millisecond, settings: tgiSettings(srv.URL, func(s map[string]any) {
+		s["parameters"] = map[string]any{"max_new_tokens": n}
+	})})
+	ed.open(uri, "")
+	ed.run(uri, Range{}, "Generate here")
+	// An empty document has no prompt: nothing to generate from.
+	ed.await("a message", func() bool { return contains(ed.shownMessages(), "nothing to generate from") })
+	ed.open(uri, "go:")
+	ed.run(uri, rangeOf(UTF16, "go:", 3, 3), "Generate here")
+	ed.awaitEnded(1)
+	if got := ed.text(uri); got != "go:"+want.String() {
+		t.Fatalf("text differs: len %d, want %d", len(got), len(want.String())+3)
+	}
+	ed.mu.Lock()
+	edits := ed.edits
+	ed.mu.Unlock()
+	t.Logf("%d tokens in %d edits", n, edits)
+	if edits >= n/4 {
+		t.Errorf("%d edits for %d tokens: not coalesced", edits, n)
+	}
+}
+
+func TestTwoGenerationsAtOnce(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", "1", "2", "3", "4", "5"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	doc := "A\nB\n"
+	ed.open(uri, doc)
+	ed.open("file:///other.go", "C")
+	ed.run(uri, rangeOf(UTF16, doc, 0, 1), "Generate")
+	ed.run(uri, rangeOf(UTF16, doc, 2, 3), "Generate")
+	ed.run("file:///other.go", rangeOf(UTF16, "C", 0, 1), "Generate")
+	ed.awaitEnded(3)
+	if got := ed.text(uri); got != "A12345\nB12345\n" {
+		t.Errorf("text %q", got)
+	}
+	if got := ed.text("file:///other.go"); got != "C12345" {
+		t.Errorf("other %q", got)
+	}
+}
+
+func TestShutdownMidStream(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
+	if err := ed.call("shutdown", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed on shutdown")
+	}
+	ed.notify("exit", nil)
+	select {
+	case err := <-ed.served:
+		if err != nil {
+			t.Errorf("Serve after shutdown+exit = %v, want nil", err)
+		}
+		ed.served <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not exit")
+	}
+	if got := ed.text(uri); got != "xa" {
+		t.Errorf("text %q", got)
+	}
+}
+
+func TestDocumentClosedMidStream(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
+	ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed when the document closed")
+	}
+	ed.awaitEnded(1)
+}
+
+func TestSettings(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	good := tgiSettings(srv.URL)
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: good})
+	ed.open(uri, "x")
+
+	// A bad setting is reported by name and the old settings stay.
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"genls": map[string]any{
+		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}, "parameters": map[string]any{"max_new_tokens": "many"}}}})
+	ed.await("a message naming the key", func() bool { return contains(ed.shownMessages(), "parameters.max_new_tokens") })
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"endpoint": map[string]any{"backend": "gpt"}}})
+	ed.await("a message naming the key", func() bool { return contains(ed.shownMessages(), "endpoint.backend") })
+
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.awaitEnded(1)
+	if got := ed.text(uri); got != "xok" {
+		t.Fatalf("text %q: the previous settings were not kept", got)
+	}
+
+	// The pull model: didChangeConfiguration with null settings makes the
+	// server ask; a null answer keeps the settings.
+	ed.mu.Lock()
+	ed.config = nil
+	ed.mu.Unlock()
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": nil})
+	time.Sleep(50 * time.Millisecond)
+	ed.run(uri, rangeOf(UTF16, "xok", 0, 1), "Generate")
+	ed.awaitEnded(2)
+	if got := ed.text(uri); got != "xokok" {
+		t.Fatalf("text %q after a null configuration", got)
+	}
+	// A real answer is applied.
+	srv2 := streamtest.NewServer(t, streamtest.TGI(0, "length", "2"))
+	ed.mu.Lock()
+	ed.config = tgiSettings(srv2.URL)
+	ed.mu.Unlock()
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": nil})
+	ed.await("the new settings", func() bool {
+		ed.run(uri, rangeOf(UTF16, ed.text(uri), 0, 0), "Generate")
+		time.Sleep(20 * time.Millisecond)
+		return strings.Contains(ed.text(uri), "2")
+	})
+}
+
+func TestLifecycle(t *testing.T) {
+	ed := newFakeEditor(t, editorOptions{})
+	var res any
+	if err := ed.call("initialize", map[string]any{"capabilities": map[string]any{}}, &res); err == nil {
+		t.Errorf("second initialize accepted")
+	}
+	if err := ed.call("textDocument/hover", map[string]any{}, &res); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Errorf("unknown method: %v", err)
+	}
+	// Notifications about unknown documents are ignored, not fatal.
+	ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": "file:///nope", "version": 2},
+		"contentChanges": []any{map[string]any{"text": "x"}}})
+	if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate",
+		"arguments": []any{map[string]any{"uri": "file:///nope", "range": Range{}}}}, nil); err == nil {
+		t.Errorf("generate in an unopened document accepted")
+	}
+	if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate", "arguments": []any{}}, nil); err == nil {
+		t.Errorf("generate without arguments accepted")
+	}
+	ed.notify("exit", nil)
+	select {
+	case err := <-ed.served:
+		if err != ErrExitWithoutShutdown {
+			t.Errorf("exit without shutdown: %v", err)
+		}
+		ed.served <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not exit")
+	}
+}
