@@ -25,8 +25,8 @@ const (
 
 // GenerateArgs is the single argument of genls.generate.
 type GenerateArgs struct {
-	URI   string `json:"uri"`
-	Range protocol.Range       `json:"range"`
+	URI   string         `json:"uri"`
+	Range protocol.Range `json:"range"`
 	// Here continues the document at the cursor (Range.Start) instead of
 	// using the selected text (or the cursor's line) as the prompt.
 	Here bool `json:"here,omitempty"`

@@ -256,13 +256,13 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, "initialize: "+err.Error())
 	}
 	caps := clientCaps{
-		encoding:        negotiateEncoding(p.Capabilities.General.PositionEncodings),
-		progress:        p.Capabilities.Window.WorkDoneProgress,
+		encoding: negotiateEncoding(p.Capabilities.General.PositionEncodings),
+		progress: p.Capabilities.Window.WorkDoneProgress,
 		// The specification allows documentChanges to a client that
 		// supports resource operations (Neovim 0.7 says only that).
 		documentChanges: p.Capabilities.Workspace.WorkspaceEdit.DocumentChanges ||
 			len(p.Capabilities.Workspace.WorkspaceEdit.ResourceOperations) > 0,
-		configuration:   p.Capabilities.Workspace.Configuration,
+		configuration: p.Capabilities.Workspace.Configuration,
 	}
 	s.mu.Lock()
 	s.caps = caps

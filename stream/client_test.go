@@ -74,7 +74,7 @@ func TestFixtureReplay(t *testing.T) {
 		{file: "tgi-generate-stream-flan-t5-xxl-eos-special.sse", backend: stream.BackendTGI,
 			want: "one two three four", reason: stream.FinishEOS, tokens: 5},
 		{file: "tgi-generate-stream-llama-2-7b-eos-special-fulltext.sse", backend: stream.BackendTGI,
-			want: strings.TrimPrefix("Please answer the following question: complete one two and ____. How does the fish find its ____? After the fish is ________ how does it get to the shore?\n1. How do objects become super saturated bubbles?\n2. What resist limiting the movement of gas?", recordedPrompt),
+			want:   strings.TrimPrefix("Please answer the following question: complete one two and ____. How does the fish find its ____? After the fish is ________ how does it get to the shore?\n1. How do objects become super saturated bubbles?\n2. What resist limiting the movement of gas?", recordedPrompt),
 			reason: stream.FinishEOS, tokens: 52},
 		{file: "tgi-generate-stream-llama-3.2-3b-data-space-length.sse", backend: stream.BackendTGI,
 			want: " 1. 2. 3. 4. 5. 6. 7. 8. 9. 10. 11. 12. 13. 14. 15. 16. 17", reason: stream.FinishLength, tokens: 50},

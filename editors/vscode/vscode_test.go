@@ -167,6 +167,15 @@ func TestVSCode(t *testing.T) {
 			t.Errorf("the %s endpoint received no generation request", name)
 		}
 	}
+	// The runner sets genls.parameters.max_new_tokens 64 and stop_sequences
+	// ["<END>"]: they must arrive nested as the server expects.
+	for name, srv := range endpoints {
+		req, _ := srv.LastRequest()
+		params, _ := req.JSON()["parameters"].(map[string]any)
+		if params["max_new_tokens"] != float64(64) || !slices.Contains(anySlice(params["stop"]), any("<END>")) {
+			t.Errorf("the %s endpoint got parameters %v, want max_new_tokens 64 and stop [<END>] from the settings", name, params)
+		}
+	}
 	if n := cancel.Disconnects(); ran("exttests") && n < 2 {
 		t.Errorf("the hanging endpoint saw %d abandoned streams, want one per cancelled generation (2)", n)
 	}
@@ -202,6 +211,11 @@ func packageExtension(t *testing.T, node, nodeBin, dir string) (vsix string, bun
 		t.Fatalf("vsce package: %v\n%s", err, out)
 	}
 	return vsix, false
+}
+
+func anySlice(v any) []any {
+	s, _ := v.([]any)
+	return s
 }
 
 // ran reports whether e2e/run.mjs ran the named run: all of them unless

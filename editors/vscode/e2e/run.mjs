@@ -79,6 +79,9 @@ const baseSettings = {
   'genls.serverPath': genls,
   'genls.endpoint.backend': 'tgi',
   'genls.log.level': 'debug',
+  // vscode_test.go checks that these reach the endpoint.
+  'genls.parameters.max_new_tokens': 64,
+  'genls.parameters.stop_sequences': ['<END>'],
 };
 
 function freePort() {

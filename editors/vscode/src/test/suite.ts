@@ -131,6 +131,20 @@ test('Generate streams the endpoint text into the document', async () => {
     !(await codeActions(doc, range)).some(a => a.title === 'Cancel generation'));
 });
 
+test('Generate here continues at the cursor', async () => {
+  await useEndpoint(env('GENLS_TEST_GENERATE_URL'));
+  const original = 'package main\n\n// sub returns a minus b.\nfunc sub(a, b int) int {\n';
+  const editor = await openFixture('sub.go', original);
+  const doc = editor.document;
+  const end = wholeDocument(doc).end;
+  editor.selection = new vscode.Selection(end, end);
+  await runAction(doc, new vscode.Range(end, end), 'Generate here');
+  const expected = original + env('GENLS_TEST_GENERATE_TEXT');
+  await waitFor('the generated text', () => doc.getText() === expected).catch(err => {
+    throw new Error(`${err.message}\ngot      ${JSON.stringify(doc.getText())}\nexpected ${JSON.stringify(expected)}`);
+  });
+});
+
 test('Cancel generation stops a hanging stream and keeps the text so far', async () => {
   await useEndpoint(env('GENLS_TEST_CANCEL_URL'));
   const original = 'Once upon a time\n';
