@@ -30,7 +30,7 @@ step() { echo "ci-setup: $1 ($(( $(date +%s) - start ))s)"; }
 # build-essential, python3, pkg-config and libkrb5-dev build code-server's
 # native modules; libsecret-1-dev is needed by @vscode/vsce (keytar).
 need=""
-pkgs="chromium build-essential python3 pkg-config libkrb5-dev libsecret-1-dev curl"
+pkgs="chromium build-essential python3 pkg-config libkrb5-dev libsecret-1-dev"
 command -v npm >/dev/null || pkgs="$pkgs npm"   # only to fetch Node 24; everything else runs on Node 24
 for p in $pkgs; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
