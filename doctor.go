@@ -1,5 +1,249 @@
 package main
 
-import "io"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
 
-func runDoctor(args []string, stdout, stderr io.Writer) int { return 1 }
+	"github.com/genls/genls/stream"
+)
+
+func runDoctor(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("genls doctor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var ef endpointFlags
+	ef.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: genls doctor [flags]\n\nChecks the endpoint, token and proxy settings genls would use, runs a 5-token test generation, and says how to fix each problem.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return doctor(ctx, ef.endpoint(os.Getenv), os.Getenv, stdout)
+}
+
+// doctorReport prints findings as it goes and remembers whether any failed.
+type doctorReport struct {
+	w      io.Writer
+	failed bool
+}
+
+func (r *doctorReport) info(label, format string, a ...any) {
+	fmt.Fprintf(r.w, "  %-10s %s\n", label, fmt.Sprintf(format, a...))
+}
+
+func (r *doctorReport) ok(format string, a ...any) {
+	fmt.Fprintf(r.w, "ok    %s\n", fmt.Sprintf(format, a...))
+}
+
+func (r *doctorReport) warn(msg, fix string) {
+	fmt.Fprintf(r.w, "warn  %s\n", msg)
+	if fix != "" {
+		fmt.Fprintf(r.w, "      fix: %s\n", fix)
+	}
+}
+
+func (r *doctorReport) fail(msg, fix string) {
+	r.failed = true
+	fmt.Fprintf(r.w, "FAIL  %s\n", msg)
+	if fix != "" {
+		fmt.Fprintf(r.w, "      fix: %s\n", fix)
+	}
+}
+
+// doctor checks the setup ep describes and returns the exit code: 0 when a
+// test generation works, 1 otherwise.
+func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string, out io.Writer) int {
+	r := &doctorReport{w: out}
+	fmt.Fprintln(out, "genls doctor", versionString())
+
+	token, source := stream.ResolveToken(ep.Token, getenv)
+	ep.Token = token
+	r.info("endpoint", "%s", ep.URL)
+	r.info("backend", "%s", ep.Backend)
+	if ep.Model != "" {
+		r.info("model", "%s", ep.Model)
+	}
+	if token != "" {
+		r.info("token", "%s (from %s)", stream.MaskToken(token), source)
+	} else {
+		r.info("token", "none found (looked at endpoint.token, HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH, $HF_HOME/token)")
+	}
+	r.info("proxy", "%s", proxyFor(ep.URL))
+
+	client, err := stream.NewClient(stream.Config{Endpoint: ep, MaxLoadingWait: -1, IdleTimeout: 30 * time.Second})
+	if err != nil {
+		r.fail(err.Error(), "pass an http(s) URL with --endpoint or GENLS_ENDPOINT, and a backend among auto, tgi, openai, openai-completions, ollama")
+		return 1
+	}
+	if w := client.InsecureTokenWarning(); w != "" {
+		r.warn(w, "use an https:// URL, or a token-less local endpoint")
+	}
+	if token == "" && !stream.IsLoopback(hostOf(ep.URL)) {
+		r.warn("no API token found; remote endpoints usually need one", "set HF_TOKEN or run `huggingface-cli login`")
+	}
+
+	backend, err := client.Backend(ctx)
+	if err != nil {
+		r.fail(err.Error(), fixFor(err))
+		return 1
+	}
+	if ep.Backend == stream.BackendAuto {
+		r.ok("backend detected: %s", backend)
+	}
+	checkModel(ctx, r, client, backend, ep.Model)
+
+	max := 5
+	start := time.Now()
+	s, err := client.Generate(ctx, stream.Request{Prompt: "Hello", Params: stream.Parameters{MaxNewTokens: max}})
+	if err != nil {
+		r.fail("test generation: "+err.Error(), fixFor(err))
+		return exitCode(r)
+	}
+	var text strings.Builder
+	for s.Next() {
+		text.WriteString(s.Text())
+	}
+	s.Close()
+	res := s.Result()
+	if err := s.Err(); err != nil {
+		r.fail("test generation: "+err.Error(), fixFor(err))
+		return exitCode(r)
+	}
+	r.ok("test generation: %d tokens %q in %s, first token after %s, %.1f tokens/s (finish: %s)",
+		res.Tokens, text.String(), time.Since(start).Round(time.Millisecond), res.TimeToFirstToken.Round(time.Millisecond),
+		res.TokensPerSecond(), res.FinishReason)
+	if r.failed {
+		fmt.Fprintln(out, "Some checks failed; see the fixes above.")
+	} else {
+		fmt.Fprintln(out, "Everything works.")
+	}
+	return exitCode(r)
+}
+
+func exitCode(r *doctorReport) int {
+	if r.failed {
+		return 1
+	}
+	return 0
+}
+
+// checkModel reads what the server says of its model and limits.
+func checkModel(ctx context.Context, r *doctorReport, client *stream.Client, backend stream.Backend, model string) {
+	switch backend {
+	case stream.BackendTGI:
+		body, err := client.Info(ctx, "/info")
+		if err != nil {
+			r.warn("TGI /info unavailable: "+err.Error(), "")
+			return
+		}
+		var info struct {
+			ModelID          string `json:"model_id"`
+			MaxInputTokens   int    `json:"max_input_tokens"`
+			MaxInputLength   int    `json:"max_input_length"`
+			MaxTotalTokens   int    `json:"max_total_tokens"`
+			MaxStopSequences int    `json:"max_stop_sequences"`
+			Version          string `json:"version"`
+		}
+		json.Unmarshal(body, &info)
+		in := max(info.MaxInputTokens, info.MaxInputLength)
+		r.ok("TGI %s serves %s: max_input_tokens %d, max_total_tokens %d, max_stop_sequences %d",
+			info.Version, info.ModelID, in, info.MaxTotalTokens, info.MaxStopSequences)
+	case stream.BackendOpenAI, stream.BackendOpenAICompletions:
+		body, err := client.Info(ctx, "/models")
+		if err != nil {
+			r.warn("could not list models: "+err.Error(), "")
+			return
+		}
+		var list struct {
+			Data []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		json.Unmarshal(body, &list)
+		for _, m := range list.Data {
+			if m.ID == model {
+				r.ok("model %s is listed by the server", model)
+				return
+			}
+		}
+		if model != "" && len(list.Data) > 0 {
+			r.warn(fmt.Sprintf("model %q is not among the %d models the server lists", model, len(list.Data)),
+				"check --model / endpoint.model against the server's model list")
+		}
+	case stream.BackendOllama:
+		body, err := client.Info(ctx, "/api/tags")
+		if err != nil {
+			r.warn("could not list Ollama models: "+err.Error(), "")
+			return
+		}
+		if model == "" {
+			r.fail("the ollama backend needs a model name", "pass --model or set endpoint.model")
+			return
+		}
+		if strings.Contains(string(body), `"`+model+`"`) || strings.Contains(string(body), `"`+model+`:latest"`) {
+			r.ok("Ollama has model %s", model)
+		} else {
+			r.warn(fmt.Sprintf("Ollama does not list model %q", model), "run `ollama pull "+model+"`")
+		}
+	}
+}
+
+// fixFor turns an error into the advice a user needs.
+func fixFor(err error) string {
+	var se *stream.StatusError
+	var ce *stream.ConnectionError
+	switch {
+	case errors.As(err, &se):
+		switch {
+		case se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden:
+			return "set HF_TOKEN (or endpoint.token) to a valid token, or run `huggingface-cli login`"
+		case se.StatusCode == http.StatusNotFound:
+			return "check the endpoint URL (TGI: the server's base URL; OpenAI-compatible: the base including /v1) and the model name"
+		case se.StatusCode == http.StatusTooManyRequests:
+			return "wait and retry, or use a dedicated endpoint"
+		case se.StatusCode >= 500:
+			return "the server is failing; check its logs or try later"
+		}
+		return "check the parameters and model against the server's limits"
+	case errors.As(err, &ce):
+		return "check that the server runs and the URL (host and port) is right; behind a proxy, set HTTPS_PROXY / NO_PROXY"
+	}
+	return "pass --backend explicitly, and check the URL"
+}
+
+func hostOf(raw string) string {
+	req, err := http.NewRequest(http.MethodGet, raw, nil)
+	if err != nil {
+		return ""
+	}
+	return req.URL.Hostname()
+}
+
+// proxyFor says which proxy (from HTTPS_PROXY, HTTP_PROXY, NO_PROXY) a
+// request to u would use.
+func proxyFor(u string) string {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return "unknown"
+	}
+	p, err := http.ProxyFromEnvironment(req)
+	switch {
+	case err != nil:
+		return "invalid proxy setting: " + err.Error()
+	case p == nil:
+		return "none"
+	}
+	p.User = nil // never print proxy credentials
+	return p.String()
+}

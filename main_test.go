@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/genls/genls/stream"
+	"github.com/genls/genls/stream/streamtest"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestGenerateCommand(t *testing.T) {
+	t.Setenv("HF_TOKEN", "hf_clitoken")
+	srv := streamtest.NewServer(t, streamtest.TGITokens(0, "eos_token",
+		streamtest.TGIToken{Text: "Hello"}, streamtest.TGIToken{Text: " wörld"}, streamtest.TGIToken{Text: "\n"},
+		streamtest.TGIToken{Text: "</s>", Special: true}))
+	srv.Route("/info", `{"model_id":"m","max_stop_sequences":4}`)
+
+	code, out, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--max-new-tokens", "9",
+		"--temperature", "0.5", "--top-k", "3", "--stop", "XX", "--stop", "YY", "Say hi")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+	if out != "Hello wörld\n" {
+		t.Errorf("stdout %q: must be exactly the generated text", out)
+	}
+	if !strings.Contains(errOut, "4 tokens, finish: eos_token") {
+		t.Errorf("stderr %q lacks statistics", errOut)
+	}
+	req, _ := srv.LastRequest()
+	body := req.JSON()
+	p := body["parameters"].(map[string]any)
+	if body["inputs"] != "Say hi" || p["max_new_tokens"] != 9.0 || p["temperature"] != 0.5 || p["top_k"] != 3.0 || len(p["stop"].([]any)) != 2 {
+		t.Errorf("request %v", body)
+	}
+	if _, ok := p["top_p"]; ok {
+		t.Errorf("unset top_p was sent: %v", p)
+	}
+	if req.Header.Get("Authorization") != "Bearer hf_clitoken" {
+		t.Errorf("token not sent from HF_TOKEN")
+	}
+	if strings.Contains(out+errOut, "hf_clitoken") {
+		t.Errorf("token printed")
+	}
+
+	// The prompt from stdin.
+	srv.Push(streamtest.TGI(0, "length", "ok"))
+	code, out, _ = runCLI(t, "from stdin", "generate", "--endpoint", srv.URL, "--quiet", "-")
+	if code != 0 || out != "ok" {
+		t.Errorf("stdin prompt: exit %d out %q", code, out)
+	}
+	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "from stdin" {
+		t.Errorf("stdin prompt sent as %v", req.JSON()["inputs"])
+	}
+}
+
+func TestGenerateCommandErrors(t *testing.T) {
+	t.Setenv("HF_TOKEN", "")
+	srv := streamtest.NewServer(t, streamtest.Error(401, `{"error":"Invalid credentials"}`))
+	code, out, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "x")
+	if code != 1 || out != "" || !strings.Contains(errOut, "rejected the token (set HF_TOKEN") {
+		t.Errorf("401: exit %d out %q err %q", code, out, errOut)
+	}
+	if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("error is not one line: %q", errOut)
+	}
+
+	// Text generated before a failure is still printed.
+	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "par", "tial", "x").Chunks[:2], Reset: true})
+	code, out, errOut = runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "x")
+	if code != 1 || out != "partial" || !strings.Contains(errOut, "dropped during the stream") {
+		t.Errorf("reset: exit %d out %q err %q", code, out, errOut)
+	}
+
+	if code, _, errOut := runCLI(t, "", "generate", "--backend", "gpt", "x"); code != 2 || !strings.Contains(errOut, "unknown backend") {
+		t.Errorf("bad backend: exit %d err %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "", "generate"); code != 2 {
+		t.Errorf("missing prompt: exit %d", code)
+	}
+}
+
+func TestDefaultEndpoint(t *testing.T) {
+	var ef endpointFlags
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	ep := ef.endpoint(getenv)
+	if ep.URL != stream.DefaultURL || ep.Backend != stream.BackendOpenAI || ep.Model != stream.DefaultModel {
+		t.Errorf("no endpoint: %+v", ep)
+	}
+	env["GENLS_ENDPOINT"] = "http://127.0.0.1:8080"
+	if ep := ef.endpoint(getenv); ep.URL != "http://127.0.0.1:8080" || ep.Backend != stream.BackendAuto || ep.Model != "" {
+		t.Errorf("GENLS_ENDPOINT: %+v", ep)
+	}
+	ef.backend = "ollama"
+	if ep := ef.endpoint(getenv); ep.Backend != stream.BackendOllama {
+		t.Errorf("--backend: %+v", ep)
+	}
+}
+
+func TestDoctor(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a", "b", "c", "d", "e"))
+	srv.Route("/info", `{"model_id":"bigcode/starcoder","max_input_tokens":4096,"max_total_tokens":8192,"max_stop_sequences":4,"version":"3.0.1"}`)
+	env := map[string]string{"HF_TOKEN": "hf_doctor_secret"}
+	getenv := func(k string) string { return env[k] }
+	var out bytes.Buffer
+	code := doctor(context.Background(), stream.Endpoint{URL: srv.URL, Backend: stream.BackendAuto}, getenv, &out)
+	report := out.String()
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, report)
+	}
+	for _, want := range []string{"backend detected: tgi", "bigcode/starcoder", "max_input_tokens 4096", "max_stop_sequences 4",
+		"test generation: 5 tokens", "from environment variable HF_TOKEN", "Everything works."} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "hf_doctor_secret") {
+		t.Errorf("token printed:\n%s", report)
+	}
+
+	srv.Push(streamtest.Error(401, `{"error":"bad token"}`))
+	out.Reset()
+	code = doctor(context.Background(), stream.Endpoint{URL: srv.URL, Backend: stream.BackendTGI}, getenv, &out)
+	if code != 1 || !strings.Contains(out.String(), "fix: set HF_TOKEN") {
+		t.Errorf("401: exit %d\n%s", code, out.String())
+	}
+
+	dead := streamtest.NewServer(t, streamtest.Script{})
+	url := dead.URL
+	dead.Close()
+	out.Reset()
+	code = doctor(context.Background(), stream.Endpoint{URL: url, Backend: stream.BackendAuto}, getenv, &out)
+	if code != 1 || !strings.Contains(out.String(), "check that the server runs") {
+		t.Errorf("unreachable: exit %d\n%s", code, out.String())
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if code, out, _ := runCLI(t, "", "version"); code != 0 || !strings.HasPrefix(out, "genls ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, out, _ := runCLI(t, "", "help"); code != 0 || !strings.Contains(out, "genls generate") {
+		t.Errorf("help: %d %q", code, out)
+	}
+	if code, _, _ := runCLI(t, "", "bogus"); code != 2 {
+		t.Errorf("unknown command: %d", code)
+	}
+}
