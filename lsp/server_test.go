@@ -517,3 +517,28 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal("server did not exit")
 	}
 }
+
+// With a chat backend the selection is the user message under the system
+// prompt, and the code fence around the reply does not reach the file.
+func TestChatBackendStripsFence(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "```python\n", "    return a", " + b\n", "```"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: map[string]any{
+		"endpoint": map[string]any{"url": srv.URL + "/v1", "model": "qwen"},
+		"prompt":   map[string]any{"system": "Only code."},
+	}})
+	doc := "def add(a, b):\n"
+	ed.open(uri, doc)
+	ed.run(uri, rangeOf(UTF16, doc, 0, len(doc)), "Generate")
+	ed.awaitEnded(1)
+	if got := ed.text(uri); got != doc+"    return a + b\n" {
+		t.Fatalf("text %q", got)
+	}
+	req, _ := srv.LastRequest()
+	if req.Path != "/v1/chat/completions" {
+		t.Errorf("path %s", req.Path)
+	}
+	msgs := req.JSON()["messages"].([]any)
+	if len(msgs) != 2 || msgs[0].(map[string]any)["content"] != "Only code." || msgs[1].(map[string]any)["content"] != doc {
+		t.Errorf("messages %v", msgs)
+	}
+}
