@@ -54,6 +54,9 @@ type tgiEvent struct {
 type tgiParser struct{ ev tgiEvent }
 
 func (p *tgiParser) parse(data string) (event, error) {
+	if tok, ok := parseTGIToken(data); ok {
+		return event{token: tok, hasToken: true}, nil
+	}
 	p.ev = tgiEvent{}
 	if err := json.Unmarshal([]byte(data), &p.ev); err != nil {
 		return event{}, &MalformedEventError{Data: data, Err: err}

@@ -39,6 +39,7 @@ const (
 // A Pipeline is not safe for concurrent use.
 type Pipeline struct {
 	stops     []string
+	stopBytes [][]byte // stops, for matching in pending bytes without allocating
 	maxTokens int
 
 	tokens  int
@@ -54,6 +55,7 @@ func NewPipeline(stops []string, maxTokens int) *Pipeline {
 	for _, s := range stops {
 		if s != "" {
 			p.stops = append(p.stops, s)
+			p.stopBytes = append(p.stopBytes, []byte(s))
 		}
 	}
 	return p
@@ -114,10 +116,15 @@ func (p *Pipeline) flush() string {
 }
 
 func (p *Pipeline) push(s string) string {
+	// The common case, allocation-free: nothing held back, and a token that
+	// is whole characters, holds no stop and ends with no stop's beginning.
+	if len(p.pending) == 0 && utf8.ValidString(s) && p.firstStopString(s) < 0 && p.stopPrefixLenString(s) == 0 {
+		return s
+	}
 	buf := append(p.pending, s...)
 	ready := completeRunes(buf)
 
-	if i, _ := p.firstStop(buf[:ready]); i >= 0 {
+	if i := p.firstStop(buf[:ready]); i >= 0 {
 		text := string(validUTF8(buf[:i]))
 		p.pending = buf
 		p.finish(FinishStopSequence)
@@ -131,14 +138,24 @@ func (p *Pipeline) push(s string) string {
 }
 
 // firstStop returns the index of the earliest stop sequence in b, or -1.
-func (p *Pipeline) firstStop(b []byte) (int, string) {
-	first, which := -1, ""
-	for _, s := range p.stops {
-		if i := indexString(b, s); i >= 0 && (first < 0 || i < first) {
-			first, which = i, s
+func (p *Pipeline) firstStop(b []byte) int {
+	first := -1
+	for _, s := range p.stopBytes {
+		if i := bytes.Index(b, s); i >= 0 && (first < 0 || i < first) {
+			first = i
 		}
 	}
-	return first, which
+	return first
+}
+
+func (p *Pipeline) firstStopString(b string) int {
+	first := -1
+	for _, s := range p.stops {
+		if i := strings.Index(b, s); i >= 0 && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	return first
 }
 
 // stopPrefixLen returns the length of the longest suffix of b that is a
@@ -146,9 +163,9 @@ func (p *Pipeline) firstStop(b []byte) (int, string) {
 // stop and so must be held back.
 func (p *Pipeline) stopPrefixLen(b []byte) int {
 	longest := 0
-	for _, s := range p.stops {
+	for _, s := range p.stopBytes {
 		for k := min(len(s)-1, len(b)); k > longest; k-- {
-			if string(b[len(b)-k:]) == s[:k] {
+			if bytes.HasSuffix(b, s[:k]) {
 				longest = k
 				break
 			}
@@ -157,10 +174,17 @@ func (p *Pipeline) stopPrefixLen(b []byte) int {
 	return longest
 }
 
-func indexString(b []byte, s string) int {
-	// The conversion does not allocate: the compiler recognises it as a
-	// temporary for strings.Index.
-	return strings.Index(string(b), s)
+func (p *Pipeline) stopPrefixLenString(b string) int {
+	longest := 0
+	for _, s := range p.stops {
+		for k := min(len(s)-1, len(b)); k > longest; k-- {
+			if strings.HasSuffix(b, s[:k]) {
+				longest = k
+				break
+			}
+		}
+	}
+	return longest
 }
 
 // completeRunes returns the length of the longest prefix of b that does not
