@@ -1,0 +1,873 @@
+package lsp
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.lsp.dev/jsonrpc2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/genls/genls/stream/streamtest"
+)
+
+// Fault tests: each injects one fault from the endpoint's side or the
+// editor's, then checks what must hold afterwards: the document holds
+// exactly the text generated before the fault, at the right place; the
+// server keeps serving (the next generation works); and nothing leaks
+// (goleak in TestMain).
+
+// faultyEditor is a fakeEditor whose handler can be made to misbehave at
+// run time, whose server logs where the test says, and which records every
+// message the server sent it.
+type faultyEditor struct {
+	*fakeEditor
+	// dropEdits makes the editor never answer workspace/applyEdit.
+	dropEdits atomic.Bool
+	// rejectEdits makes it answer applied:false.
+	rejectEdits atomic.Bool
+
+	recMu    sync.Mutex
+	received []string // method + raw params of everything the server sent
+}
+
+// newFaultyEditor is newFakeEditor with a logger of the test's choosing (nil:
+// the test log) and a handler that injects faults and records messages.
+func newFaultyEditor(t testing.TB, opts editorOptions, logger *zap.Logger) *faultyEditor {
+	t.Helper()
+	if logger == nil {
+		logger = zaptest.NewLogger(t)
+	}
+	clientSide, serverSide := net.Pipe()
+	e := &fakeEditor{t: t, opts: opts, docs: map[string]*editorDoc{}, progress: map[string][]map[string]any{},
+		config: opts.config, served: make(chan error, 1)}
+	f := &faultyEditor{fakeEditor: e}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: logger, Version: "test",
+			Getenv: func(string) string { return "" }})
+		serverSide.Close()
+	}()
+	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(stdCodec{}))
+	e.conn.Go(ctx, f.handle)
+	t.Cleanup(func() {
+		cancel()
+		clientSide.Close()
+		select {
+		case <-e.served:
+		case <-time.After(5 * time.Second):
+			t.Errorf("server did not stop")
+		}
+		e.conn.Close()
+	})
+	e.initialize()
+	return f
+}
+
+func (f *faultyEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+	f.recMu.Lock()
+	f.received = append(f.received, req.Method()+" "+string(req.Params()))
+	f.recMu.Unlock()
+	if req.Method() == "workspace/applyEdit" {
+		if f.dropEdits.Load() {
+			jsonrpc2.Async(ctx)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		if f.rejectEdits.Load() {
+			return map[string]any{"applied": false, "failureReason": "rejected by test"}, nil
+		}
+	}
+	return f.fakeEditor.handle(ctx, req)
+}
+
+func (f *faultyEditor) allReceived() string {
+	f.recMu.Lock()
+	defer f.recMu.Unlock()
+	return strings.Join(f.received, "\n")
+}
+
+// reset forgets progress and messages so awaitEnded counts from zero.
+func (e *fakeEditor) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.progress = map[string][]map[string]any{}
+	e.messages = nil
+}
+
+// generateAndWait runs Generate on [a, b) of uri's current text and waits
+// for the generation to end; it returns the end message.
+func (e *fakeEditor) generateAndWait(uri string, a, b int) string {
+	e.t.Helper()
+	e.reset()
+	text := e.text(uri)
+	if err := e.run(uri, rangeOf(e.enc(), text, a, b), "Generate"); err != nil {
+		e.t.Fatalf("generate: %v", err)
+	}
+	return e.awaitEnded(1)[0]
+}
+
+// quietTLSServer is an HTTPS endpoint whose certificate nobody trusts; the
+// handshake errors it logs are expected.
+func quietTLSServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a request reached the untrusted server: %s", r.URL)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// lockedBuffer collects a log safely from any goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) Sync() error { return nil }
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// bufferLogger logs everything, debug level included, to a buffer.
+func bufferLogger() (*zap.Logger, *lockedBuffer) {
+	buf := &lockedBuffer{}
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewDevelopmentEncoderConfig()), buf, zapcore.DebugLevel)
+	return zap.New(core), buf
+}
+
+// trickle is script cut into one-byte chunks, each written after delay.
+func trickle(script streamtest.Script, delay time.Duration) streamtest.Script {
+	var out []streamtest.Chunk
+	for _, c := range script.Chunks {
+		for i := range c.Data {
+			out = append(out, streamtest.Chunk{Data: c.Data[i : i+1], Delay: delay})
+		}
+	}
+	script.Chunks = out
+	return script
+}
+
+// TestEndpointFaultsThroughEditor injects every endpoint fault under one
+// generation, then checks the document, the message shown, and that the
+// next generation (against a healthy endpoint) works.
+func TestEndpointFaultsThroughEditor(t *testing.T) {
+	three := streamtest.TGI(0, "length", "par", "tial", "never", "seen")
+	two := three.Chunks[:2]
+	with := func(chunks []streamtest.Chunk, more ...streamtest.Chunk) []streamtest.Chunk {
+		return append(append([]streamtest.Chunk(nil), chunks...), more...)
+	}
+	idle := func(s map[string]any) { s["idle_timeout_seconds"] = 0.3 }
+	type fault struct {
+		name string
+		// url returns the endpoint URL of the faulty generation, given
+		// the healthy fake endpoint (which plays script first).
+		url     func(t *testing.T, healthy *streamtest.Server) string
+		script  *streamtest.Script
+		extra   func(map[string]any)
+		want    string // generated text that must be in the document
+		message string // in the progress end or a shown message
+	}
+	self := func(t *testing.T, s *streamtest.Server) string { return s.URL }
+	script := func(s streamtest.Script) *streamtest.Script { return &s }
+	faults := []fault{
+		{name: "connection refused", url: func(t *testing.T, _ *streamtest.Server) string {
+			dead := streamtest.NewServer(t, streamtest.Script{})
+			dead.Close()
+			return dead.URL
+		}, message: "cannot reach"},
+		{name: "DNS failure", url: func(*testing.T, *streamtest.Server) string { return "http://genls-fault-test.invalid:8080" },
+			message: "cannot reach"},
+		{name: "TLS failure", url: func(t *testing.T, _ *streamtest.Server) string { return quietTLSServer(t).URL },
+			message: "certificate"},
+		{name: "401", url: self, script: script(streamtest.Error(401, `{"error":"Invalid credentials"}`)), message: "rejected the token"},
+		{name: "403", url: self, script: script(streamtest.Error(403, `{"error":"forbidden"}`)), message: "rejected the token"},
+		{name: "404", url: self, script: script(streamtest.Error(404, `{"error":"Model x does not exist"}`)), message: "wrong endpoint URL or model name"},
+		{name: "422", url: self, script: script(streamtest.Error(422, `{"error":"Input validation error","error_type":"validation"}`)), message: "refused the request"},
+		{name: "424", url: self, script: script(streamtest.Error(424, `{"error":"CUDA OOM","error_type":"generation"}`)), message: "failed to generate (424)"},
+		{name: "429", url: self, script: script(streamtest.Error(429, `{"error":"Model is overloaded","error_type":"overloaded"}`)), message: "rate-limited (429)"},
+		{name: "500", url: self, script: script(streamtest.Error(500, `{"error":{"message":"internal"}}`)), message: "endpoint failed (500)"},
+		{name: "503", url: self, script: script(streamtest.Error(503, `{"error":"Service Unavailable"}`)), message: "endpoint failed (503)"},
+		{name: "reset mid-stream", url: self, script: script(streamtest.Script{Chunks: two, Reset: true}),
+			want: "partial", message: "dropped during the stream"},
+		{name: "stall mid-stream", url: self, script: script(streamtest.Script{Chunks: two, Hang: true}), extra: idle,
+			want: "partial", message: "sent nothing for 300ms"},
+		{name: "malformed JSON", url: self, script: script(streamtest.Script{Chunks: with(two, streamtest.Events(0, `{"token":{"text":`)...)}),
+			want: "partial", message: "malformed event"},
+		{name: "oversized event", url: self, script: script(streamtest.Script{Chunks: with(two,
+			streamtest.Chunk{Data: []byte("data: " + strings.Repeat("x", 3<<20))})}),
+			want: "partial", message: "larger than"},
+		{name: "no final event", url: self, script: script(streamtest.Script{Chunks: two}),
+			want: "partial", message: "without a final event"},
+	}
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			healthy := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+			if f.script != nil {
+				healthy.Push(*f.script)
+			}
+			url := f.url(t, healthy)
+			extras := []func(map[string]any){}
+			if f.extra != nil {
+				extras = append(extras, f.extra)
+			}
+			ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(url, extras...)}, nil)
+			ed.open(uri, "x\ny")
+			end := ed.generateAndWait(uri, 0, 1)
+			if !strings.HasPrefix(end, "failed") {
+				t.Errorf("progress end %q, want failed", end)
+			}
+			ed.await("an error message", func() bool { return contains(append(ed.shownMessages(), end), f.message) })
+			if got, want := ed.text(uri), "x"+f.want+"\ny"; got != want {
+				t.Fatalf("text after the fault %q, want %q", got, want)
+			}
+			if f.script != nil && f.script.Hang && !healthy.WaitDisconnect(5*time.Second) {
+				t.Errorf("the stalled upstream request was not closed")
+			}
+			// The server still serves: point it at the healthy endpoint
+			// and generate again.
+			if url != healthy.URL {
+				ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": tgiSettings(healthy.URL)})
+			}
+			ed.await("the next generation", func() bool {
+				ed.generateAndWait(uri, 0, 1)
+				return strings.HasPrefix(ed.text(uri), "x!")
+			})
+			if got, want := ed.text(uri), "x!"+f.want+"\ny"; got != want {
+				t.Fatalf("text after the next generation %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// A model that is loading answers 503 with estimated_time; the server waits
+// and retries, and the generation then succeeds in full.
+func TestModelLoadingRetriedThroughEditor(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "lo", "aded"))
+	srv.Push(streamtest.Error(503, `{"error":"Model is currently loading","estimated_time":0.01}`))
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "x")
+	if end := ed.generateAndWait(uri, 0, 1); !strings.HasPrefix(end, "length") {
+		t.Errorf("end %q", end)
+	}
+	if got := ed.text(uri); got != "xloaded" {
+		t.Fatalf("text %q", got)
+	}
+	posts := 0
+	for _, r := range srv.Requests() {
+		if r.Method == http.MethodPost {
+			posts++
+		}
+	}
+	if posts != 2 {
+		t.Errorf("%d generation requests, want 2 (one 503, one retry)", posts)
+	}
+}
+
+// While the server waits for a loading model (up to 30 s between retries),
+// cancelling ends the generation at once.
+func TestCancelWhileModelLoads(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	srv.Push(streamtest.Error(503, `{"error":"Model is currently loading","estimated_time":600}`))
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.await("the 503", func() bool { _, ok := srv.LastRequest(); return ok })
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	ed.call("workspace/executeCommand", map[string]any{"command": "genls.cancel"}, nil)
+	if msgs := ed.awaitEnded(1); msgs[0] != "cancelled" {
+		t.Errorf("end %q", msgs[0])
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cancel took %s", d)
+	}
+	if end := ed.generateAndWait(uri, 0, 1); !strings.HasPrefix(end, "length") || ed.text(uri) != "xok" {
+		t.Errorf("next generation: %q, text %q", end, ed.text(uri))
+	}
+}
+
+// A slow trickle, one byte at a time with a delay before each, still
+// produces exactly the recorded text: events and UTF-8 characters cut
+// anywhere are put back together.
+func TestSlowTrickleThroughEditor(t *testing.T) {
+	fixture := streamtest.Fixture(t, filepath.Join("..", "stream", "testdata", "fixtures", "tgi-2.0.3-generate-stream-swallow-7b-japanese-transcript.sse"), 1)
+	for i := range fixture.Chunks {
+		fixture.Chunks[i].Delay = 100 * time.Microsecond
+	}
+	tokens := []string{"é", "😀", " wörld", "\n", "日本"}
+	srv := streamtest.NewServer(t, trickle(streamtest.TGI(0, "length", tokens...), 200*time.Microsecond))
+	srv.Push(fixture)
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "q\n")
+	if end := ed.generateAndWait(uri, 0, 1); !strings.HasPrefix(end, "length: 20 tokens") {
+		t.Errorf("end %q", end)
+	}
+	want := "q\n日本で一番高い山はなんですか?\nベストアンサー\n富士山です。\n"
+	if got := ed.text(uri); got != want {
+		t.Fatalf("fixture trickled: %q, want %q", got, want)
+	}
+	ed.generateAndWait(uri, 0, 1)
+	if got, want := ed.text(uri), "q"+strings.Join(tokens, "")+"\n日本で一番高い山はなんですか?\nベストアンサー\n富士山です。\n"; got != want {
+		t.Fatalf("script trickled: %q, want %q", got, want)
+	}
+}
+
+// The editor stops answering edits in the middle of a stream: the wait is
+// bounded, the upstream request is closed, what was applied stays, and once
+// the editor answers again the next generation works.
+func TestEditorStopsAnsweringEdits(t *testing.T) {
+	old := editTimeout
+	editTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { editTimeout = old })
+	chunks := streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2]
+	chunks[1].Delay = 300 * time.Millisecond
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	srv.Push(streamtest.Script{Chunks: chunks, Hang: true})
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
+	ed.dropEdits.Store(true) // "b" arrives later; its edit is never answered
+	start := time.Now()
+	msgs := ed.awaitEnded(1)
+	if !strings.Contains(msgs[0], "did not answer an edit") {
+		t.Errorf("end %q", msgs[0])
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("gave up after %s, want about editTimeout", d)
+	}
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed")
+	}
+	if got := ed.text(uri); got != "xa" {
+		t.Errorf("text %q", got)
+	}
+	ed.dropEdits.Store(false)
+	if end := ed.generateAndWait(uri, 0, 1); !strings.HasPrefix(end, "length") {
+		t.Errorf("next generation: %q", end)
+	}
+	if got := ed.text(uri); got != "xoka" {
+		t.Errorf("after recovery %q", got)
+	}
+}
+
+// The editor rejects every edit for a while: the generation ends with a
+// message, keeps nothing it could not apply, and the next one works.
+func TestEditorRejectsThenRecovers(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.rejectEdits.Store(true)
+	ed.open(uri, "x")
+	end := ed.generateAndWait(uri, 0, 1)
+	if !strings.Contains(end, "keeps rejecting edits") {
+		t.Errorf("end %q", end)
+	}
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed")
+	}
+	if got := ed.text(uri); got != "x" {
+		t.Errorf("text %q", got)
+	}
+	ed.rejectEdits.Store(false)
+	ed.generateAndWait(uri, 0, 1)
+	if got := ed.text(uri); got != "xok" {
+		t.Errorf("after recovery %q", got)
+	}
+}
+
+// The document is closed in the middle of a stream, then opened again: the
+// upstream request is closed, and a generation in the reopened document
+// works.
+func TestDocumentClosedMidStreamThenReopened(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
+	ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed when the document closed")
+	}
+	ed.awaitEnded(1)
+	ed.open(uri, "xa")
+	if end := ed.generateAndWait(uri, 0, 1); !strings.HasPrefix(end, "length") {
+		t.Errorf("end %q", end)
+	}
+	if got := ed.text(uri); got != "xoka" {
+		t.Errorf("text %q", got)
+	}
+}
+
+// The editor process dies without shutdown: the pipe closes under a
+// running generation. Serve must return, and the upstream request must be
+// closed.
+func TestEditorDiesMidStream(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
+	ed.conn.Close() // closes the client's end of the pipe
+	select {
+	case err := <-ed.served:
+		if err == nil {
+			t.Errorf("Serve returned nil after the editor died without shutdown")
+		}
+		ed.served <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after the editor died")
+	}
+	if !srv.WaitDisconnect(5 * time.Second) {
+		t.Errorf("upstream not closed after the editor died")
+	}
+}
+
+// rawClient speaks the base protocol by hand, so tests can send what no
+// well-behaved client library would.
+type rawClient struct {
+	t      testing.TB
+	conn   net.Conn
+	msgs   chan map[string]any
+	served chan error
+	cancel context.CancelFunc
+}
+
+func newRawClient(t testing.TB, logger *zap.Logger) *rawClient {
+	t.Helper()
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	clientSide, serverSide := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &rawClient{t: t, conn: clientSide, msgs: make(chan map[string]any, 1024), served: make(chan error, 1), cancel: cancel}
+	go func() {
+		c.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: logger, Version: "test",
+			Getenv: func(string) string { return "" }})
+		serverSide.Close()
+	}()
+	go c.readLoop()
+	return c
+}
+
+// readLoop decodes every frame the server writes; it ends when the pipe
+// closes.
+func (c *rawClient) readLoop() {
+	defer close(c.msgs)
+	r := bufio.NewReader(c.conn)
+	for {
+		n := -1
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimSpace(line)
+			if line == "" {
+				break
+			}
+			if v, ok := strings.CutPrefix(line, "Content-Length:"); ok {
+				n, _ = strconv.Atoi(strings.TrimSpace(v))
+			}
+		}
+		if n < 0 {
+			return
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return
+		}
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		select {
+		case c.msgs <- m:
+		default: // nobody is reading; keep draining the pipe
+		}
+	}
+}
+
+// close ends the connection and waits for Serve, which must return.
+func (c *rawClient) close() error {
+	c.t.Helper()
+	c.conn.Close()
+	defer c.cancel()
+	select {
+	case err := <-c.served:
+		return err
+	case <-time.After(5 * time.Second):
+		c.t.Fatalf("Serve did not return after the connection closed")
+		return nil
+	}
+}
+
+// write sends raw bytes; it fails when the server has stopped reading.
+func (c *rawClient) write(b []byte) error {
+	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.conn.Write(b)
+	return err
+}
+
+func frame(body string) []byte {
+	return []byte(fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body))
+}
+
+func (c *rawClient) send(body string) {
+	c.t.Helper()
+	if err := c.write(frame(body)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// reply waits for the response with id, skipping other messages.
+func (c *rawClient) reply(id int) map[string]any {
+	c.t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				c.t.Fatalf("connection closed while waiting for the response to %d", id)
+			}
+			if v, ok := m["id"].(float64); ok && int(v) == id && m["method"] == nil {
+				return m
+			}
+		case <-timeout:
+			c.t.Fatalf("no response to request %d", id)
+		}
+	}
+}
+
+func errorCode(m map[string]any) int {
+	e, _ := m["error"].(map[string]any)
+	code, _ := e["code"].(float64)
+	return int(code)
+}
+
+const rawInitialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":null,"capabilities":{}}}`
+
+// A well-formed request the server must answer while serving.
+func rawPing(id int) string {
+	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"textDocument/codeAction","params":{"textDocument":{"uri":"file:///p.go"},"range":{"start":{"line":0,"character":0},"end":{"line":0,"character":0}},"context":{"diagnostics":[]}}}`, id)
+}
+
+// Malformed bodies in well-formed frames that the server answers or
+// ignores; it keeps serving.
+var survivableBodies = []struct{ name, body string }{
+	{"array of garbage", `[1,2,3]`},
+	{"empty batch", `[]`},
+	{"params a string", `{"jsonrpc":"2.0","id":11,"method":"textDocument/codeAction","params":"x"}`},
+	{"params an array", `{"jsonrpc":"2.0","id":12,"method":"workspace/executeCommand","params":[1]}`},
+	{"notification with bad params", `{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":5}}`},
+	{"didChange with bad range", `{"jsonrpc":"2.0","method":"textDocument/didChange","params":{"textDocument":{"uri":"file:///p.go","version":2},"contentChanges":[{"range":{"start":{"line":-1}},"text":"x"}]}}`},
+	{"response to nothing", `{"jsonrpc":"2.0","id":999,"result":{}}`},
+	{"error response to nothing", `{"jsonrpc":"2.0","id":998,"error":{"code":1,"message":"x"}}`},
+	{"invalid UTF-8 in a string", "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///\xff.go\",\"version\":1,\"text\":\"\xc3\"}}}"},
+}
+
+// Malformed bodies in well-formed frames on which the connection ends
+// today: JSON-RPC 2.0 says to answer Parse error (-32700) or Invalid
+// Request (-32600) with a null id and go on.
+var fatalBodies = []struct{ name, body string }{
+	{"not JSON", `{"jsonrpc":"2.0","id":7,"method":`},
+	{"garbage", "\x00\xff\xfe garbage"},
+	{"number", `42`},
+	{"null", `null`},
+	{"no method", `{"jsonrpc":"2.0","id":8}`},
+	{"wrong version", `{"jsonrpc":"1.0","id":9,"method":"shutdown"}`},
+	{"method not a string", `{"jsonrpc":"2.0","id":10,"method":5}`},
+	{"id an object", `{"jsonrpc":"2.0","id":{"a":1},"method":"textDocument/codeAction"}`},
+}
+
+func TestMalformedJSONRPCBodies(t *testing.T) {
+	for _, b := range survivableBodies {
+		t.Run(b.name, func(t *testing.T) {
+			c := newRawClient(t, zaptest.NewLogger(t))
+			c.send(rawInitialize)
+			c.reply(1)
+			c.send(b.body)
+			c.send(rawPing(2))
+			if m := c.reply(2); m["error"] != nil {
+				t.Errorf("the server stopped serving after %q: %v", b.body, m)
+			}
+			if err := c.close(); err == nil {
+				t.Errorf("Serve returned nil after the connection closed without shutdown")
+			}
+		})
+	}
+}
+
+// On the bodies that end the connection, the server at least ends cleanly:
+// Serve returns an error at once, running generations are cancelled and
+// nothing leaks.
+func TestMalformedJSONRPCEndsCleanly(t *testing.T) {
+	for _, b := range fatalBodies {
+		t.Run(b.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+			// Not zaptest: the server's showMessage goroutines may log
+			// after Serve returned, and so after the test ended.
+			logger, _ := bufferLogger()
+			c := newRawClient(t, logger)
+			c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{},"initializationOptions":{"endpoint":{"url":%q,"backend":"tgi"}}}}`, srv.URL))
+			c.reply(1)
+			c.send(`{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///p.go","languageId":"go","version":1,"text":"abc"}}}`)
+			c.send(`{"jsonrpc":"2.0","id":2,"method":"workspace/executeCommand","params":{"command":"genls.generate","arguments":[{"uri":"file:///p.go","range":{"start":{"line":0,"character":0},"end":{"line":0,"character":3}}}]}}`)
+			c.reply(2)
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				if _, ok := srv.LastRequest(); ok {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the generation did not reach the endpoint")
+				}
+			}
+			_ = c.write(frame(b.body))
+			select {
+			case err := <-c.served:
+				if err == nil {
+					t.Errorf("Serve returned nil")
+				}
+				c.served <- err
+			case <-time.After(5 * time.Second):
+				t.Fatalf("Serve neither served on nor returned after %q", b.body)
+			}
+			if !srv.WaitDisconnect(5 * time.Second) {
+				t.Errorf("upstream request not closed")
+			}
+			c.close()
+		})
+	}
+}
+
+// BUG: a well-framed message whose body is not a valid JSON-RPC message
+// ends the connection (go.lsp.dev/jsonrpc2's read loop stops on the decode
+// error), so one bad message from a client kills genls.
+func TestMalformedJSONRPCKeepsServing(t *testing.T) {
+	t.Skip("BUG: a well-framed but invalid JSON-RPC body (bad JSON, no method, wrong version) ends the connection instead of an error reply")
+	for _, b := range fatalBodies {
+		t.Run(b.name, func(t *testing.T) {
+			c := newRawClient(t, zaptest.NewLogger(t))
+			c.send(rawInitialize)
+			c.reply(1)
+			c.send(b.body)
+			c.send(rawPing(2))
+			if m := c.reply(2); m["error"] != nil {
+				t.Errorf("after %q: %v", b.body, m)
+			}
+			c.close()
+		})
+	}
+}
+
+// Broken framing cannot be resynchronised; the server must end cleanly
+// (Serve returns, nothing leaks) rather than hang or panic.
+func TestMalformedFraming(t *testing.T) {
+	frames := []struct{ name, raw string }{
+		{"no Content-Length", "Content-Type: application/json\r\n\r\n{}"},
+		{"negative length", "Content-Length: -5\r\n\r\n{}"},
+		{"non-numeric length", "Content-Length: abc\r\n\r\n{}"},
+		{"huge declared length", "Content-Length: 99999999999999999999\r\n\r\n{}"},
+		{"header without colon", "Content-Length 2\r\n\r\n{}"},
+		{"bare JSON", `{"jsonrpc":"2.0","id":2,"method":"shutdown"}` + "\n"},
+		{"length longer than the body, then EOF", "Content-Length: 100\r\n\r\n{}"},
+	}
+	for _, f := range frames {
+		t.Run(f.name, func(t *testing.T) {
+			c := newRawClient(t, zaptest.NewLogger(t))
+			c.send(rawInitialize)
+			c.reply(1)
+			_ = c.write([]byte(f.raw)) // the server may have stopped reading
+			// Either the server answers a later request (it skipped the
+			// frame) or it has ended the connection; both are fine, a
+			// hang is not.
+			_ = c.write(frame(rawPing(2)))
+			c.close()
+		})
+	}
+}
+
+// Requests before initialize get ServerNotInitialized; notifications are
+// dropped; initialize then works as usual.
+func TestRequestsBeforeInitialize(t *testing.T) {
+	c := newRawClient(t, zaptest.NewLogger(t))
+	c.send(`{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///p.go","languageId":"go","version":1,"text":"abc"}}}`)
+	c.send(rawPing(5))
+	if m := c.reply(5); errorCode(m) != int(jsonrpc2.ServerNotInitialized) {
+		t.Errorf("codeAction before initialize: %v", m)
+	}
+	c.send(`{"jsonrpc":"2.0","id":6,"method":"workspace/executeCommand","params":{"command":"genls.generate","arguments":[{"uri":"file:///p.go"}]}}`)
+	if m := c.reply(6); errorCode(m) != int(jsonrpc2.ServerNotInitialized) {
+		t.Errorf("executeCommand before initialize: %v", m)
+	}
+	c.send(`{"jsonrpc":"2.0","id":7,"method":"shutdown"}`)
+	if m := c.reply(7); errorCode(m) != int(jsonrpc2.ServerNotInitialized) {
+		t.Errorf("shutdown before initialize: %v", m)
+	}
+	c.send(rawInitialize)
+	if m := c.reply(1); m["result"] == nil {
+		t.Fatalf("initialize after early requests: %v", m)
+	}
+	// The didOpen before initialize was dropped, as specified.
+	c.send(`{"jsonrpc":"2.0","id":8,"method":"workspace/executeCommand","params":{"command":"genls.generate","arguments":[{"uri":"file:///p.go","range":{"start":{"line":0,"character":0},"end":{"line":0,"character":3}}}]}}`)
+	if m := c.reply(8); m["error"] == nil || !strings.Contains(fmt.Sprint(m["error"]), "not open") {
+		t.Errorf("generate in a document opened before initialize: %v", m)
+	}
+	c.send(rawPing(9))
+	if m := c.reply(9); m["error"] != nil {
+		t.Errorf("codeAction after initialize: %v", m)
+	}
+	c.close()
+}
+
+// Unknown requests are answered MethodNotFound, unknown notifications (and
+// $/ ones) are ignored, and the server keeps serving.
+func TestUnknownMethods(t *testing.T) {
+	c := newRawClient(t, zaptest.NewLogger(t))
+	c.send(rawInitialize)
+	c.reply(1)
+	for i, m := range []string{"textDocument/hover", "$/unknown", "genls/whatever", "", "workspace/symbol"} {
+		c.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":%q,"params":{}}`, 100+i, m))
+		if r := c.reply(100 + i); errorCode(r) != int(jsonrpc2.MethodNotFound) && r["error"] == nil {
+			t.Errorf("%q answered %v, want an error", m, r)
+		}
+	}
+	for _, m := range []string{"$/setTrace", "$/cancelRequest", "textDocument/didSave", "workspace/didChangeWatchedFiles", "nonsense"} {
+		c.send(fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"params":{"id":1,"value":"off"}}`, m))
+	}
+	c.send(rawPing(2))
+	if m := c.reply(2); m["error"] != nil {
+		t.Errorf("after unknown methods: %v", m)
+	}
+	c.close()
+}
+
+// A 5 MB didOpen is taken in and generated into like any other document.
+func TestHugeDocument(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "<", ">"))
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	line := strings.Repeat("x", 99) + "\n"
+	doc := strings.Repeat(line, 5<<20/len(line)) + "end"
+	ed.open(uri, doc)
+	ed.generateAndWait(uri, len(doc)-3, len(doc))
+	if got := ed.text(uri); got != doc+"<>" {
+		t.Fatalf("text: len %d, want %d; tail %q", len(got), len(doc)+2, got[len(got)-10:])
+	}
+	// Generate here in the middle: the prompt is the 2.5 MB before the
+	// cursor, and the text lands at the cursor.
+	mid := len(doc) / 2 / len(line) * len(line)
+	ed.reset()
+	ed.run(uri, rangeOf(UTF16, ed.text(uri), mid, mid), "Generate here")
+	ed.awaitEnded(1)
+	if got, want := ed.text(uri), doc[:mid]+"<>"+doc[mid:]+"<>"; got != want {
+		t.Fatalf("Generate here in a huge document: wrong text (len %d, want %d)", len(got), len(want))
+	}
+	if req, _ := srv.LastRequest(); len(req.Body) < mid {
+		t.Errorf("request body %d bytes, want the whole prefix (%d)", len(req.Body), mid)
+	}
+}
+
+// Odd URIs and positions past the end: positions clamp to the text (the
+// specification's rule), nothing panics, and the text lands at the end.
+func TestInvalidURIsAndPositions(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	for _, u := range []string{"not a uri", "file:///%zz", "untitled:Untitled-1", "file:///a b/ü.go", "\x00"} {
+		t.Run(fmt.Sprintf("uri %q", u), func(t *testing.T) {
+			ed.open(u, "ab\ncd")
+			ed.reset()
+			big := Position{Line: 1 << 30, Character: 1 << 31}
+			if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate",
+				"arguments": []any{map[string]any{"uri": u, "range": Range{Start: Position{Line: 1, Character: 0}, End: big}}}}, nil); err != nil {
+				t.Fatalf("generate: %v", err)
+			}
+			ed.awaitEnded(1)
+			if got := ed.text(u); got != "ab\ncd!" {
+				t.Errorf("text %q, want the selection to clamp to the end", got)
+			}
+			ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": u}})
+		})
+	}
+	t.Run("positions", func(t *testing.T) {
+		ed.open(uri, "ab\ncd")
+		cases := []struct {
+			rng  Range
+			here bool
+			want string
+		}{
+			{Range{Start: Position{Line: 0, Character: 99}, End: Position{Line: 0, Character: 99}}, true, "ab!\ncd"},
+			{Range{Start: Position{Line: 99, Character: 0}, End: Position{Line: 99, Character: 5}}, true, "ab!\ncd!"},
+			{Range{Start: Position{Line: 1, Character: 99}, End: Position{Line: 0, Character: 0}}, false, "ab!\ncd!!"}, // reversed
+			{Range{Start: Position{Line: 0, Character: 4294967295}, End: Position{Line: 4294967295, Character: 4294967295}}, false, "ab!\ncd!!!"},
+		}
+		for _, c := range cases {
+			ed.reset()
+			if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate",
+				"arguments": []any{map[string]any{"uri": uri, "range": c.rng, "here": c.here}}}, nil); err != nil {
+				t.Fatalf("generate %v: %v", c.rng, err)
+			}
+			ed.awaitEnded(1)
+			if got := ed.text(uri); got != c.want {
+				t.Errorf("range %v: text %q, want %q", c.rng, got, c.want)
+			}
+		}
+		// Code actions at positions past the end are offered, not refused.
+		if got := ed.codeActions(uri, Range{Start: Position{Line: 1 << 20}, End: Position{Line: 1 << 20}}); len(got) == 0 {
+			t.Errorf("no code actions past the end")
+		}
+		// A didChange whose range is past the end clamps too: it appends.
+		ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": uri, "version": 100},
+			"contentChanges": []any{map[string]any{"range": Range{Start: Position{Line: 50, Character: 50}, End: Position{Line: 60}}, "text": "?"}}})
+		ed.mu.Lock()
+		ed.docs[uri].text += "?"
+		ed.docs[uri].version = 100
+		ed.mu.Unlock()
+		ed.generateAndWait(uri, 0, 2)
+		if got := ed.text(uri); got != "ab!!\ncd!!!?" {
+			t.Errorf("after a past-the-end didChange: %q", got)
+		}
+	})
+}
+
+// didChange and didClose for documents that were never opened are ignored;
+// the server keeps serving.
+func TestChangesToUnknownDocuments(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	for i := 0; i < 10; i++ {
+		u := fmt.Sprintf("file:///never-%d.go", i)
+		ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": u, "version": i},
+			"contentChanges": []any{map[string]any{"range": Range{End: Position{Line: 3}}, "text": "x"}, map[string]any{"text": "full"}}})
+		ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": u}})
+	}
+	ed.open(uri, "x")
+	ed.generateAndWait(uri, 0, 1)
+	if got := ed.text(uri); got != "x!" {
+		t.Errorf("text %q", got)
+	}
+}
