@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/genls/genls/stream"
@@ -53,6 +54,7 @@ type editorOptions struct {
 	dropStale    bool // Neovim 0.7: drop stale versioned edits, say applied:true
 	neverAnswer  bool // never answer applyEdit
 	rejectAlways bool
+	onApply      func(newText string) // called with each applied edit's text
 }
 
 func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
@@ -62,7 +64,13 @@ func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
 		config: opts.config, served: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: zaptest.NewLogger(t), Version: "test",
+		// Info, not debug: the debug log holds every event, which would
+		// swamp the benchmarks' measurements and memory.
+		log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+		if _, ok := t.(*testing.B); ok {
+			log = zap.NewNop()
+		}
+		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: log, Version: "test",
 			Getenv: func(string) string { return "" }})
 		serverSide.Close()
 	}()
@@ -183,6 +191,9 @@ func (e *fakeEditor) applyEdit(p applyEditParams) map[string]any {
 	}
 	for _, te := range edits {
 		e.changeLocked(uri, te.Range, te.NewText)
+		if e.opts.onApply != nil {
+			e.opts.onApply(te.NewText)
+		}
 	}
 	e.applied++
 	return map[string]any{"applied": true}
