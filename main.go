@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -90,16 +91,17 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "genls: unknown command %q\n%s", fs.Arg(0), usage)
 		return 2
 	}
-	log, atom, closeLog, err := newLogger(*level, *file, stderr)
+	log, atom, sink, err := newLogger(*level, *file, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "genls:", err)
 		return 2
 	}
-	defer closeLog()
+	defer sink.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = lsp.Serve(ctx, lsp.Options{
 		In: stdin, Out: stdout, Logger: log, LogLevel: &atom, Version: versionString(),
+		SetLogFile: sink.SetFile,
 	})
 	if err != nil {
 		log.Error("server stopped", zap.Error(err))
@@ -109,27 +111,71 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // newLogger logs to stderr or a file, never stdout (the protocol's channel).
-func newLogger(level, file string, stderr io.Writer) (*zap.Logger, zap.AtomicLevel, func(), error) {
+// The returned sink can be redirected to a file later (the log.file setting).
+func newLogger(level, file string, stderr io.Writer) (*zap.Logger, zap.AtomicLevel, *logSink, error) {
 	atom := zap.NewAtomicLevel()
 	if err := atom.UnmarshalText([]byte(level)); err != nil {
 		return nil, atom, nil, fmt.Errorf("bad --log-level %q: %w", level, err)
 	}
-	var sink zapcore.WriteSyncer = zapcore.AddSync(stderr)
-	closeFn := func() {}
+	sink := &logSink{w: stderr}
 	if file != "" {
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, atom, nil, fmt.Errorf("log file: %w", err)
+		if err := sink.SetFile(file); err != nil {
+			return nil, atom, nil, err
 		}
-		sink = zapcore.Lock(f)
-		closeFn = func() { f.Close() }
-	} else {
-		sink = zapcore.Lock(sink)
 	}
 	enc := zap.NewDevelopmentEncoderConfig()
 	enc.EncodeTime = zapcore.TimeEncoderOfLayout(time.TimeOnly + ".000")
 	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), sink, atom)
-	return zap.New(core), atom, closeFn, nil
+	return zap.New(core), atom, sink, nil
+}
+
+// logSink is where log lines go: stderr until a log file is set.
+type logSink struct {
+	mu   sync.Mutex
+	w    io.Writer
+	file *os.File
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *logSink) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file != nil {
+		return s.file.Sync()
+	}
+	return nil
+}
+
+// SetFile sends the log to path (appending), closing a previous log file.
+func (s *logSink) SetFile(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file != nil && s.file.Name() == path {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("log file: %w", err)
+	}
+	if s.file != nil {
+		s.file.Close()
+	}
+	s.file, s.w = f, f
+	return nil
+}
+
+// Close closes the log file, if any.
+func (s *logSink) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.file != nil {
+		s.file.Close()
+	}
 }
 
 // stopFlags collects repeated --stop flags.
@@ -233,12 +279,12 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		params.Seed = &s
 	}
 
-	log, _, closeLog, err := newLogger(ef.logLevel, "", stderr)
+	log, _, sink, err := newLogger(ef.logLevel, "", stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "genls:", err)
 		return 2
 	}
-	defer closeLog()
+	defer sink.Close()
 	ep := ef.endpoint(os.Getenv)
 	ep.Token, _ = stream.ResolveToken("", os.Getenv)
 	client, err := stream.NewClient(stream.Config{

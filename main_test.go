@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -153,5 +154,24 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "bogus"); code != 2 {
 		t.Errorf("unknown command: %d", code)
+	}
+}
+
+func TestLogSinkSwitchesToFile(t *testing.T) {
+	var stderr bytes.Buffer
+	log, _, sink, err := newLogger("info", "", &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	log.Info("to stderr")
+	path := t.TempDir() + "/genls.log"
+	if err := sink.SetFile(path); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("to the file")
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(stderr.String(), "to stderr") || strings.Contains(stderr.String(), "to the file") || !strings.Contains(string(data), "to the file") {
+		t.Errorf("stderr %q file %q", stderr.String(), data)
 	}
 }

@@ -71,6 +71,11 @@ const reportInterval = 200 * time.Millisecond
 // fails. Whatever happens, the text generated so far is written to the sink
 // and the sink is closed; the returned error says why the session ended early.
 func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (stream.Result, error) {
+	if progress != nil && g.Request.OnRetry == nil {
+		g.Request.OnRetry = func(wait time.Duration, err error) {
+			progress.Report(fmt.Sprintf("model is loading, retrying in %.0f s", wait.Seconds()))
+		}
+	}
 	s, err := g.Client.Generate(ctx, g.Request)
 	if err != nil {
 		closeErr := sink.Close(context.WithoutCancel(ctx))
@@ -83,7 +88,8 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 		fence = &stream.FenceStripper{}
 	}
 	var sinkErr error
-	lastReport := time.Now()
+	start := time.Now()
+	lastReport := start
 	tokens := 0
 	for s.Next() {
 		text := s.Text()
@@ -97,9 +103,9 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 			}
 		}
 		tokens++
-		if time.Since(lastReport) >= reportInterval && progress != nil {
-			lastReport = time.Now()
-			progress.Report(fmt.Sprintf("%d tokens", tokens))
+		if now := time.Now(); now.Sub(lastReport) >= reportInterval && progress != nil {
+			lastReport = now
+			progress.Report(fmt.Sprintf("%d tokens, %.0f tokens/s", tokens, float64(tokens)/now.Sub(start).Seconds()))
 		}
 	}
 	if fence != nil && sinkErr == nil {

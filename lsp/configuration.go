@@ -2,6 +2,8 @@ package lsp
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,7 +12,9 @@ import (
 )
 
 // applySettings validates raw settings and makes them current. A bad setting
-// is shown to the user, naming its key, and the previous settings stay.
+// is shown to the user, naming its key, and the previous settings stay. When
+// the settings would send the API token to a host it has not been sent to
+// before, the user is asked first.
 func (s *server) applySettings(raw json.RawMessage, from string) {
 	cfg, err := parseSettings(raw)
 	if err != nil {
@@ -25,20 +29,70 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 		s.showMessage(messageError, err.Error())
 		return
 	}
+	if cfg.settings.Log.File != "" && s.setLogFile != nil {
+		if err := s.setLogFile(cfg.settings.Log.File); err != nil {
+			s.showMessage(messageError, (&SettingError{Key: "log.file", Err: err}).Error())
+			return
+		}
+	}
+	host := hostOf(client.Endpoint().URL)
+	s.mu.Lock()
+	trusted := s.tokenHost
+	s.mu.Unlock()
+	if client.HasToken() && trusted != "" && host != trusted {
+		// Asking is a request to the client: never from the read loop.
+		go s.confirmHost(cfg, client, trusted, host, from)
+		return
+	}
+	s.install(cfg, client, from)
+}
+
+// confirmHost asks the user before the token travels to a new host.
+func (s *server) confirmHost(cfg *config, client *stream.Client, from, to, source string) {
+	const send = "Send token"
+	keep := "Keep " + from
+	var choice *struct {
+		Title string `json:"title"`
+	}
+	params := map[string]any{
+		"type":    messageWarning,
+		"message": fmt.Sprintf("genls: the settings (%s) move the endpoint from %s to %s. Send your API token to %s?", source, from, to, to),
+		"actions": []map[string]string{{"title": send}, {"title": keep}},
+	}
+	if _, err := s.conn.Call(s.ctx, "window/showMessageRequest", params, &choice); err != nil || choice == nil || choice.Title != send {
+		s.log.Warn("endpoint change not confirmed; keeping the previous settings", zap.String("to", to), zap.Error(err))
+		s.showMessage(messageInfo, fmt.Sprintf("kept the endpoint at %s; the token was not sent to %s", from, to))
+		return
+	}
+	s.install(cfg, client, source)
+}
+
+func (s *server) install(cfg *config, client *stream.Client, from string) {
 	if w := client.InsecureTokenWarning(); w != "" {
 		s.showMessage(messageWarning, w)
 	}
 	if s.level != nil && cfg.settings.Log.Level != "" {
 		_ = s.level.UnmarshalText([]byte(cfg.settings.Log.Level))
 	}
+	ep := client.Endpoint()
 	s.mu.Lock()
 	s.cfg = cfg
 	s.client = client
+	if client.HasToken() {
+		s.tokenHost = hostOf(ep.URL)
+	}
 	s.mu.Unlock()
-	ep := client.Endpoint()
 	s.log.Info("settings applied", zap.String("from", from), zap.String("url", ep.URL),
 		zap.String("backend", string(ep.Backend)), zap.String("model", ep.Model),
 		zap.String("token", stream.MaskToken(ep.Token)))
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Host
 }
 
 // newClient builds the endpoint client for cfg; the token comes from the

@@ -55,6 +55,11 @@ type editorOptions struct {
 	neverAnswer  bool // never answer applyEdit
 	rejectAlways bool
 	onApply      func(newText string) // called with each applied edit's text
+	// answer is the title picked for window/showMessageRequest ("" for
+	// dismissing it).
+	answer string
+	// setLogFile is passed to the server as Options.SetLogFile.
+	setLogFile func(string) error
 }
 
 func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
@@ -71,7 +76,7 @@ func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
 			log = zap.NewNop()
 		}
 		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: log, Version: "test",
-			Getenv: func(string) string { return "" }})
+			Getenv: func(string) string { return "" }, SetLogFile: opts.setLogFile})
 		serverSide.Close()
 	}()
 	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(stdCodec{}))
@@ -141,6 +146,16 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 		return e.applyEdit(p), nil
 	case "window/workDoneProgress/create":
 		return nil, nil
+	case "window/showMessageRequest":
+		var p map[string]any
+		json.Unmarshal(params, &p)
+		e.mu.Lock()
+		e.messages = append(e.messages, p)
+		e.mu.Unlock()
+		if e.opts.answer == "" {
+			return nil, nil
+		}
+		return map[string]any{"title": e.opts.answer}, nil
 	case "workspace/configuration":
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -34,6 +34,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Getenv is used for token lookup; nil means os.Getenv.
 	Getenv func(string) string
+	// SetLogFile, when set, redirects the log to a file (the log.file
+	// setting).
+	SetLogFile func(path string) error
 }
 
 // ErrExitWithoutShutdown is returned by Serve when the client sent exit
@@ -67,6 +70,8 @@ type server struct {
 	getenv  func(string) string
 	http    *http.Client
 
+	setLogFile func(string) error
+
 	// ctx lives as long as the connection; generations run on it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,6 +85,9 @@ type server struct {
 	caps   clientCaps
 	cfg    *config
 	client *stream.Client
+	// tokenHost is the host the token has been configured for; moving it
+	// elsewhere needs the user's consent.
+	tokenHost string
 }
 
 // clientCaps is what genls needs to know of the client's capabilities.
@@ -104,7 +112,8 @@ func Serve(ctx context.Context, opts Options) error {
 	defer cancel()
 	s := &server{
 		log: opts.Logger, level: opts.LogLevel, version: opts.Version, getenv: opts.Getenv, http: opts.HTTPClient,
-		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
+		setLogFile: opts.SetLogFile,
+		ctx:        ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
 	}
 	s.cfg, _ = validate(Settings{})
 	s.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(rwc{opts.In, opts.Out}), jsonrpc2.WithCodec(stdCodec{}))

@@ -542,3 +542,55 @@ func TestChatBackendStripsFence(t *testing.T) {
 		t.Errorf("messages %v", msgs)
 	}
 }
+
+// A settings change that moves the endpoint to another host does not take
+// the token there unless the user agrees.
+func TestTokenNeverMovesHostSilently(t *testing.T) {
+	for _, answer := range []string{"Send token", ""} {
+		t.Run(fmt.Sprintf("answer=%q", answer), func(t *testing.T) {
+			home := streamtest.NewServer(t, streamtest.TGI(0, "length", "home"))
+			other := streamtest.NewServer(t, streamtest.TGI(0, "length", "other"))
+			// Both servers are on 127.0.0.1; "localhost" names another host.
+			otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+			settings := func(url string) map[string]any {
+				return map[string]any{"endpoint": map[string]any{"url": url, "backend": "tgi", "token": "hf_secret"}}
+			}
+			ed := newFakeEditor(t, editorOptions{versioned: true, answer: answer, settings: settings(home.URL)})
+			ed.open(uri, "x")
+			ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(otherURL)})
+			ed.await("the question", func() bool { return contains(ed.shownMessages(), "Send your API token to localhost") })
+			if answer == "" {
+				ed.await("the refusal", func() bool { return contains(ed.shownMessages(), "the token was not sent") })
+			} else {
+				time.Sleep(50 * time.Millisecond)
+			}
+			ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+			ed.awaitEnded(1)
+			want, got := "xother", ed.text(uri)
+			if answer == "" {
+				want = "xhome"
+				if len(other.Requests()) != 0 {
+					t.Errorf("the other host received %d requests", len(other.Requests()))
+				}
+			}
+			if got != want {
+				t.Errorf("text %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestLogFileSetting(t *testing.T) {
+	got := make(chan string, 1)
+	ed := newFakeEditor(t, editorOptions{settings: map[string]any{"log": map[string]any{"file": "/tmp/genls-test.log", "level": "debug"}},
+		setLogFile: func(p string) error { got <- p; return nil }})
+	select {
+	case p := <-got:
+		if p != "/tmp/genls-test.log" {
+			t.Errorf("log file %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("log.file not applied")
+	}
+	_ = ed
+}

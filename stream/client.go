@@ -125,6 +125,9 @@ func NewClient(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// HasToken reports whether requests carry an API token.
+func (c *Client) HasToken() bool { return c.cfg.Endpoint.Token != "" }
+
 // Endpoint returns the endpoint as configured (with defaults applied).
 func (c *Client) Endpoint() Endpoint { return c.cfg.Endpoint }
 
@@ -349,8 +352,12 @@ func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
 			return nil, err
 		}
 		c.log.Info("model is loading, retrying", zap.Duration("wait", wait), zap.Int("attempt", attempt))
-		if c.cfg.OnRetry != nil {
-			c.cfg.OnRetry(wait, err)
+		onRetry := c.cfg.OnRetry
+		if req.OnRetry != nil {
+			onRetry = req.OnRetry
+		}
+		if onRetry != nil {
+			onRetry(wait, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Backend names a wire protocol. The names are the values of the `backend`
@@ -94,6 +95,8 @@ type Request struct {
 	// System is the system message for chat backends; ignored elsewhere.
 	System string
 	Params Parameters
+	// OnRetry, when set, replaces Config.OnRetry for this request.
+	OnRetry func(wait time.Duration, err error)
 }
 
 // tgiRequest is the body of TGI's POST /generate_stream.
