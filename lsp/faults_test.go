@@ -871,3 +871,71 @@ func TestChangesToUnknownDocuments(t *testing.T) {
 		t.Errorf("text %q", got)
 	}
 }
+
+// The API token never appears in anything genls writes: the debug log,
+// messages and progress sent to the editor, or errors; and it is sent only
+// to the configured endpoint.
+func TestTokenNeverLeaks(t *testing.T) {
+	const token = "hf_SECRETSECRET123"
+	withToken := func(s map[string]any) { s["endpoint"].(map[string]any)["token"] = token }
+	cases := []struct {
+		name    string
+		script  streamtest.Script
+		refused bool
+	}{
+		{name: "succeeds", script: streamtest.TGI(0, "length", "fine")},
+		{name: "401", script: streamtest.Error(401, `{"error":"Authorization header is correct, but the token seems invalid"}`)},
+		{name: "500", script: streamtest.Error(500, `{"error":"internal"}`)},
+		{name: "mid-stream error", script: streamtest.Script{Chunks: append(streamtest.TGI(0, "length", "a", "b").Chunks[:1],
+			streamtest.Events(0, `{"error":"boom","error_type":"generation"}`)...)}},
+		{name: "connection refused", refused: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, c.script)
+			url := srv.URL
+			if c.refused {
+				srv.Close()
+			}
+			logger, logged := bufferLogger()
+			ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(url, withToken, func(s map[string]any) {
+				s["log"] = map[string]any{"level": "debug"}
+			})}, logger)
+			ed.open(uri, "x")
+			var errs []string
+			if err := ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate"); err != nil {
+				errs = append(errs, err.Error())
+			}
+			ed.awaitEnded(1)
+			// A bad command and a bad setting produce errors too.
+			if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate",
+				"arguments": []any{map[string]any{"uri": "file:///nope"}}}, nil); err != nil {
+				errs = append(errs, err.Error())
+			}
+			ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": tgiSettings(url, withToken, func(s map[string]any) {
+				s["parameters"] = map[string]any{"max_new_tokens": -1}
+			})})
+			ed.await("the setting error", func() bool { return contains(ed.shownMessages(), "max_new_tokens") })
+			time.Sleep(50 * time.Millisecond)
+			everything := map[string]string{
+				"log":                    logged.String(),
+				"messages to the editor": ed.allReceived(),
+				"errors":                 strings.Join(errs, "\n"),
+				"document":               ed.text(uri),
+			}
+			for what, text := range everything {
+				if strings.Contains(text, token) || strings.Contains(text, "SECRETSECRET") {
+					t.Errorf("the token appears in the %s:\n%s", what, text)
+				}
+			}
+			if !strings.Contains(logged.String(), "generation request") && !c.refused {
+				t.Errorf("the debug log was not captured")
+			}
+			for _, r := range srv.Requests() {
+				if got := r.Header.Get("Authorization"); got != "Bearer "+token {
+					t.Errorf("%s %s: Authorization %q", r.Method, r.Path, got)
+				}
+			}
+		})
+	}
+}
