@@ -99,10 +99,18 @@ class Session {
       return;
     }
     const level = vscode.workspace.getConfiguration('genls').get<string>('log.level') || 'info';
+    // The token reaches the server only through its environment (genls
+    // reads HF_TOKEN), never through JSON-RPC, where a protocol trace or a
+    // log of the settings would show it.
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (this.token) {
+      env.HF_TOKEN = this.token;
+    }
     const serverOptions: ServerOptions = {
       command,
       args: ['--stdio', '--log-level', level],
       transport: TransportKind.stdio,
+      options: { env },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
@@ -116,7 +124,7 @@ class Session {
       middleware: {
         workspace: {
           // The server asks for section "genls"; answer with the same object as
-          // initializationOptions, token included (it never touches settings.json).
+          // initializationOptions.
           configuration: async (params, token, next) => {
             const result = await next(params, token);
             if (!Array.isArray(result)) {
@@ -156,7 +164,8 @@ class Session {
 
   // settings builds the object the server reads as initializationOptions and
   // as the answer to workspace/configuration: the genls.* settings, nested as
-  // the server expects, without unset values, plus the token from SecretStorage.
+  // the server expects, without unset values. The token is not in it: it
+  // goes to the server process's environment.
   settings(): Record<string, unknown> {
     const config = vscode.workspace.getConfiguration('genls');
     const pick = (...keys: string[]) => {
@@ -170,9 +179,6 @@ class Session {
       return out;
     };
     const endpoint = pick('endpoint.url', 'endpoint.backend', 'endpoint.model');
-    if (this.token) {
-      endpoint.token = this.token;
-    }
     const prompt: Record<string, unknown> = pick('prompt.template', 'prompt.system');
     const fim = pick('prompt.fim.prefix', 'prompt.fim.suffix', 'prompt.fim.middle');
     if (Object.keys(fim).length > 0) {
@@ -203,9 +209,9 @@ class Session {
       .catch(err => this.output.warn(`didChangeConfiguration: ${errorText(err)}`));
   }
 
+  // tokenChanged restarts the server: the token lives in its environment.
   async tokenChanged(): Promise<void> {
-    this.token = await this.context.secrets.get(tokenKey);
-    await this.pushSettings();
+    await this.restart();
   }
 
   configurationChanged(e: vscode.ConfigurationChangeEvent): void {
@@ -231,6 +237,7 @@ class Session {
     await vscode.commands.executeCommand('genls.generate', {
       uri: client.code2ProtocolConverter.asUri(editor.document.uri),
       range: client.code2ProtocolConverter.asRange(editor.selection),
+      here: editor.selection.isEmpty,
     });
   }
 
