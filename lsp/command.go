@@ -134,6 +134,9 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 		prog.End("failed")
 		return err
 	}
+	sink.nudge = func() {
+		s.conn.Notify(s.ctx, "window/logMessage", map[string]any{"type": 4, "message": "genls: waiting for the editor to apply an edit"})
+	}
 	go func() {
 		defer done()
 		defer cancelCtx(nil)

@@ -25,6 +25,8 @@ var (
 	echoTimeout = 3 * time.Second
 	// maxRejections is how many rejections in a row end a generation.
 	maxRejections = 8
+	// nudgeAfter is when an unanswered edit gets a nudge.
+	nudgeAfter = 300 * time.Millisecond
 )
 
 // applyEditFunc sends workspace/applyEdit and returns whether the editor
@@ -42,6 +44,7 @@ type editSink struct {
 	r       *region
 	apply   applyEditFunc
 	onFail  func(error)
+	nudge   func() // optional: pokes an editor that is slow to answer
 	started bool
 
 	done   chan struct{} // closed when the writer goroutine exits
@@ -168,7 +171,15 @@ func (s *editSink) run() {
 
 		params := insertEdit(s.uri, version, s.r.versioned, pos, text)
 		ctx, cancel := context.WithTimeout(context.Background(), editTimeout)
+		// Emacs 28's jsonrpc can leave a message unprocessed until another
+		// arrives; an overdue answer gets a harmless logMessage as a nudge.
+		nudge := time.AfterFunc(nudgeAfter, func() {
+			if s.nudge != nil {
+				s.nudge()
+			}
+		})
 		applied, reason, err := s.apply(ctx, params)
+		nudge.Stop()
 		cancel()
 
 		s.store.mu.Lock()

@@ -243,8 +243,8 @@ func (c *Client) detect(ctx context.Context) (*resolvedEndpoint, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("could not detect the endpoint's backend at %s (tried /info, /v1/models, /api/tags): %w; set backend explicitly",
-		base, errors.Join(errs...))
+	return nil, fmt.Errorf("could not detect the endpoint's backend at %s (tried /info, /v1/models, /api/tags): %w; set backend explicitly, or %s",
+		base, errors.Join(errs...), DoctorHint)
 }
 
 func jsonHas(b []byte, key string) bool {

@@ -33,7 +33,7 @@ func (e *StatusError) Error() string {
 	}
 	switch code := e.StatusCode; {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Sprintf("the endpoint rejected the token (set HF_TOKEN or run `huggingface-cli login`): %d %s", code, msg)
+		return fmt.Sprintf("the endpoint rejected the token (set HF_TOKEN or run `huggingface-cli login`): %d %s; %s", code, msg, DoctorHint)
 	case code == http.StatusNotFound:
 		return fmt.Sprintf("%s answered 404: wrong endpoint URL or model name (%s); %s", e.URL, msg, DoctorHint)
 	case code == http.StatusUnprocessableEntity:
