@@ -76,6 +76,8 @@ type server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	exit   chan error
+	// notes counts showMessage goroutines, waited for when serving ends.
+	notes sync.WaitGroup
 
 	docs     *store
 	sessions commands.Manager
@@ -116,7 +118,7 @@ func Serve(ctx context.Context, opts Options) error {
 		ctx:        ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
 	}
 	s.cfg, _ = validate(Settings{})
-	s.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(rwc{opts.In, opts.Out}), jsonrpc2.WithCodec(stdCodec{}))
+	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(stdCodec{}))
 	s.conn.Go(ctx, s.handle)
 
 	var err error
@@ -134,6 +136,7 @@ func Serve(ctx context.Context, opts Options) error {
 	s.sessions.Cancel("")
 	cancel()
 	waitTimeout(s.sessions.Wait, 2*time.Second)
+	waitTimeout(s.notes.Wait, time.Second)
 	s.http.CloseIdleConnections()
 	return err
 }
@@ -375,7 +378,9 @@ func (s *server) encoding() Encoding {
 // not wait for the write: it may be called on the read loop, which must never
 // block on the client (the client may be blocked writing to us).
 func (s *server) showMessage(typ int, msg string) {
+	s.notes.Add(1)
 	go func() {
+		defer s.notes.Done()
 		if err := s.conn.Notify(s.ctx, "window/showMessage", map[string]any{"type": typ, "message": "genls: " + msg}); err != nil {
 			s.log.Debug("showMessage failed", zap.Error(err))
 		}
