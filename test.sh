@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
-for target in "FuzzSSEData ./stream" "FuzzPipeline ./stream"; do
+for target in "FuzzSSEData ./stream" "FuzzPipeline ./stream" "FuzzTGIFastPath ./stream" "FuzzServerMessages ./lsp"; do
   set -- $target
-  go test -run '^$' -fuzz "^$1\$" -fuzztime 15s "$2"
+  go test -run '^$' -fuzz "^$1\$" -fuzztime 10s "$2"
 done
