@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
+	"sort"
+	"strings"
 	"text/template"
 
 	"github.com/genls/genls/commands"
@@ -131,4 +134,51 @@ func validate(s Settings) (*config, error) {
 		system = *s.Prompt.System
 	}
 	return &config{settings: s, params: params, template: tmpl, system: system}, nil
+}
+
+// unknownKeys lists the keys of raw (dotted paths) that no field of Settings
+// reads, so a typo such as "max_new_token" is reported instead of silently
+// ignored.
+func unknownKeys(raw json.RawMessage) []string {
+	var obj map[string]any
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil
+	}
+	if inner, ok := obj["genls"].(map[string]any); ok && len(obj) == 1 {
+		obj = inner
+	}
+	var out []string
+	walkUnknown("", obj, reflect.TypeFor[Settings](), &out)
+	sort.Strings(out)
+	return out
+}
+
+func walkUnknown(prefix string, obj map[string]any, typ reflect.Type, out *[]string) {
+	fields := map[string]reflect.Type{}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields[name] = f.Type
+	}
+	for key, val := range obj {
+		ft, ok := fields[key]
+		if !ok {
+			*out = append(*out, prefix+key)
+			continue
+		}
+		if sub, isObj := val.(map[string]any); isObj && ft.Kind() == reflect.Struct {
+			walkUnknown(prefix+key+".", sub, ft, out)
+		}
+	}
+}
+
+// CheckSettings reports whether raw is a settings object genls accepts in
+// full: every key known, every value valid. Editor recipes' tests use it to
+// check their snippets against the server itself.
+func CheckSettings(raw json.RawMessage) error {
+	if keys := unknownKeys(raw); len(keys) > 0 {
+		return &SettingError{Key: strings.Join(keys, ", "), Err: errors.New("genls has no such setting")}
+	}
+	_, err := parseSettings(raw)
+	return err
 }

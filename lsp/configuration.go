@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,6 +22,9 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 		s.log.Warn("rejected settings", zap.String("from", from), zap.Error(err))
 		s.showMessage(messageError, err.Error())
 		return
+	}
+	if keys := unknownKeys(raw); len(keys) > 0 {
+		s.showMessage(messageWarning, fmt.Sprintf("unknown setting %s (ignored); see the configuration reference in genls's README", strings.Join(keys, ", ")))
 	}
 	client, err := s.newClient(cfg)
 	if err != nil {

@@ -594,3 +594,41 @@ func TestLogFileSetting(t *testing.T) {
 	}
 	_ = ed
 }
+
+func TestCheckSettings(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want string // "" for accepted
+	}{
+		{`{"endpoint":{"url":"http://127.0.0.1:8080","backend":"tgi"},"parameters":{"max_new_tokens":64,"stop_sequences":["\n"]}}`, ""},
+		{`{"genls":{"endpoint":{"url":"http://h:1"}}}`, ""},
+		{`{"endpoint":{"url":"http://h:1"},"parameters":{"max_new_token":64}}`, "parameters.max_new_token"},
+		{`{"endpont":{"url":"http://h:1"}}`, "endpont"},
+		{`{"endpoint":{"url":"ftp://h"}}`, "endpoint.url"},
+		{`{"parameters":{"top_p":"high"}}`, "parameters.top_p"},
+		{`{"prompt":{"fim":{"prefix":"<p>"}}}`, "prompt.fim"},
+		{`{"prompt":{"template":"{{.Nope"}}`, "prompt.template"},
+	}
+	for _, tt := range tests {
+		err := CheckSettings([]byte(tt.raw))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.raw, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: err %v, want one naming %s", tt.raw, err, tt.want)
+		}
+	}
+}
+
+func TestUnknownSettingIsReported(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: map[string]any{
+		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}, "parameters": map[string]any{"max_new_token": 5}}})
+	ed.await("a warning", func() bool { return contains(ed.shownMessages(), "unknown setting parameters.max_new_token (ignored)") })
+	ed.open(uri, "x")
+	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.awaitEnded(1)
+	if got := ed.text(uri); got != "xok" {
+		t.Errorf("text %q: the known settings were not applied", got)
+	}
+}

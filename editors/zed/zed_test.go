@@ -32,9 +32,9 @@ func TestSettingsJSON(t *testing.T) {
 	}
 	// The extension sends these as initializationOptions and as the
 	// "genls" workspace/configuration section.
-	checkSettings(t, "lsp.genls.settings", server["settings"])
+	e2etest.CheckSettings(t, "lsp.genls.settings", server["settings"])
 	if opts, ok := server["initialization_options"]; ok {
-		checkSettings(t, "lsp.genls.initialization_options", opts)
+		e2etest.CheckSettings(t, "lsp.genls.initialization_options", opts)
 	}
 	languages, _ := doc["languages"].(map[string]any)
 	for name, l := range languages {
@@ -103,89 +103,4 @@ func parseTOML(t *testing.T, path string) map[string]any {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return doc
-}
-
-// settingsSchema is the genls settings object as the server reads it
-// (initializationOptions, the "genls" workspace/configuration section and
-// workspace/didChangeConfiguration): leaf values name the JSON type.
-var settingsSchema = map[string]any{
-	"endpoint": map[string]any{
-		"url": "string", "backend": "backend", "model": "string", "token": "string",
-	},
-	"parameters": map[string]any{
-		"max_new_tokens": "number", "top_k": "number", "top_p": "number",
-		"temperature": "number", "repetition_penalty": "number",
-		"stop_sequences": "strings", "seed": "number",
-	},
-	"prompt": map[string]any{
-		"template": "string", "system": "string",
-		"fim": map[string]any{"prefix": "string", "suffix": "string", "middle": "string"},
-	},
-	"log":                  map[string]any{"level": "string", "file": "string"},
-	"idle_timeout_seconds": "number",
-}
-
-var backends = map[string]bool{"auto": true, "tgi": true, "openai": true, "openai-completions": true, "ollama": true}
-
-// checkSettings reports every key of v that the server would not read and
-// every value of the wrong type; it also requires an endpoint URL.
-func checkSettings(t *testing.T, where string, v any) {
-	t.Helper()
-	obj, ok := v.(map[string]any)
-	if !ok {
-		t.Errorf("%s: settings are %T, want an object", where, v)
-		return
-	}
-	checkObject(t, where, obj, settingsSchema)
-	if ep, _ := obj["endpoint"].(map[string]any); ep == nil || ep["url"] == nil {
-		t.Errorf("%s: no endpoint.url", where)
-	}
-}
-
-func checkObject(t *testing.T, where string, obj, schema map[string]any) {
-	t.Helper()
-	for key, val := range obj {
-		path := where + "." + key
-		switch want := schema[key].(type) {
-		case nil:
-			t.Errorf("%s: genls has no such setting", path)
-		case map[string]any:
-			sub, ok := val.(map[string]any)
-			if !ok {
-				t.Errorf("%s: %T, want an object", path, val)
-				continue
-			}
-			checkObject(t, path, sub, want)
-		case string:
-			if !hasType(val, want) {
-				t.Errorf("%s: %#v is not a valid %s", path, val, want)
-			}
-		}
-	}
-}
-
-func hasType(v any, want string) bool {
-	switch want {
-	case "string":
-		_, ok := v.(string)
-		return ok
-	case "number":
-		switch v.(type) {
-		case float64, int64:
-			return true
-		}
-		return false
-	case "backend":
-		s, ok := v.(string)
-		return ok && backends[s]
-	case "strings":
-		list, ok := v.([]any)
-		for _, e := range list {
-			if _, isString := e.(string); !isString {
-				return false
-			}
-		}
-		return ok
-	}
-	return false
 }
