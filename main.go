@@ -81,6 +81,7 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("genls", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Bool("stdio", true, "serve on stdin/stdout (the default; accepted for editors that pass it)")
+	fs.Int("clientProcessId", 0, "accepted for editors that pass it; genls exits when stdin closes")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	file := fs.String("log-file", "", "write the log to this file instead of stderr")
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
