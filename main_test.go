@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -174,4 +176,45 @@ func TestLogSinkSwitchesToFile(t *testing.T) {
 	if !strings.Contains(stderr.String(), "to stderr") || strings.Contains(stderr.String(), "to the file") || !strings.Contains(string(data), "to the file") {
 		t.Errorf("stderr %q file %q", stderr.String(), data)
 	}
+}
+
+// The proxy settings are read once per process, so proxy behaviour is
+// checked in a child process running TestProxyChild.
+func TestProxyEnvironmentHonoured(t *testing.T) {
+	// The fake proxy answers like the endpoint behind it and records the
+	// absolute URL it was asked for.
+	proxy := streamtest.NewServer(t, streamtest.TGI(0, "length", "via", " proxy"))
+	child := func(noProxy string) (string, error) {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "GENLS_PROXY_CHILD=1", "HTTP_PROXY="+proxy.URL, "http_proxy="+proxy.URL,
+			"NO_PROXY="+noProxy, "no_proxy="+noProxy, "HF_TOKEN=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := child("")
+	if err != nil || !strings.Contains(out, "OUTPUT<via proxy>") {
+		t.Fatalf("through the proxy: %v\n%s", err, out)
+	}
+	if req, ok := proxy.LastRequest(); !ok || req.Path != "/generate_stream" {
+		t.Errorf("the proxy saw %+v", req)
+	}
+	n := len(proxy.Requests())
+	out, _ = child("genls-proxy-test.invalid")
+	if strings.Contains(out, "OUTPUT<via proxy>") || len(proxy.Requests()) != n {
+		t.Errorf("NO_PROXY ignored: %s", out)
+	}
+}
+
+// TestMain doubles as the child process of TestProxyEnvironmentHonoured:
+// with GENLS_PROXY_CHILD=1 the test binary runs one generation as genls
+// would and prints its output.
+func TestMain(m *testing.M) {
+	if os.Getenv("GENLS_PROXY_CHILD") == "1" {
+		var out, errOut bytes.Buffer
+		code := run([]string{"generate", "--endpoint", "http://genls-proxy-test.invalid", "--backend", "tgi", "--quiet", "p"},
+			strings.NewReader(""), &out, &errOut)
+		fmt.Printf("OUTPUT<%s> code %d stderr %s\n", out.String(), code, errOut.String())
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
