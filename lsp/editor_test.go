@@ -64,23 +64,35 @@ type editorOptions struct {
 
 func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
 	t.Helper()
+	// Info, not debug: the debug log holds every event, which would swamp
+	// the benchmarks' measurements and memory.
+	log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	if _, ok := t.(*testing.B); ok {
+		log = zap.NewNop()
+	}
+	return startFakeEditor(t, opts, log, nil)
+}
+
+// startFakeEditor connects a fake editor to a server logging to log, and
+// initializes it. wrap, when set, gets the editor's own handler and returns
+// the handler to use instead (to inject faults or record messages).
+func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap func(jsonrpc2.Handler) jsonrpc2.Handler) *fakeEditor {
+	t.Helper()
 	clientSide, serverSide := net.Pipe()
 	e := &fakeEditor{t: t, opts: opts, docs: map[string]*editorDoc{}, progress: map[string][]map[string]any{},
 		config: opts.config, served: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		// Info, not debug: the debug log holds every event, which would
-		// swamp the benchmarks' measurements and memory.
-		log := zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
-		if _, ok := t.(*testing.B); ok {
-			log = zap.NewNop()
-		}
 		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: log, Version: "test",
 			Getenv: func(string) string { return "" }, SetLogFile: opts.setLogFile})
 		serverSide.Close()
 	}()
+	handle := jsonrpc2.Handler(e.handle)
+	if wrap != nil {
+		handle = wrap(handle)
+	}
 	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(stdCodec{}))
-	e.conn.Go(ctx, e.handle)
+	e.conn.Go(ctx, handle)
 	t.Cleanup(func() {
 		cancel()
 		clientSide.Close()

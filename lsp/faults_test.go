@@ -53,33 +53,14 @@ func newFaultyEditor(t testing.TB, opts editorOptions, logger *zap.Logger) *faul
 	if logger == nil {
 		logger = zaptest.NewLogger(t)
 	}
-	clientSide, serverSide := net.Pipe()
-	e := &fakeEditor{t: t, opts: opts, docs: map[string]*editorDoc{}, progress: map[string][]map[string]any{},
-		config: opts.config, served: make(chan error, 1)}
-	f := &faultyEditor{fakeEditor: e}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: logger, Version: "test",
-			Getenv: func(string) string { return "" }})
-		serverSide.Close()
-	}()
-	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(stdCodec{}))
-	e.conn.Go(ctx, f.handle)
-	t.Cleanup(func() {
-		cancel()
-		clientSide.Close()
-		select {
-		case <-e.served:
-		case <-time.After(5 * time.Second):
-			t.Errorf("server did not stop")
-		}
-		e.conn.Close()
+	f := &faultyEditor{}
+	f.fakeEditor = startFakeEditor(t, opts, logger, func(own jsonrpc2.Handler) jsonrpc2.Handler {
+		return func(ctx context.Context, req *jsonrpc2.Request) (any, error) { return f.handle(ctx, req, own) }
 	})
-	e.initialize()
 	return f
 }
 
-func (f *faultyEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+func (f *faultyEditor) handle(ctx context.Context, req *jsonrpc2.Request, own jsonrpc2.Handler) (any, error) {
 	f.recMu.Lock()
 	f.received = append(f.received, req.Method()+" "+string(req.Params()))
 	f.recMu.Unlock()
@@ -93,7 +74,7 @@ func (f *faultyEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, 
 			return map[string]any{"applied": false, "failureReason": "rejected by test"}, nil
 		}
 	}
-	return f.fakeEditor.handle(ctx, req)
+	return own(ctx, req)
 }
 
 func (f *faultyEditor) allReceived() string {

@@ -115,3 +115,23 @@ func CheckSettings(t testing.TB, where string, v any) {
 		t.Errorf("%s: no endpoint.url", where)
 	}
 }
+
+// ParseTOML decodes a TOML file with Python's tomllib (Python 3.11+, as in
+// Debian 12), which keeps a TOML parser out of the module's dependencies.
+func ParseTOML(t testing.TB, path string) map[string]any {
+	t.Helper()
+	python := LookPath(t, "python3", "apt-get install python3")
+	out, err := exec.Command(python, "-c",
+		"import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))", path).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("%s: %v\n%s", path, err, ee.Stderr)
+		}
+		t.Fatalf("%s: %v", path, err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return doc
+}

@@ -5,8 +5,6 @@
 package helix_test
 
 import (
-	"encoding/json"
-	"os/exec"
 	"slices"
 	"testing"
 
@@ -14,7 +12,7 @@ import (
 )
 
 func TestLanguagesTOML(t *testing.T) {
-	doc := parseTOML(t, "languages.toml")
+	doc := e2etest.ParseTOML(t, "languages.toml")
 
 	servers, _ := doc["language-server"].(map[string]any)
 	server, _ := servers["genls"].(map[string]any)
@@ -43,24 +41,4 @@ func TestLanguagesTOML(t *testing.T) {
 	if len(using) == 0 {
 		t.Errorf("no [[language]] lists genls in language-servers")
 	}
-}
-
-// parseTOML decodes a TOML file with Python's tomllib (Python 3.11+, as in
-// Debian 12), which keeps a TOML parser out of the module's dependencies.
-func parseTOML(t *testing.T, path string) map[string]any {
-	t.Helper()
-	python := e2etest.LookPath(t, "python3", "apt-get install python3")
-	out, err := exec.Command(python, "-c",
-		"import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))", path).Output()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			t.Fatalf("%s: %v\n%s", path, err, ee.Stderr)
-		}
-		t.Fatalf("%s: %v", path, err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return doc
 }

@@ -8,7 +8,6 @@ package zed_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +46,7 @@ func TestSettingsJSON(t *testing.T) {
 }
 
 func TestExtension(t *testing.T) {
-	manifest := parseTOML(t, "extension/extension.toml")
+	manifest := e2etest.ParseTOML(t, "extension/extension.toml")
 	if manifest["id"] != "genls" || manifest["schema_version"] != float64(1) {
 		t.Errorf("extension.toml: id = %#v, schema_version = %#v", manifest["id"], manifest["schema_version"])
 	}
@@ -60,7 +59,7 @@ func TestExtension(t *testing.T) {
 		t.Errorf("extension.toml: language_servers.genls.languages is empty")
 	}
 
-	cargo := parseTOML(t, "extension/Cargo.toml")
+	cargo := e2etest.ParseTOML(t, "extension/Cargo.toml")
 	lib, _ := cargo["lib"].(map[string]any)
 	if types, _ := lib["crate-type"].([]any); !slices.Contains(types, any("cdylib")) {
 		t.Errorf("Cargo.toml: lib.crate-type = %#v, want cdylib (Zed loads WebAssembly)", lib["crate-type"])
@@ -83,24 +82,4 @@ func TestExtension(t *testing.T) {
 			t.Errorf("lib.rs does not contain %s", want)
 		}
 	}
-}
-
-// parseTOML decodes a TOML file with Python's tomllib (Python 3.11+, as in
-// Debian 12), which keeps a TOML parser out of the module's dependencies.
-func parseTOML(t *testing.T, path string) map[string]any {
-	t.Helper()
-	python := e2etest.LookPath(t, "python3", "apt-get install python3")
-	out, err := exec.Command(python, "-c",
-		"import json, sys, tomllib; print(json.dumps(tomllib.load(open(sys.argv[1], 'rb'))))", path).Output()
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			t.Fatalf("%s: %v\n%s", path, err, ee.Stderr)
-		}
-		t.Fatalf("%s: %v", path, err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(out, &doc); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return doc
 }
