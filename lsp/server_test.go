@@ -632,3 +632,25 @@ func TestUnknownSettingIsReported(t *testing.T) {
 		t.Errorf("text %q: the known settings were not applied", got)
 	}
 }
+
+// didChange notifications must be applied in wire order: a burst of typing
+// leaves the server with exactly the editor's text (the prompt shows it).
+func TestDidChangeAppliedInWireOrder(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed.open(uri, "")
+	for i := 0; i < 500; i++ {
+		text := ed.text(uri)
+		ed.typeAt(uri, len(text), string(rune('a'+i%26)))
+		if i%50 == 49 {
+			ed.typeAt(uri, len(ed.text(uri)), "\n")
+		}
+	}
+	text := ed.text(uri)
+	ed.run(uri, rangeOf(UTF16, text, 0, len(text)), "Generate")
+	ed.awaitEnded(1)
+	req, _ := srv.LastRequest()
+	if got := req.JSON()["inputs"]; got != text {
+		t.Fatalf("the server saw\n%q\nthe editor has\n%q", got, text)
+	}
+}
