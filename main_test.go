@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/genls/genls/stream"
 	"github.com/genls/genls/stream/streamtest"
@@ -209,6 +211,9 @@ func TestProxyEnvironmentHonoured(t *testing.T) {
 // with GENLS_PROXY_CHILD=1 the test binary runs one generation as genls
 // would and prints its output.
 func TestMain(m *testing.M) {
+	if os.Getenv("GENLS_SERVE_CHILD") == "1" {
+		os.Exit(run([]string{"--log-level", "debug"}, os.Stdin, os.Stdout, os.Stderr))
+	}
 	if os.Getenv("GENLS_PROXY_CHILD") == "1" {
 		var out, errOut bytes.Buffer
 		code := run([]string{"generate", "--endpoint", "http://genls-proxy-test.invalid", "--backend", "tgi", "--quiet", "p"},
@@ -217,4 +222,88 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// lspFrame frames a JSON-RPC message for stdio.
+func lspFrame(body string) string {
+	return fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(body), body)
+}
+
+// The editor going away without shutdown (its end of stdin closes) ends the
+// genls process at once, and the generation's upstream request with it.
+// Likewise exit after shutdown ends it with status 0.
+func TestServeProcessExits(t *testing.T) {
+	for _, how := range []string{"stdin closed", "shutdown and exit"} {
+		t.Run(how, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "GENLS_SERVE_CHILD=1", "HF_TOKEN=")
+			stdin, _ := cmd.StdinPipe()
+			pipe, _ := cmd.StdoutPipe()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var stdout bytes.Buffer
+			copied := make(chan struct{})
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := pipe.Read(buf)
+					mu.Lock()
+					stdout.Write(buf[:n])
+					mu.Unlock()
+					if err != nil {
+						close(copied)
+						return
+					}
+				}
+			}()
+			output := func() string { mu.Lock(); defer mu.Unlock(); return stdout.String() }
+			io := strings.Join([]string{
+				lspFrame(fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{},"initializationOptions":{"endpoint":{"url":%q,"backend":"tgi"}}}}`, srv.URL)),
+				lspFrame(`{"jsonrpc":"2.0","method":"initialized","params":{}}`),
+				lspFrame(`{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///x.go","languageId":"go","version":1,"text":"abc"}}}`),
+				lspFrame(`{"jsonrpc":"2.0","id":2,"method":"workspace/executeCommand","params":{"command":"genls.generate","arguments":[{"uri":"file:///x.go","range":{"start":{"line":0,"character":0},"end":{"line":0,"character":3}}}]}}`),
+			}, "")
+			stdin.Write([]byte(io))
+			posted := func() bool { _, ok := srv.LastRequest(); return ok }
+			for deadline := time.Now().Add(10 * time.Second); !posted(); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no generation reached the endpoint; stderr:\n%s", stderr.String())
+				}
+			}
+			want := 1
+			if how == "shutdown and exit" {
+				// The editor never answers the server's applyEdit here, so
+				// shutdown waits (bounded) for the generation to stop.
+				stdin.Write([]byte(lspFrame(`{"jsonrpc":"2.0","id":3,"method":"shutdown"}`)))
+				for deadline := time.Now().Add(10 * time.Second); !strings.Contains(output(), `"id":3,"result":null`); time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("no shutdown reply: %s", output())
+					}
+				}
+				stdin.Write([]byte(lspFrame(`{"jsonrpc":"2.0","method":"exit"}`)))
+				want = 0
+			} else {
+				stdin.Close()
+			}
+			done := make(chan error, 1)
+			go func() { <-copied; done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("genls did not exit; stderr:\n%s", stderr.String())
+			}
+			if code := cmd.ProcessState.ExitCode(); code != want {
+				t.Errorf("exit code %d, want %d; stderr:\n%s", code, want, stderr.String())
+			}
+			if !srv.WaitDisconnect(5 * time.Second) {
+				t.Errorf("upstream request not closed; stderr:\n%s", stderr.String())
+			}
+		})
+	}
 }

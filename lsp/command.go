@@ -126,7 +126,7 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 	ctx, cancelCtx := context.WithCancelCause(s.ctx)
 	prog := s.beginProgress(ctx, "Generating…", "starting")
 	sessCtx, done := s.sessions.Start(ctx, args.URI, prog.Token())
-	sink, err := newEditSink(s.docs, args.URI, t.anchor, caps.encoding, caps.documentChanges, s.applyEdit,
+	sink, err := newEditSink(s.ctx, s.docs, args.URI, t.anchor, caps.encoding, caps.documentChanges, s.applyEdit,
 		func(err error) { cancelCtx(err) })
 	if err != nil {
 		done()

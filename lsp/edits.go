@@ -38,6 +38,7 @@ type applyEditFunc func(ctx context.Context, params applyEditParams) (applied bo
 // meanwhile is merged into the next edit, so the edit rate adapts to how fast
 // the editor answers and a burst of tokens costs few edits.
 type editSink struct {
+	ctx     context.Context // the connection's lifetime: ends unanswered edits when it ends
 	store   *store
 	uri     string
 	enc     Encoding
@@ -56,7 +57,7 @@ type editSink struct {
 // documentChanges with a version (the editor rejects stale edits) over plain
 // changes. onFail is called once if the sink fails on its own (user edit,
 // rejection), so the session can stop the stream at once.
-func newEditSink(st *store, uri string, at int, enc Encoding, versioned bool, apply applyEditFunc, onFail func(error)) (*editSink, error) {
+func newEditSink(ctx context.Context, st *store, uri string, at int, enc Encoding, versioned bool, apply applyEditFunc, onFail func(error)) (*editSink, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	d, ok := st.docs[uri]
@@ -65,7 +66,7 @@ func newEditSink(st *store, uri string, at int, enc Encoding, versioned bool, ap
 	}
 	r := newRegion(at, versioned)
 	d.regions[r] = struct{}{}
-	return &editSink{store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, done: make(chan struct{})}, nil
+	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, done: make(chan struct{})}, nil
 }
 
 // Write queues text; it never blocks on the editor.
@@ -170,7 +171,7 @@ func (s *editSink) run() {
 		s.store.mu.Unlock()
 
 		params := insertEdit(s.uri, version, s.r.versioned, pos, text)
-		ctx, cancel := context.WithTimeout(context.Background(), editTimeout)
+		ctx, cancel := context.WithTimeout(s.ctx, editTimeout)
 		// Emacs 28's jsonrpc can leave a message unprocessed until another
 		// arrives; an overdue answer gets a harmless logMessage as a nudge.
 		nudge := time.AfterFunc(nudgeAfter, func() {
@@ -200,6 +201,9 @@ func (s *editSink) run() {
 		}
 		rejections++
 		s.store.mu.Unlock()
+		if s.ctx.Err() != nil {
+			return // the connection is gone: nobody to write to
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			s.fail(fmt.Errorf("generation stopped: the editor did not answer an edit within %s", editTimeout))
 			return

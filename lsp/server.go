@@ -314,9 +314,9 @@ func negotiateEncoding(offered []string) Encoding {
 
 func (s *server) shutdown() (any, error) {
 	// Stop generations; their text so far is flushed to the editor, which
-	// still answers requests until exit.
+	// still answers requests until exit (bounded, for one that does not).
 	s.sessions.Cancel("")
-	waitTimeout(s.sessions.Wait, 5*time.Second)
+	waitTimeout(s.sessions.Wait, 3*time.Second)
 	return nil, nil
 }
 
