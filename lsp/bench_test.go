@@ -14,8 +14,9 @@ import (
 )
 
 // timestampEndpoint is a TGI endpoint whose every token is the nanosecond
-// time it was written ("<ns>|"), so the editor can tell how long each token
-// took to reach it. interval paces the tokens (0: as fast as possible).
+// time it was written ("<ns>|", and a newline after every tenth), so the
+// editor can tell how long each token took to reach it. interval paces the
+// tokens (0: as fast as possible).
 func timestampEndpoint(b *testing.B, n int, interval time.Duration) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -27,6 +28,9 @@ func timestampEndpoint(b *testing.B, n int, interval time.Duration) *httptest.Se
 				time.Sleep(time.Until(next))
 			}
 			text := strconv.FormatInt(time.Now().UnixNano(), 10) + "|"
+			if i%10 == 9 {
+				text += "\n" // lines of ten tokens, like code
+			}
 			final := "null"
 			details := "null"
 			if i == n-1 {
@@ -56,7 +60,7 @@ func (l *latencyRecorder) onApply(text string) {
 	defer l.mu.Unlock()
 	l.edits++
 	for _, f := range strings.Split(text, "|") {
-		if ts, err := strconv.ParseInt(f, 10, 64); err == nil {
+		if ts, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64); err == nil {
 			l.lat = append(l.lat, time.Duration(now-ts))
 			l.tokens++
 		}

@@ -1,6 +1,7 @@
 package lsp
 
 import (
+	"strings"
 	"sync"
 )
 
@@ -39,6 +40,13 @@ type region struct {
 	edited bool
 	// changed wakes the region's writer: new text, a change, or a reply.
 	changed chan struct{}
+
+	// endPos caches end as a position in enc, so that writing at the end of
+	// a large document does not rescan it for every edit; endValid is
+	// cleared by any change it cannot follow cheaply.
+	enc      Encoding
+	endPos   Position
+	endValid bool
 }
 
 type sentEdit struct {
@@ -46,8 +54,18 @@ type sentEdit struct {
 	applied bool
 }
 
-func newRegion(at int, versioned bool) *region {
-	return &region{start: at, end: at, versioned: versioned, changed: make(chan struct{}, 1)}
+func newRegion(at int, versioned bool, enc Encoding) *region {
+	return &region{start: at, end: at, versioned: versioned, changed: make(chan struct{}, 1), enc: enc}
+}
+
+// endPosition returns end as a position in text (the document's current
+// text), from the cache when it is valid.
+func (r *region) endPosition(text string) Position {
+	if !r.endValid {
+		r.endPos = r.enc.Position(text, r.end)
+		r.endValid = true
+	}
+	return r.endPos
 }
 
 func (r *region) wake() {
@@ -126,9 +144,19 @@ func (s *store) change(d *document, rng *Range, text string, enc Encoding) {
 // change inside it means the user edited generated text.
 func (r *region) observe(old string, a, b int, text string) {
 	if len(r.unechoed) > 0 && isEcho(old, a, b, text, r.end, r.unechoed[0].text) {
-		r.end += len(r.unechoed[0].text)
+		echoed := r.unechoed[0].text
+		crlfSplit := r.end > 0 && old[r.end-1] == '\r' && strings.HasPrefix(echoed, "\n")
+		if r.endValid && !crlfSplit && !strings.ContainsRune(echoed, '\r') && (r.end == len(old) || old[r.end] != '\n') {
+			r.endPos = r.enc.advance(r.endPos, echoed)
+		} else {
+			r.endValid = false // a CR next to an LF is one line break, not two
+		}
+		r.end += len(echoed)
 		r.unechoed = r.unechoed[1:]
 		return
+	}
+	if a <= r.end {
+		r.endValid = false // the change moves the end, in lines or units
 	}
 	delta := len(text) - (b - a)
 	switch {

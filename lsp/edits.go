@@ -64,7 +64,7 @@ func newEditSink(ctx context.Context, st *store, uri string, at int, enc Encodin
 	if !ok {
 		return nil, fmt.Errorf("document %s is not open", uri)
 	}
-	r := newRegion(at, versioned)
+	r := newRegion(at, versioned, enc)
 	d.regions[r] = struct{}{}
 	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, done: make(chan struct{})}, nil
 }
@@ -162,7 +162,7 @@ func (s *editSink) run() {
 		for _, e := range s.r.unechoed {
 			ahead.WriteString(e.text)
 		}
-		pos := s.enc.advance(s.enc.Position(d.text, s.r.end), ahead.String())
+		pos := s.enc.advance(s.r.endPosition(d.text), ahead.String())
 		version := d.version + int32(len(s.r.unechoed))
 		text := s.r.pending
 		s.r.pending = ""
