@@ -654,3 +654,17 @@ func TestDidChangeAppliedInWireOrder(t *testing.T) {
 		t.Fatalf("the server saw\n%q\nthe editor has\n%q", got, text)
 	}
 }
+
+// CRLF documents: a line break is one, whether generated or already there,
+// and the insertion point stays right through generated CRs and LFs.
+func TestCRLFDocument(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", "1", "\r", "\n2", "\r\n", "3", "\n", "é"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	doc := "a\r\nb\r\n"
+	ed.open(uri, doc)
+	ed.run(uri, rangeOf(UTF16, doc, 0, 1), "Generate")
+	ed.awaitEnded(1)
+	if got, want := ed.text(uri), "a1\r\n2\r\n3\né\r\nb\r\n"; got != want {
+		t.Fatalf("text %q, want %q", got, want)
+	}
+}
