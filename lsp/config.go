@@ -33,6 +33,8 @@ type Settings struct {
 		RepetitionPenalty *float64 `json:"repetition_penalty"`
 		StopSequences     []string `json:"stop_sequences"`
 		Seed              *uint64  `json:"seed"`
+		// Truncate keeps only the last N prompt tokens (TGI).
+		Truncate *int `json:"truncate"`
 	} `json:"parameters"`
 	Prompt struct {
 		Template string       `json:"template"`
@@ -102,7 +104,7 @@ func validate(s Settings) (*config, error) {
 	p := s.Parameters
 	params := stream.Parameters{
 		TopK: p.TopK, TopP: p.TopP, Temperature: p.Temperature, RepetitionPenalty: p.RepetitionPenalty,
-		StopSequences: p.StopSequences, Seed: p.Seed,
+		StopSequences: p.StopSequences, Seed: p.Seed, Truncate: p.Truncate,
 	}
 	if p.MaxNewTokens != nil {
 		if *p.MaxNewTokens <= 0 {

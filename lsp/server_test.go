@@ -602,6 +602,8 @@ func TestCheckSettings(t *testing.T) {
 	}{
 		{`{"endpoint":{"url":"http://127.0.0.1:8080","backend":"tgi"},"parameters":{"max_new_tokens":64,"stop_sequences":["\n"]}}`, ""},
 		{`{"genls":{"endpoint":{"url":"http://h:1"}}}`, ""},
+		{`{"parameters":{"truncate":1000}}`, ""},
+		{`{"parameters":{"truncate":0}}`, "truncate must be positive"},
 		{`{"endpoint":{"url":"http://h:1"},"parameters":{"max_new_token":64}}`, "parameters.max_new_token"},
 		{`{"endpont":{"url":"http://h:1"}}`, "endpont"},
 		{`{"endpoint":{"url":"ftp://h"}}`, "endpoint.url"},

@@ -125,9 +125,9 @@ func TestFixtureReplay(t *testing.T) {
 }
 
 func TestRequestBodies(t *testing.T) {
-	temp, topP, topK, rep, seed := 0.7, 0.9, 40, 1.1, uint64(3)
+	temp, topP, topK, rep, seed, trunc := 0.7, 0.9, 40, 1.1, uint64(3), 100
 	params := stream.Parameters{MaxNewTokens: 12, Temperature: &temp, TopP: &topP, TopK: &topK,
-		RepetitionPenalty: &rep, Seed: &seed, StopSequences: []string{"a", "b", "c", "d", "e"}}
+		RepetitionPenalty: &rep, Seed: &seed, StopSequences: []string{"a", "b", "c", "d", "e"}, Truncate: &trunc}
 	tests := []struct {
 		backend stream.Backend
 		script  streamtest.Script
@@ -137,7 +137,7 @@ func TestRequestBodies(t *testing.T) {
 		{stream.BackendTGI, streamtest.TGI(0, "length", "x"), "/generate_stream", func(t *testing.T, b map[string]any) {
 			p := b["parameters"].(map[string]any)
 			want := map[string]any{"max_new_tokens": 12.0, "temperature": 0.7, "top_p": 0.9, "top_k": 40.0,
-				"repetition_penalty": 1.1, "seed": 3.0, "do_sample": true, "return_full_text": false, "details": true}
+				"repetition_penalty": 1.1, "seed": 3.0, "do_sample": true, "return_full_text": false, "details": true, "truncate": 100.0}
 			for k, v := range want {
 				if p[k] != v {
 					t.Errorf("parameters.%s = %v, want %v", k, p[k], v)

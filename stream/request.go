@@ -71,6 +71,8 @@ func (p Parameters) Validate() error {
 		return fmt.Errorf("temperature must not be negative, got %g", *p.Temperature)
 	case p.RepetitionPenalty != nil && *p.RepetitionPenalty <= 0:
 		return fmt.Errorf("repetition_penalty must be positive, got %g", *p.RepetitionPenalty)
+	case p.Truncate != nil && *p.Truncate <= 0:
+		return fmt.Errorf("truncate must be positive, got %d", *p.Truncate)
 	}
 	for _, s := range p.StopSequences {
 		if s == "" {
