@@ -194,6 +194,7 @@ class Session {
         'parameters.repetition_penalty',
         'parameters.stop_sequences',
         'parameters.seed',
+        'parameters.truncate',
       ),
       prompt,
       log: pick('log.level', 'log.file'),
