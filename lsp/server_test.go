@@ -430,19 +430,6 @@ func TestShutdownMidStream(t *testing.T) {
 	}
 }
 
-func TestDocumentClosedMidStream(t *testing.T) {
-	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
-	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
-	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
-	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
-	ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
-	if !srv.WaitDisconnect(5 * time.Second) {
-		t.Errorf("upstream not closed when the document closed")
-	}
-	ed.awaitEnded(1)
-}
-
 func TestSettings(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	good := tgiSettings(srv.URL)
