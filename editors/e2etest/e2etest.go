@@ -135,3 +135,17 @@ func ParseTOML(t testing.TB, path string) map[string]any {
 	}
 	return doc
 }
+
+// ReadJSON decodes a JSON snippet file into a generic object.
+func ReadJSON(t testing.TB, path string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return doc
+}

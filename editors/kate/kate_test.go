@@ -6,8 +6,6 @@
 package kate_test
 
 import (
-	"encoding/json"
-	"os"
 	"regexp"
 	"testing"
 
@@ -15,14 +13,7 @@ import (
 )
 
 func TestServerSettings(t *testing.T) {
-	data, err := os.ReadFile("settings.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("settings.json: %v", err)
-	}
+	doc := e2etest.ReadJSON(t, "settings.json")
 	servers, _ := doc["servers"].(map[string]any)
 	server, _ := servers["genls"].(map[string]any)
 	if server == nil {

@@ -6,7 +6,6 @@
 package zed_test
 
 import (
-	"encoding/json"
 	"os"
 	"slices"
 	"strings"
@@ -16,14 +15,7 @@ import (
 )
 
 func TestSettingsJSON(t *testing.T) {
-	data, err := os.ReadFile("settings.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("settings.json: %v", err)
-	}
+	doc := e2etest.ReadJSON(t, "settings.json")
 	lsp, _ := doc["lsp"].(map[string]any)
 	server, _ := lsp["genls"].(map[string]any)
 	if server == nil {
