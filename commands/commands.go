@@ -90,7 +90,6 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 	var sinkErr error
 	start := time.Now()
 	lastReport := start
-	tokens := 0
 	for s.Next() {
 		text := s.Text()
 		if fence != nil {
@@ -102,9 +101,11 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 				break
 			}
 		}
-		tokens++
 		if now := time.Now(); now.Sub(lastReport) >= reportInterval && progress != nil {
 			lastReport = now
+			// The stream counts tokens (special and held-back ones too);
+			// pieces of released text may carry several.
+			tokens := s.Result().Tokens
 			progress.Report(fmt.Sprintf("%d tokens, %.0f tokens/s", tokens, float64(tokens)/now.Sub(start).Seconds()))
 		}
 	}
