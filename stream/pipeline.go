@@ -52,13 +52,39 @@ type Pipeline struct {
 // and stopping after maxTokens tokens (0: no client-side limit).
 func NewPipeline(stops []string, maxTokens int) *Pipeline {
 	p := &Pipeline{maxTokens: maxTokens}
+	add := func(s string) {
+		p.stops = append(p.stops, s)
+		p.stopBytes = append(p.stopBytes, []byte(s))
+	}
 	for _, s := range stops {
-		if s != "" {
-			p.stops = append(p.stops, s)
-			p.stopBytes = append(p.stopBytes, []byte(s))
+		if s == "" {
+			continue
+		}
+		add(s)
+		// Models write "\r\n" where a stop says "\n" (a chat stop such as
+		// "\nUser:"); the CRLF spelling stops too, so no dangling "\r" is
+		// released before it.
+		if crlf := crlfSpelling(s); crlf != s {
+			add(crlf)
 		}
 	}
 	return p
+}
+
+// crlfSpelling returns s with every "\n" not already preceded by "\r"
+// written as "\r\n".
+func crlfSpelling(s string) string {
+	if !strings.Contains(s, "\n") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' && (i == 0 || s[i-1] != '\r') {
+			b.WriteByte('\r')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // Push feeds one token and returns the text that can be released now. Once

@@ -50,6 +50,9 @@ func TestPipeline(t *testing.T) {
 		{"max tokens", nil, 2, []string{"a", "b", "c"}, "ab", FinishLength},
 		{"max tokens counts specials", nil, 2, []string{"\x00<s>", "a", "b"}, "a", FinishLength},
 		{"max tokens releases held prefix", []string{"xyz"}, 2, []string{"a", "xy", "z"}, "axy", FinishLength},
+		{"LF stop matches CRLF", []string{"\nUser:"}, 0, []string{"ok", "\r", "\nUser:", " hi"}, "ok", FinishStopSequence},
+		{"LF stop matches CRLF in one token", []string{"\n\n"}, 0, []string{"a\r\n\r\nb"}, "a", FinishStopSequence},
+		{"CR held, released when no stop follows", []string{"\nUser:"}, 0, []string{"a\r", "\nb"}, "a\r\nb", FinishEOS},
 		{"multibyte stop split", []string{"。\n"}, 0, []string{"富士山です", "。", "\n", "次"}, "富士山です", FinishStopSequence},
 		{"split utf-8 char reassembled", nil, 0, []string{"caf", "\xc3", "\xa9 ok"}, "café ok", FinishEOS},
 		{"split 4-byte char", nil, 0, []string{"\xf0\x9f", "\x98", "\x80!"}, "😀!", FinishEOS},
@@ -114,8 +117,12 @@ func referenceOutput(stops []string, texts []string) string {
 		if st == "" {
 			continue
 		}
-		if i := strings.Index(s, st); i >= 0 && (cut < 0 || i < cut) {
-			cut = i
+		// A "\n" in a stop also matches "\r\n" written by the model.
+		variants := []string{st, strings.ReplaceAll(strings.ReplaceAll(st, "\r\n", "\n"), "\n", "\r\n")}
+		for _, v := range variants {
+			if i := strings.Index(s, v); i >= 0 && (cut < 0 || i < cut) {
+				cut = i
+			}
 		}
 	}
 	if cut >= 0 {
@@ -129,6 +136,7 @@ func referenceOutput(stops []string, texts []string) string {
 func FuzzPipeline(f *testing.F) {
 	f.Add("END", "abcEN", "Dxyz", "tail")
 	f.Add("\n\n", "a\n", "\nb", "")
+	f.Add("\nUser:", "a\r", "\nUser", ":")
 	f.Add("。", "日本", "。", "x")
 	f.Add("aab", "a", "aab", "b")
 	f.Add("xyz", "\xc3", "\xa9", "xy")
