@@ -1,6 +1,8 @@
 package lsp
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 )
@@ -19,6 +21,21 @@ type document struct {
 	text       string
 	version    int32
 	regions    map[*region]struct{}
+
+	// eol caches lineEndingOf(text) ("" when unknown); eolAt is the offset
+	// of the line break it was read from, -1 when the text has none.
+	eol   string
+	eolAt int
+}
+
+// lineEnding returns the document's line ending, the one generated text is
+// written with: that of its first line break, "\n" when it has none.
+func (d *document) lineEnding() string {
+	if d.eol == "" {
+		d.eol = lineEndingOf(d.text)
+		d.eolAt = strings.IndexAny(d.text, "\r\n")
+	}
+	return d.eol
 }
 
 // region is the text one generation has written and the point where it
@@ -27,17 +44,25 @@ type document struct {
 type region struct {
 	start, end int // byte offsets in document.text; end is the insertion point
 
-	// pending is generated text not yet sent to the editor.
+	// pending is generated text not yet sent to the editor, with "\n"
+	// line breaks (see lineBreaks).
 	pending string
 	// unechoed are edits sent (or applied) whose didChange has not come
 	// back yet, oldest first. The next edit is placed after them.
 	unechoed []*sentEdit
 	// versioned edits are rejected by the editor when computed on an old
-	// version; only then is a foreign change proof that unechoed edits
-	// were dropped.
+	// version, so a change that arrives before an edit's echo proves the
+	// edit was not applied.
 	versioned bool
 	// edited is set when the user changes text inside the region.
 	edited bool
+	// failure, once set, ends the generation: the editor's changes cannot
+	// be reconciled with the edits it confirmed, and going on could write
+	// text twice.
+	failure error
+	// budget is the most bytes the region can hold: every byte generated,
+	// with room for each line break to be spelled "\r\n".
+	budget int
 	// changed wakes the region's writer: new text, a change, or a reply.
 	changed chan struct{}
 
@@ -49,10 +74,20 @@ type region struct {
 	endValid bool
 }
 
+// sentEdit is one workspace/applyEdit on its way to the document.
 type sentEdit struct {
-	text    string
+	text  string // as sent, line breaks spelled as the document spells them
+	canon string // as generated, with "\n" line breaks: re-sent if rejected
+	// applied is set when the editor answers that it applied the edit.
 	applied bool
+	// overtaken is set when the document changed before the edit's echo
+	// arrived: a versioned edit must then have been rejected.
+	overtaken bool
 }
+
+// errUnconfirmed ends a generation whose edit the editor reported applied
+// but whose change never arrived.
+var errUnconfirmed = errors.New("generation stopped: the editor reported an edit as applied, but the document changed without it; stopped rather than risk writing text twice")
 
 func newRegion(at int, versioned bool, enc Encoding) *region {
 	return &region{start: at, end: at, versioned: versioned, changed: make(chan struct{}, 1), enc: enc}
@@ -136,6 +171,9 @@ func (s *store) change(d *document, rng *Range, text string, enc Encoding) {
 		r.observe(d.text, a, b, text)
 		r.wake()
 	}
+	if d.eol != "" && (a <= d.eolAt+1 || d.eolAt < 0 && strings.ContainsAny(text, "\r\n")) {
+		d.eol = "" // the first line break may have changed
+	}
 	d.text = d.text[:a] + text + d.text[b:]
 }
 
@@ -143,17 +181,13 @@ func (s *store) change(d *document, rng *Range, text string, enc Encoding) {
 // advances the insertion point; a change before the region shifts it; a
 // change inside it means the user edited generated text.
 func (r *region) observe(old string, a, b int, text string) {
-	if len(r.unechoed) > 0 && isEcho(old, a, b, text, r.end, r.unechoed[0].text) {
-		echoed := r.unechoed[0].text
-		crlfSplit := r.end > 0 && old[r.end-1] == '\r' && strings.HasPrefix(echoed, "\n")
-		if r.endValid && !crlfSplit && !strings.ContainsRune(echoed, '\r') && (r.end == len(old) || old[r.end] != '\n') {
-			r.endPos = r.enc.advance(r.endPos, echoed)
-		} else {
-			r.endValid = false // a CR next to an LF is one line break, not two
+	if len(r.unechoed) > 0 {
+		// The echo is recognised by where it lands, not by its bytes: the
+		// editor may have rewritten its line breaks.
+		if got, ok := insertedAt(old, a, b, text, r.end); ok && sameLines(got, r.unechoed[0].text) {
+			r.echoed(old, got)
+			return
 		}
-		r.end += len(echoed)
-		r.unechoed = r.unechoed[1:]
-		return
 	}
 	if a <= r.end {
 		r.endValid = false // the change moves the end, in lines or units
@@ -178,30 +212,59 @@ func (r *region) observe(old string, a, b int, text string) {
 		r.start = min(r.start, a)
 		r.end = a + len(text)
 	}
-	if r.versioned && len(r.unechoed) > 0 {
-		// The editor's document moved on before it applied our edits,
-		// so it rejected (or silently dropped) them: send them again.
-		var requeue string
+	if r.versioned {
+		// The editor's document moved on before it applied our edits, so
+		// it must reject them; an edit it already confirmed cannot be
+		// reconciled.
 		for _, e := range r.unechoed {
-			requeue += e.text
+			if e.applied && r.failure == nil {
+				r.failure = errUnconfirmed
+			}
+			e.overtaken = true
 		}
-		r.pending = requeue + r.pending
-		r.unechoed = nil
 	}
 }
 
-// isEcho reports whether replacing old[a:b] with text has the same effect as
-// inserting want at offset at: the client describing our own edit, possibly
-// shifted within a run of equal characters by its diff algorithm.
-func isEcho(old string, a, b int, text string, at int, want string) bool {
-	if a != b || len(text) != len(want) {
-		return false
+// echoed records the echo of the oldest unechoed edit: got, inserted at the
+// insertion point of old.
+func (r *region) echoed(old, got string) {
+	crlfSplit := r.end > 0 && old[r.end-1] == '\r' && strings.HasPrefix(got, "\n")
+	if r.endValid && !crlfSplit && !strings.ContainsRune(got, '\r') && (r.end == len(old) || old[r.end] != '\n') {
+		r.endPos = r.enc.advance(r.endPos, got)
+	} else {
+		r.endValid = false // a CR next to an LF is one line break, not two
 	}
-	lo, hi := min(a, at), max(a, at)
-	if lo < 0 || hi > len(old) {
-		return false
+	r.end += len(got)
+	r.unechoed = r.unechoed[1:]
+	if n := r.end - r.start; n > r.budget && r.failure == nil {
+		r.failure = fmt.Errorf("generation stopped: the generated text in the document (%d bytes) is longer than the text generated (at most %d bytes)", n, r.budget)
 	}
-	return old[lo:a]+text+old[a:hi] == old[lo:at]+want+old[at:hi]
+}
+
+// maxEchoShift bounds how far from the insertion point an editor's diff may
+// place the report of an edit (within a run of equal characters).
+const maxEchoShift = 256
+
+// insertedAt reports whether replacing old[a:b] with text leaves the
+// document that inserting some text at offset at would, and returns that
+// text. Editors compute the changes they report by diffing, which may place
+// an insertion elsewhere within a run of equal characters or widen its
+// range; the result is what counts.
+func insertedAt(old string, a, b int, text string, at int) (string, bool) {
+	n := len(text) - (b - a)
+	if n <= 0 || at < 0 || at > len(old) {
+		return "", false
+	}
+	lo, hi := min(a, at), max(b, at)
+	if hi-lo > len(text)+maxEchoShift {
+		return "", false
+	}
+	w := old[lo:a] + text + old[b:hi]
+	k := at - lo
+	if w[:k] != old[lo:at] || w[k+n:] != old[at:hi] {
+		return "", false
+	}
+	return w[k : k+n], true
 }
 
 // diff returns the single replacement old[a:b] -> text that turns old into

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"go.lsp.dev/jsonrpc2"
 	"go.uber.org/zap"
@@ -21,7 +23,10 @@ import (
 // a real editor it applies workspace/applyEdit to its own copy of each
 // document, sends didChange for every change (the server's edits and the
 // user's typing alike), rejects versioned edits computed on an old version
-// (as VS Code does), and records progress and messages.
+// (as VS Code does), and records progress and messages. Its mode says what
+// it does to the line breaks of an applied edit and in which order it
+// answers, after the real editors. It converts positions with its own code,
+// never the server's, so that a bug there cannot hide itself.
 type fakeEditor struct {
 	t    testing.TB
 	conn jsonrpc2.Conn
@@ -33,7 +38,11 @@ type fakeEditor struct {
 	messages []map[string]any
 	edits    int // applyEdit requests received
 	applied  int
+	rejected int // edits answered applied:false for a stale version
 	config   any
+	// held are didChange notifications not sent yet (echoDelay): sent in
+	// order before any later notification.
+	held []any
 
 	served chan error
 }
@@ -41,9 +50,41 @@ type fakeEditor struct {
 type editorDoc struct {
 	text    string
 	version int32
+	eol     string // the document's line ending: "\n" or "\r\n"
 }
 
+// editorMode is what the fake editor does to the line breaks of an applied
+// edit, after a real editor.
+type editorMode string
+
+const (
+	// modeVerbatim applies and reports the text exactly as sent.
+	modeVerbatim editorMode = "verbatim"
+	// modeVSCode converts every line break of an applied edit to the
+	// document's end of line and reports the converted text in didChange,
+	// before it answers the edit (VS Code's TextModel and
+	// vscode-languageclient). A document without line breaks has the
+	// end of line of files.eol (editorOptions.eol).
+	modeVSCode editorMode = "vscode"
+	// modeNeovim turns "\r\n" and "\r" into "\n" (vim.lsp.util.
+	// apply_text_edits) and reports a fileformat=dos buffer's changes with
+	// "\r\n"; it answers the edit first and sends the (debounced)
+	// didChange after echoDelay.
+	modeNeovim editorMode = "neovim"
+)
+
+// editorModes is every mode; generation scenarios run in each.
+var editorModes = []editorMode{modeVerbatim, modeVSCode, modeNeovim}
+
 type editorOptions struct {
+	mode editorMode
+	// eol is the end of line VS Code gives a document without line breaks
+	// (files.eol); "\n" when empty.
+	eol string
+	// echoDelay holds the didChange of an applied edit this long after the
+	// answer (Neovim debounces didChange); modeNeovim defaults to 2 ms.
+	echoDelay time.Duration
+
 	versioned    bool     // advertise workspaceEdit.documentChanges
 	noProgress   bool     // do not advertise window.workDoneProgress
 	encodings    []string // general.positionEncodings offered
@@ -128,10 +169,34 @@ func (e *fakeEditor) call(method string, params, result any) error {
 	return err
 }
 
+// notify sends a notification, after any held didChange, so that the
+// server sees every change in the order the editor made it.
 func (e *fakeEditor) notify(method string, params any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.notifyLocked(method, params)
+}
+
+func (e *fakeEditor) notifyLocked(method string, params any) {
+	e.flushHeldLocked()
 	if err := e.conn.Notify(context.Background(), method, params); err != nil {
 		e.t.Errorf("notify %s: %v", method, err)
 	}
+}
+
+// flushHeld sends the held didChange notifications; it runs after
+// echoDelay, possibly after the test has ended.
+func (e *fakeEditor) flushHeld() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.flushHeldLocked()
+}
+
+func (e *fakeEditor) flushHeldLocked() {
+	for _, p := range e.held {
+		e.conn.Notify(context.Background(), "textDocument/didChange", p) // fails only once the test is over
+	}
+	e.held = nil
 }
 
 // handle answers the server's requests. It runs on the read loop, so the
@@ -209,6 +274,7 @@ func (e *fakeEditor) applyEdit(p applyEditParams) map[string]any {
 			if e.opts.dropStale {
 				return map[string]any{"applied": true}
 			}
+			e.rejected++
 			return map[string]any{"applied": false, "failureReason": "stale version"}
 		}
 	} else {
@@ -217,7 +283,7 @@ func (e *fakeEditor) applyEdit(p applyEditParams) map[string]any {
 		}
 	}
 	for _, te := range edits {
-		e.changeLocked(uri, te.Range, te.NewText)
+		e.applyLocked(uri, te.Range, e.lineBreaksApplied(uri, te.NewText), e.echoDelay() > 0)
 		if e.opts.onApply != nil {
 			e.opts.onApply(te.NewText)
 		}
@@ -226,6 +292,39 @@ func (e *fakeEditor) applyEdit(p applyEditParams) map[string]any {
 	return map[string]any{"applied": true}
 }
 
+func (e *fakeEditor) echoDelay() time.Duration {
+	if e.opts.echoDelay == 0 && e.opts.mode == modeNeovim {
+		return 2 * time.Millisecond
+	}
+	return e.opts.echoDelay
+}
+
+// lineBreaksApplied returns text as the editor's mode stores it in uri.
+func (e *fakeEditor) lineBreaksApplied(uri, text string) string {
+	if e.opts.mode != modeVSCode && e.opts.mode != modeNeovim {
+		return text
+	}
+	// Both rewrite every "\r\n", "\r" and "\n" as the document's end of
+	// line (Neovim stores lines; a dos buffer writes and reports "\r\n").
+	var b strings.Builder
+	for i := 0; i < len(text); i++ {
+		switch text[i] {
+		case '\r':
+			if i+1 < len(text) && text[i+1] == '\n' {
+				i++
+			}
+			b.WriteString(e.docs[uri].eol)
+		case '\n':
+			b.WriteString(e.docs[uri].eol)
+		default:
+			b.WriteByte(text[i])
+		}
+	}
+	return b.String()
+}
+
+// enc is the position encoding the editor offered first among those it
+// prefers (the server picks the same).
 func (e *fakeEditor) enc() Encoding {
 	for _, want := range []Encoding{UTF8, UTF32} {
 		for _, o := range e.opts.encodings {
@@ -237,25 +336,42 @@ func (e *fakeEditor) enc() Encoding {
 	return UTF16
 }
 
-// changeLocked applies a change and sends its didChange; e.mu is held so
-// versions reach the server in order.
-func (e *fakeEditor) changeLocked(uri string, rng Range, text string) {
+// applyLocked applies a change and sends its didChange (held when hold is
+// set); e.mu is held so versions reach the server in order.
+func (e *fakeEditor) applyLocked(uri string, rng Range, text string, hold bool) {
 	d := e.docs[uri]
-	enc := e.enc()
-	a, b := enc.Offset(d.text, rng.Start), enc.Offset(d.text, rng.End)
+	a, b := fakeOffset(d.text, rng.Start, e.enc()), fakeOffset(d.text, rng.End, e.enc())
+	if b < a {
+		a, b = b, a
+	}
 	d.text = d.text[:a] + text + d.text[b:]
 	d.version++
-	e.notify("textDocument/didChange", map[string]any{
+	params := map[string]any{
 		"textDocument":   map[string]any{"uri": uri, "version": d.version},
 		"contentChanges": []any{map[string]any{"range": rng, "text": text}},
-	})
+	}
+	if hold {
+		e.held = append(e.held, params)
+		time.AfterFunc(e.echoDelay(), e.flushHeld)
+		return
+	}
+	e.notifyLocked("textDocument/didChange", params)
 }
 
 func (e *fakeEditor) open(uri, text string) {
 	e.mu.Lock()
-	e.docs[uri] = &editorDoc{text: text, version: 1}
-	e.mu.Unlock()
-	e.notify("textDocument/didOpen", map[string]any{"textDocument": map[string]any{
+	defer e.mu.Unlock()
+	eol := e.opts.eol
+	if eol == "" {
+		eol = "\n"
+	}
+	if i := strings.Index(text, "\n"); i > 0 && text[i-1] == '\r' {
+		eol = "\r\n"
+	} else if i >= 0 {
+		eol = "\n"
+	}
+	e.docs[uri] = &editorDoc{text: text, version: 1, eol: eol}
+	e.notifyLocked("textDocument/didOpen", map[string]any{"textDocument": map[string]any{
 		"uri": uri, "languageId": "go", "version": 1, "text": text}})
 }
 
@@ -264,8 +380,8 @@ func (e *fakeEditor) typeAt(uri string, off int, text string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.docs[uri]
-	p := e.enc().Position(d.text, off)
-	e.changeLocked(uri, Range{Start: p, End: p}, text)
+	p := fakePosition(d.text, off, e.enc())
+	e.applyLocked(uri, Range{Start: p, End: p}, text, false)
 }
 
 // replace is the user replacing [a, b) of uri with text.
@@ -273,7 +389,7 @@ func (e *fakeEditor) replace(uri string, a, b int, text string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.docs[uri]
-	e.changeLocked(uri, Range{Start: e.enc().Position(d.text, a), End: e.enc().Position(d.text, b)}, text)
+	e.applyLocked(uri, Range{Start: fakePosition(d.text, a, e.enc()), End: fakePosition(d.text, b, e.enc())}, text, false)
 }
 
 func (e *fakeEditor) text(uri string) string {
@@ -363,7 +479,68 @@ func tgiSettings(url string, extra ...func(map[string]any)) map[string]any {
 }
 
 func rangeOf(enc Encoding, text string, a, b int) Range {
-	return Range{Start: enc.Position(text, a), End: enc.Position(text, b)}
+	return Range{Start: fakePosition(text, a, enc), End: fakePosition(text, b, enc)}
+}
+
+// fakeLines splits text into lines as LSP does ("\n", "\r\n" and "\r" end
+// a line) and returns each line's start and end (before its terminator).
+func fakeLines(text string) (starts, ends []int) {
+	start := 0
+	for i := 0; i < len(text); i++ {
+		if text[i] != '\n' && text[i] != '\r' {
+			continue
+		}
+		starts, ends = append(starts, start), append(ends, i)
+		if text[i] == '\r' && i+1 < len(text) && text[i+1] == '\n' {
+			i++
+		}
+		start = i + 1
+	}
+	return append(starts, start), append(ends, len(text))
+}
+
+// fakeUnits is how many code units of enc the character r takes.
+func fakeUnits(r rune, enc Encoding) int {
+	switch enc {
+	case UTF8:
+		return utf8.RuneLen(r)
+	case UTF32:
+		return 1
+	}
+	return utf16.RuneLen(r)
+}
+
+// fakeOffset is the editor's own conversion of an LSP position to a byte
+// offset (characters past the line's end clamp to it).
+func fakeOffset(text string, p Position, enc Encoding) int {
+	starts, ends := fakeLines(text)
+	if int(p.Line) >= len(starts) {
+		return len(text)
+	}
+	off, units := starts[p.Line], 0
+	for _, r := range text[starts[p.Line]:ends[p.Line]] {
+		if units+fakeUnits(r, enc) > int(p.Character) {
+			break
+		}
+		units += fakeUnits(r, enc)
+		off += utf8.RuneLen(r)
+	}
+	return off
+}
+
+// fakePosition is the editor's own conversion of a byte offset (at a
+// character boundary) to an LSP position.
+func fakePosition(text string, off int, enc Encoding) Position {
+	starts, ends := fakeLines(text)
+	line := 0
+	for line+1 < len(starts) && starts[line+1] <= off {
+		line++
+	}
+	units := 0
+	for _, r := range text[starts[line]:min(off, ends[line])] {
+		units += fakeUnits(r, enc)
+	}
+	return Position{Line: uint32(line), Character: uint32(units)}
 }
 
 func contains(list []string, sub string) bool {

@@ -47,6 +47,7 @@ type editSink struct {
 	onFail  func(error)
 	nudge   func() // optional: pokes an editor that is slow to answer
 	started bool
+	breaks  lineBreaks // guarded by store.mu
 
 	done   chan struct{} // closed when the writer goroutine exits
 	closed bool          // Close was called; guarded by store.mu
@@ -76,7 +77,7 @@ func (s *editSink) Write(text string) error {
 	if s.err != nil {
 		return s.err
 	}
-	s.r.pending += text
+	s.queue(s.breaks.Push(text))
 	if !s.started {
 		s.started = true
 		go s.run()
@@ -85,11 +86,24 @@ func (s *editSink) Write(text string) error {
 	return nil
 }
 
+// queue adds canonical text to what is to be sent; store.mu is held.
+func (s *editSink) queue(text string) {
+	s.r.pending += text
+	s.r.budget += len(text) + strings.Count(text, "\n")
+}
+
 // Close waits until everything written is in the document, then removes the
 // region.
 func (s *editSink) Close(ctx context.Context) error {
 	s.store.mu.Lock()
 	s.closed = true
+	if rest := s.breaks.Flush(); rest != "" && s.err == nil {
+		s.queue(rest)
+		if !s.started {
+			s.started = true
+			go s.run()
+		}
+	}
 	started := s.started
 	s.r.wake()
 	s.store.mu.Unlock()
@@ -136,6 +150,11 @@ func (s *editSink) run() {
 			s.store.mu.Unlock()
 			s.fail(ErrUserEdited)
 			return
+		case s.r.failure != nil:
+			err := s.r.failure
+			s.store.mu.Unlock()
+			s.fail(err)
+			return
 		case s.r.pending == "" && s.closed && len(s.r.unechoed) == 0:
 			s.store.mu.Unlock()
 			return
@@ -164,9 +183,9 @@ func (s *editSink) run() {
 		}
 		pos := s.enc.advance(s.r.endPosition(d.text), ahead.String())
 		version := d.version + int32(len(s.r.unechoed))
-		text := s.r.pending
+		sent := &sentEdit{text: toLineEnding(s.r.pending, d.lineEnding()), canon: s.r.pending}
+		text := sent.text
 		s.r.pending = ""
-		sent := &sentEdit{text: text}
 		s.r.unechoed = append(s.r.unechoed, sent)
 		s.store.mu.Unlock()
 
@@ -187,17 +206,23 @@ func (s *editSink) run() {
 		i := indexEdit(s.r.unechoed, sent)
 		if err == nil && applied {
 			if i >= 0 {
+				// Applied, echo still to come. Confirmed text is never
+				// sent again: if the document already moved on without
+				// it, the generation stops instead.
 				sent.applied = true
+				if sent.overtaken && s.r.failure == nil {
+					s.r.failure = errUnconfirmed
+				}
 			}
 			rejections = 0
 			s.store.mu.Unlock()
 			continue
 		}
-		// Not applied: put the text back in front (unless a change already
-		// did) and try again once the document has moved.
+		// Not applied: put the text back in front and try again once the
+		// document has moved.
 		if i >= 0 {
 			s.r.unechoed = append(s.r.unechoed[:i], s.r.unechoed[i+1:]...)
-			s.r.pending = text + s.r.pending
+			s.r.pending = sent.canon + s.r.pending
 		}
 		rejections++
 		s.store.mu.Unlock()

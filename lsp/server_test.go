@@ -17,11 +17,22 @@ func TestMain(m *testing.M) {
 
 const uri = "file:///work/main.go"
 
-func TestGenerateSelection(t *testing.T) {
+// inEveryMode runs a generation scenario once per fake editor mode: the
+// server must hold up whatever the editor does to line breaks and however
+// it orders its answers.
+func inEveryMode(t *testing.T, scenario func(t *testing.T, mode editorMode)) {
+	for _, mode := range editorModes {
+		t.Run(string(mode), func(t *testing.T) { scenario(t, mode) })
+	}
+}
+
+func TestGenerateSelection(t *testing.T) { inEveryMode(t, testGenerateSelection) }
+
+func testGenerateSelection(t *testing.T, mode editorMode) {
 	for _, versioned := range []bool{true, false} {
 		t.Run(fmt.Sprintf("versioned=%v", versioned), func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", "Hello", ",", " wörld", "\n", "😀", "!"))
-			ed := newFakeEditor(t, editorOptions{versioned: versioned, settings: tgiSettings(srv.URL)})
+			ed := newFakeEditor(t, editorOptions{mode: mode, versioned: versioned, settings: tgiSettings(srv.URL)})
 			doc := "// greet\nfunc main() {}\n"
 			ed.open(uri, doc)
 			sel := rangeOf(UTF16, doc, 0, len("// greet"))
@@ -44,9 +55,11 @@ func TestGenerateSelection(t *testing.T) {
 	}
 }
 
-func TestGenerateHereAndLine(t *testing.T) {
+func TestGenerateHereAndLine(t *testing.T) { inEveryMode(t, testGenerateHereAndLine) }
+
+func testGenerateHereAndLine(t *testing.T, mode editorMode) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "X", "Y"))
-	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 	doc := "abc\ndef\n"
 	ed.open(uri, doc)
 	cursor := rangeOf(UTF16, doc, 5, 5) // d|ef
@@ -147,7 +160,9 @@ func TestAstralCharactersBeforeInsertion(t *testing.T) {
 	}
 }
 
-func TestErrorsKeepTextSoFar(t *testing.T) {
+func TestErrorsKeepTextSoFar(t *testing.T) { inEveryMode(t, testErrorsKeepTextSoFar) }
+
+func testErrorsKeepTextSoFar(t *testing.T, mode editorMode) {
 	two := streamtest.TGI(0, "length", "par", "tial", "never").Chunks[:2]
 	tests := []struct {
 		name    string
@@ -163,7 +178,7 @@ func TestErrorsKeepTextSoFar(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := streamtest.NewServer(t, tt.script)
-			ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+			ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 			ed.open(uri, "x")
 			ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
 			ed.awaitEnded(1)
@@ -182,11 +197,13 @@ func TestErrorsKeepTextSoFar(t *testing.T) {
 	}
 }
 
-func TestCancel(t *testing.T) {
+func TestCancel(t *testing.T) { inEveryMode(t, testCancel) }
+
+func testCancel(t *testing.T, mode editorMode) {
 	for _, how := range []string{"command", "code action", "progress"} {
 		t.Run(how, func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2], Hang: true})
-			ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+			ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 			ed.open(uri, "q")
 			ed.run(uri, rangeOf(UTF16, "q", 0, 1), "Generate")
 			ed.await("the first tokens", func() bool { return ed.text(uri) == "qab" })
@@ -225,7 +242,9 @@ func TestCancel(t *testing.T) {
 // The user types while text streams in: above the insertion point, on its
 // line before it, and after it. Every edit of theirs stays, and the
 // generated text lands contiguous at the right place.
-func TestUserTypingDuringGeneration(t *testing.T) {
+func TestUserTypingDuringGeneration(t *testing.T) { inEveryMode(t, testUserTypingDuringGeneration) }
+
+func testUserTypingDuringGeneration(t *testing.T, mode editorMode) {
 	tokens := make([]string, 40)
 	for i := range tokens {
 		tokens[i] = fmt.Sprintf("t%d ", i)
@@ -255,7 +274,7 @@ func TestUserTypingDuringGeneration(t *testing.T) {
 					t.Skip("an unversioned editor cannot reject stale edits")
 				}
 				srv := streamtest.NewServer(t, streamtest.TGI(2*time.Millisecond, "length", tokens...))
-				ed := newFakeEditor(t, editorOptions{versioned: versioned, settings: tgiSettings(srv.URL, func(s map[string]any) {
+				ed := newFakeEditor(t, editorOptions{mode: mode, versioned: versioned, settings: tgiSettings(srv.URL, func(s map[string]any) {
 					s["parameters"] = map[string]any{"max_new_tokens": 100}
 				})})
 				doc := "line1\nstart\nend"
@@ -276,9 +295,11 @@ func TestUserTypingDuringGeneration(t *testing.T) {
 	}
 }
 
-func TestUserEditsInsideGeneratedText(t *testing.T) {
+func TestUserEditsInsideGeneratedText(t *testing.T) { inEveryMode(t, testUserEditsInsideGeneratedText) }
+
+func testUserEditsInsideGeneratedText(t *testing.T, mode editorMode) {
 	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "abc", "def", "ghi").Chunks[:2], Hang: true})
-	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x\n")
 	ed.run(uri, rangeOf(UTF16, "x\n", 0, 1), "Generate")
 	ed.await("the first tokens", func() bool { return ed.text(uri) == "xabcdef\n" })
@@ -296,10 +317,12 @@ func TestUserEditsInsideGeneratedText(t *testing.T) {
 	}
 }
 
-func TestEditorRejectsEdits(t *testing.T) {
+func TestEditorRejectsEdits(t *testing.T) { inEveryMode(t, testEditorRejectsEdits) }
+
+func testEditorRejectsEdits(t *testing.T, mode editorMode) {
 	t.Run("transiently", func(t *testing.T) {
 		srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "one", " two"))
-		ed := newFakeEditor(t, editorOptions{versioned: true, rejectFirst: 2, settings: tgiSettings(srv.URL)})
+		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, rejectFirst: 2, settings: tgiSettings(srv.URL)})
 		ed.open(uri, "0")
 		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
 		ed.awaitEnded(1)
@@ -309,7 +332,7 @@ func TestEditorRejectsEdits(t *testing.T) {
 	})
 	t.Run("always", func(t *testing.T) {
 		srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
-		ed := newFakeEditor(t, editorOptions{versioned: true, rejectAlways: true, settings: tgiSettings(srv.URL)})
+		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, rejectAlways: true, settings: tgiSettings(srv.URL)})
 		ed.open(uri, "0")
 		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
 		msgs := ed.awaitEnded(1)
@@ -325,36 +348,16 @@ func TestEditorRejectsEdits(t *testing.T) {
 		editTimeout = 300 * time.Millisecond
 		t.Cleanup(func() { editTimeout = old })
 		srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a"))
-		ed := newFakeEditor(t, editorOptions{versioned: true, neverAnswer: true, settings: tgiSettings(srv.URL)})
+		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, neverAnswer: true, settings: tgiSettings(srv.URL)})
 		ed.open(uri, "0")
 		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
 		ed.await("an error message", func() bool { return contains(ed.shownMessages(), "did not answer an edit") })
 	})
 }
 
-// Neovim 0.7 answers applied:true for a versioned edit it dropped because
-// the user had typed meanwhile; the server must notice from the didChange
-// stream and resend.
-func TestStaleEditDroppedButAcknowledged(t *testing.T) {
-	tokens := make([]string, 30)
-	for i := range tokens {
-		tokens[i] = fmt.Sprintf("%c", 'a'+i%26)
-	}
-	srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", tokens...))
-	ed := newFakeEditor(t, editorOptions{versioned: true, dropStale: true, editLatency: 2 * time.Millisecond, settings: tgiSettings(srv.URL)})
-	ed.open(uri, "top\n>")
-	ed.run(uri, rangeOf(UTF16, "top\n>", 5, 5), "Generate here")
-	for i := 0; i < 10; i++ {
-		ed.typeAt(uri, 0, "#")
-		time.Sleep(3 * time.Millisecond)
-	}
-	ed.awaitEnded(1)
-	if got, want := ed.text(uri), "##########top\n>"+strings.Join(tokens, ""); got != want {
-		t.Fatalf("text\n got %q\nwant %q", got, want)
-	}
-}
+func TestBurstIsCoalesced(t *testing.T) { inEveryMode(t, testBurstIsCoalesced) }
 
-func TestBurstIsCoalesced(t *testing.T) {
+func testBurstIsCoalesced(t *testing.T, mode editorMode) {
 	const n = 5000
 	tokens := make([]string, n)
 	var want strings.Builder
@@ -363,7 +366,7 @@ func TestBurstIsCoalesced(t *testing.T) {
 		want.WriteString(tokens[i])
 	}
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", tokens...))
-	ed := newFakeEditor(t, editorOptions{versioned: true, editLatency: time.Millisecond, settings: tgiSettings(srv.URL, func(s map[string]any) {
+	ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, editLatency: time.Millisecond, settings: tgiSettings(srv.URL, func(s map[string]any) {
 		s["parameters"] = map[string]any{"max_new_tokens": n}
 	})})
 	ed.open(uri, "")
@@ -385,9 +388,11 @@ func TestBurstIsCoalesced(t *testing.T) {
 	}
 }
 
-func TestTwoGenerationsAtOnce(t *testing.T) {
+func TestTwoGenerationsAtOnce(t *testing.T) { inEveryMode(t, testTwoGenerationsAtOnce) }
+
+func testTwoGenerationsAtOnce(t *testing.T, mode editorMode) {
 	srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", "1", "2", "3", "4", "5"))
-	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 	doc := "A\nB\n"
 	ed.open(uri, doc)
 	ed.open("file:///other.go", "C")
@@ -641,19 +646,5 @@ func TestDidChangeAppliedInWireOrder(t *testing.T) {
 	req, _ := srv.LastRequest()
 	if got := req.JSON()["inputs"]; got != text {
 		t.Fatalf("the server saw\n%q\nthe editor has\n%q", got, text)
-	}
-}
-
-// CRLF documents: a line break is one, whether generated or already there,
-// and the insertion point stays right through generated CRs and LFs.
-func TestCRLFDocument(t *testing.T) {
-	srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", "1", "\r", "\n2", "\r\n", "3", "\n", "é"))
-	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
-	doc := "a\r\nb\r\n"
-	ed.open(uri, doc)
-	ed.run(uri, rangeOf(UTF16, doc, 0, 1), "Generate")
-	ed.awaitEnded(1)
-	if got, want := ed.text(uri), "a1\r\n2\r\n3\né\r\nb\r\n"; got != want {
-		t.Fatalf("text %q, want %q", got, want)
 	}
 }
