@@ -17,4 +17,11 @@ return {
   -- genls edits the document while the user types; it must see every change
   -- at once to address its edits to the right version.
   flags = { debounce_text_changes = 0 },
+  -- Answers applied = false for a stale edit (the default handler drops it
+  -- and answers applied = true) and does not print every edit's label.
+  handlers = {
+    ['workspace/applyEdit'] = function(...)
+      return require('genls').apply_edit(...)
+    end,
+  },
 }

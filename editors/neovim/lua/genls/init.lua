@@ -340,6 +340,41 @@ function M.init()
   end
 end
 
+--- genls's own workspace/applyEdit handler (clients look up their own
+--- handlers before the global table). Unlike the default one it answers
+--- applied = false for an edit addressed to an older version of the buffer:
+--- the default prints "newer than edits", drops the edit and still answers
+--- applied = true, after which genls must stop rather than write text twice.
+--- It also applies edits without printing their label.
+function M.apply_edit(_, params, ctx)
+  if not params or not params.edit then
+    return { applied = false, failureReason = 'no edit' }
+  end
+  local versions = vim.lsp.util.buf_versions
+  for _, change in ipairs(params.edit.documentChanges or {}) do
+    local doc = change.textDocument
+    if doc and doc.uri and type(doc.version) == 'number' and doc.version > 0 then
+      local bufnr = vim.uri_to_bufnr(doc.uri)
+      local current = versions and versions[bufnr]
+      if current == nil and vim.api.nvim_buf_is_loaded(bufnr) then
+        current = vim.api.nvim_buf_get_changedtick(bufnr)
+      end
+      if current and current > doc.version then
+        return {
+          applied = false,
+          failureReason = ('buffer version %d is newer than the edit (%d)'):format(current, doc.version),
+        }
+      end
+    end
+  end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  local ok, err = pcall(vim.lsp.util.apply_workspace_edit, params.edit, client and client.offset_encoding or 'utf-16')
+  if not ok then
+    return { applied = false, failureReason = tostring(err) }
+  end
+  return { applied = true }
+end
+
 -- The defaults shipped in lsp/genls.lua (one source for every setup path).
 local function defaults()
   local file = vim.api.nvim_get_runtime_file('lsp/genls.lua', false)[1]
@@ -375,6 +410,7 @@ function M.config(opts)
     config.capabilities = opts.capabilities
   end
   config.flags = vim.tbl_extend('force', config.flags or {}, opts.flags or {})
+  config.handlers = vim.tbl_extend('force', { ['workspace/applyEdit'] = M.apply_edit }, opts.handlers or {})
   local user_on_attach = opts.on_attach
   config.on_attach = function(client, bufnr)
     M.on_attach(client, bufnr)
@@ -496,6 +532,7 @@ function M.register_lspconfig()
         single_file_support = true,
         init_options = config.init_options,
         flags = config.flags,
+        handlers = config.handlers,
         on_attach = config.on_attach,
       },
       docs = { description = 'genls: stream LLM output into the document.' },
