@@ -74,7 +74,13 @@ func TestLineEndingsOfDocumentWithoutLineBreaks(t *testing.T) {
 // tokens at the "|" and returns the final text.
 func generateInto(t *testing.T, opts editorOptions, doc string, tokens []string) (string, *fakeEditor) {
 	t.Helper()
-	srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", tokens...))
+	return generateIntoAt(t, opts, doc, tokens, time.Millisecond)
+}
+
+// generateIntoAt is generateInto with tokens every interval.
+func generateIntoAt(t *testing.T, opts editorOptions, doc string, tokens []string, interval time.Duration) (string, *fakeEditor) {
+	t.Helper()
+	srv := streamtest.NewServer(t, streamtest.TGI(interval, "length", tokens...))
 	opts.settings = tgiSettings(srv.URL)
 	ed := newFakeEditor(t, opts)
 	at := strings.Index(doc, "|")
@@ -148,4 +154,43 @@ func TestRegionNeverOutgrowsGeneratedText(t *testing.T) {
 	if r.failure == nil {
 		t.Fatalf("region of %d bytes from a budget of %d: no failure", r.end-r.start, r.budget)
 	}
+}
+
+// FuzzLineEndings streams tokens made of "a", "b", "\r" and "\n", split
+// anywhere (between a CR and its LF too), into LF and CRLF documents in
+// every editor mode: the document must hold the generated text once, with
+// the document's line endings, in at most one edit per token.
+func FuzzLineEndings(f *testing.F) {
+	f.Add([]byte("a\r\nb"), false, uint8(0))
+	f.Add([]byte{'a', '\r' | 4, '\n', 'b'}, true, uint8(1))
+	f.Add([]byte{'\r', '\r' | 4, '\n' | 4, '\r', '\n'}, true, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, crlf bool, mode uint8) {
+		if len(data) == 0 || len(data) > 48 {
+			return
+		}
+		// Each byte is a character; bit 2 ends a token after it.
+		var tokens []string
+		var tok strings.Builder
+		for i, c := range data {
+			tok.WriteByte("ab\r\n"[c&3])
+			if c&4 != 0 || i == len(data)-1 {
+				tokens = append(tokens, tok.String())
+				tok.Reset()
+			}
+		}
+		eol := "\n"
+		if crlf {
+			eol = "\r\n"
+		}
+		generated := strings.Join(tokens, "")
+		generated = strings.ReplaceAll(strings.ReplaceAll(generated, "\r\n", "\n"), "\r", "\n")
+		want := "x" + strings.ReplaceAll(generated, "\n", eol) + eol + "y" + eol
+
+		opts := editorOptions{mode: editorModes[int(mode)%len(editorModes)], versioned: true}
+		got, ed := generateIntoAt(t, opts, "x|"+eol+"y"+eol, tokens, 0)
+		if got != want {
+			t.Fatalf("tokens %q: text %q, want %q", tokens, got, want)
+		}
+		assertNoResends(t, ed, len(tokens))
+	})
 }
