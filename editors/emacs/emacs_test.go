@@ -288,6 +288,9 @@ func TestLineEndings(t *testing.T) {
 			if rep.Runaway != "" {
 				t.Fatalf("runaway: %s", rep.Runaway)
 			}
+			if rep.ApplyEdits == 0 {
+				t.Errorf("the harness counted no workspace/applyEdit requests, so it cannot bound them")
+			}
 			if !rep.ReachedExpected {
 				t.Errorf("the buffer did not reach the expected text while the harness waited")
 			}

@@ -360,6 +360,9 @@ func TestLineEndings(t *testing.T) {
 			if rep.Runaway != "" {
 				t.Fatalf("runaway: %s", rep.Runaway)
 			}
+			if rep.ApplyEdits == 0 {
+				t.Errorf("the harness counted no workspace/applyEdit requests, so it cannot bound them")
+			}
 			checkProgress(t, rep)
 		})
 	}

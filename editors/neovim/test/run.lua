@@ -54,24 +54,25 @@ local ok, err = pcall(function()
     table.insert(R.messages, { msg = msg, level = level })
   end
 
-  -- Counts workspace/applyEdit requests; past max_edits the session is a
-  -- runaway and further edits are refused.
-  local apply_edit = vim.lsp.handlers['workspace/applyEdit']
-  vim.lsp.handlers['workspace/applyEdit'] = function(err, params, ctx, config)
-    R.apply_edits = R.apply_edits + 1
-    if max_edits > 0 and R.apply_edits > max_edits and not R.runaway then
-      R.runaway = string.format('more than %d workspace/applyEdit requests', max_edits)
-    end
-    if R.runaway then
-      return { applied = false, failureReason = 'test session stopped: ' .. R.runaway }
-    end
-    return apply_edit(err, params, ctx, config)
-  end
-
   local genls = require('genls')
   genls.setup({
     cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') },
     settings = vim.fn.json_decode(env('SETTINGS', '{}')),
+    handlers = {
+      -- The plugin's own handler, counting workspace/applyEdit requests;
+      -- past max_edits the session is a runaway and further edits are
+      -- refused.
+      ['workspace/applyEdit'] = function(err, params, ctx, config)
+        R.apply_edits = R.apply_edits + 1
+        if max_edits > 0 and R.apply_edits > max_edits and not R.runaway then
+          R.runaway = string.format('more than %d workspace/applyEdit requests', max_edits)
+        end
+        if R.runaway then
+          return { applied = false, failureReason = 'test session stopped: ' .. R.runaway }
+        end
+        return genls.apply_edit(err, params, ctx, config)
+      end,
+    },
   })
 
   -- Progress as the standard machinery reports it.
