@@ -35,8 +35,13 @@ type scenario struct {
 	point    string        // "LINE,COL" (character column) for "here"
 	cancelAt string        // text to wait for before genls-cancel
 	typeAt   string        // text to wait for before typing (scenario "typing")
-	want     string        // the expected buffer, so the harness can stop early
+	want     string        // the expected file, so the harness can stop early
 	timeout  time.Duration // of the whole editor session
+	// maxEdits and maxChars (0: no bound) end the session early, as a
+	// runaway, once eglot has received more workspace/applyEdit requests or
+	// the buffer holds more characters than that.
+	maxEdits int
+	maxChars int
 }
 
 type report struct {
@@ -53,6 +58,9 @@ type report struct {
 	CancelledMS      int    `json:"cancelled_ms"`
 	TypedAtChanges   int    `json:"typed_at_changes"`
 	ScenarioReported string `json:"scenario"`
+	ApplyEdits       int    `json:"apply_edits"`
+	Runaway          string `json:"runaway"`
+	EOL              string `json:"eol"`
 }
 
 func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
@@ -115,6 +123,8 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
 		"GENLS_TEST_TIMEOUT="+strconv.Itoa(int(sc.timeout.Seconds()/3)),
+		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
+		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxChars),
 	)
 	// Emacs and the genls it spawns share a process group, killed as a
 	// whole on timeout and again after exit so that nothing outlives the test.
@@ -235,6 +245,65 @@ func TestTypingWhileGenerating(t *testing.T) {
 	if rep.Changes <= rep.TypedAtChanges {
 		t.Errorf("no generated text arrived after the typing (%d changes, typed after %d)", rep.Changes, rep.TypedAtChanges)
 	}
+}
+
+// TestLineEndings streams generated line breaks into a file with CRLF line
+// ends on disk. Emacs visits it as utf-8-dos: the buffer, and so what eglot
+// tells the server, has "\n" line breaks, and saving writes "\r\n". A "\r"
+// that reaches the buffer stays a character of its own and is saved as
+// "\r\r\n"; the bounds on edits and size make a runaway fail fast.
+func TestLineEndings(t *testing.T) {
+	const text = "def fib(n):\r\n    pass\r\n"
+	const want = "def fib(n):\r\n    if n < 2:\r\n        return n\r\n    pass\r\n"
+	tests := []struct {
+		name   string
+		tokens []string // the model's stream
+	}{
+		{"lf tokens", []string{"\n", "    if", " n < 2:", "\n", "        return n"}},
+		{"crlf tokens", []string{"\r\n", "    if n < 2:\r\n", "        return n"}},
+		{"cr and lf in separate tokens", []string{"\r", "\n", "    if n < 2:\r", "\n        return n"}},
+		{"lone cr", []string{"\r    if n < 2:", "\r        return n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", tt.tokens...))
+			got, rep := run(t, srv, scenario{
+				text:  text,
+				name:  "range",
+				lines: "1,1",
+				want:  want,
+				// The harness waits a third of this for the expected text:
+				// enough for a correct run (under a second), short for a
+				// wrong one, whose text never matches.
+				timeout:  12 * time.Second,
+				maxEdits: 4*len(tt.tokens) + 10,
+				maxChars: 2 * len(want),
+			})
+			if rep.EOL != "dos" {
+				t.Fatalf("Emacs visited the file with %s line ends, want dos", rep.EOL)
+			}
+			if got != want {
+				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", clip(got), len(got), rep.ApplyEdits, want)
+			}
+			if rep.Runaway != "" {
+				t.Fatalf("runaway: %s", rep.Runaway)
+			}
+			if rep.ApplyEdits == 0 {
+				t.Errorf("the harness counted no workspace/applyEdit requests, so it cannot bound them")
+			}
+			if !rep.ReachedExpected {
+				t.Errorf("the buffer did not reach the expected text while the harness waited")
+			}
+		})
+	}
+}
+
+// clip shortens a runaway buffer for the failure message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
 }
 
 func TestCancel(t *testing.T) {

@@ -34,6 +34,11 @@ type scenario struct {
 	cancelAt string        // text to wait for before :GenlsCancel
 	typeAt   string        // text to wait for before typing (scenario "typing")
 	timeout  time.Duration // of the whole editor session
+	// maxEdits and maxBytes (0: no bound) end the session early, as a
+	// runaway, once Neovim has received more workspace/applyEdit requests
+	// or the buffer holds more bytes than that.
+	maxEdits int
+	maxBytes int
 }
 
 // report is what test/run.lua writes.
@@ -51,6 +56,10 @@ type report struct {
 	ServerStopped  bool     `json:"server_stopped"`
 	Changes        int      `json:"changes"`
 	TypedAtChanges int      `json:"typed_at_changes"`
+	ApplyEdits     int      `json:"apply_edits"`
+	Runaway        string   `json:"runaway"`
+	FileFormat     string   `json:"fileformat"`
+	Bytes          int      `json:"bytes"`
 	Messages       []struct {
 		Msg   string `json:"msg"`
 		Level int    `json:"level"`
@@ -115,6 +124,8 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
+		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
+		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxBytes),
 		"GENLS_TEST_NVIM_LOGLEVEL=DEBUG",
 	)
 	// Neovim and the genls it spawns share a process group, killed as a
@@ -282,6 +293,87 @@ func TestTypingWhileGenerating(t *testing.T) {
 	if rep.Changes <= rep.TypedAtChanges {
 		t.Errorf("no generated text arrived after the typing (%d changes, typed after %d)", rep.Changes, rep.TypedAtChanges)
 	}
+}
+
+// TestLineEndings streams generated line breaks into files whose line
+// endings differ from the model's. Neovim applies an edit's "\r\n" and lone
+// "\r" as "\n", and describes a fileformat=dos buffer's changes to the server
+// with "\r\n", so the server cannot recognise its own edits by their bytes;
+// a server that re-sends text it does not recognise fills the buffer with
+// copies, which the bounds on edits and size turn into a quick failure.
+func TestLineEndings(t *testing.T) {
+	tests := []struct {
+		name   string
+		text   string   // the file on disk
+		ff     string   // the fileformat Neovim must detect
+		tokens []string // the model's stream
+		want   string   // the written file
+	}{{
+		name:   "crlf file, lf tokens",
+		text:   "def fib(n):\r\n    pass\r\n",
+		ff:     "dos",
+		tokens: []string{"\n", "    if", " n < 2:", "\n", "        return n", "\n", "    return fib(n-1) + fib(n-2)"},
+		want:   "def fib(n):\r\n    if n < 2:\r\n        return n\r\n    return fib(n-1) + fib(n-2)\r\n    pass\r\n",
+	}, {
+		name:   "crlf file, crlf tokens",
+		text:   "def fib(n):\r\n    pass\r\n",
+		ff:     "dos",
+		tokens: []string{"\r\n", "    if n < 2:\r\n", "        return n"},
+		want:   "def fib(n):\r\n    if n < 2:\r\n        return n\r\n    pass\r\n",
+	}, {
+		name: "lf file, crlf tokens",
+		text: "ATTRS = {\n}\n",
+		ff:   "unix",
+		// "__':\r\n" is a real token of llama.cpp's vocabularies.
+		tokens: []string{"\r\n", "    '", "__", "init", "__':\r\n", "        1,"},
+		want:   "ATTRS = {\n    '__init__':\n        1,\n}\n",
+	}, {
+		name:   "lf file, cr and lf in separate tokens",
+		text:   "def fib(n):\n    pass\n",
+		ff:     "unix",
+		tokens: []string{"\r", "\n", "    if n < 2:\r", "\n        return n"},
+		want:   "def fib(n):\n    if n < 2:\n        return n\n    pass\n",
+	}, {
+		name:   "lf file, lone cr",
+		text:   "def fib(n):\n    pass\n",
+		ff:     "unix",
+		tokens: []string{"\r    if n < 2:", "\r        return n"},
+		want:   "def fib(n):\n    if n < 2:\n        return n\n    pass\n",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", tt.tokens...))
+			got, rep := run(t, srv, scenario{
+				text:     tt.text,
+				name:     "range",
+				lines:    "1,1",
+				timeout:  20 * time.Second,
+				maxEdits: 4*len(tt.tokens) + 10,
+				maxBytes: 2 * len(tt.want),
+			})
+			if rep.FileFormat != tt.ff {
+				t.Fatalf("Neovim read the file as fileformat=%s, want %s", rep.FileFormat, tt.ff)
+			}
+			if got != tt.want {
+				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", clip(got), len(got), rep.ApplyEdits, tt.want)
+			}
+			if rep.Runaway != "" {
+				t.Fatalf("runaway: %s", rep.Runaway)
+			}
+			if rep.ApplyEdits == 0 {
+				t.Errorf("the harness counted no workspace/applyEdit requests, so it cannot bound them")
+			}
+			checkProgress(t, rep)
+		})
+	}
+}
+
+// clip shortens a runaway buffer for the failure message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
 }
 
 func TestCancel(t *testing.T) {

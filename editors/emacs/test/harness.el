@@ -23,11 +23,37 @@
 
 (defvar genls-test-last-change nil)
 (defvar genls-test-changes 0)
+
+;; Bounds past which the session stops waiting (0: none): a server that
+;; re-sends its text forever grows the buffer without end, and must fail
+;; fast.
+(defvar genls-test-max-edits (string-to-number (genls-test-env "MAX_EDITS" "0")))
+(defvar genls-test-max-bytes (string-to-number (genls-test-env "MAX_BYTES" "0")))
+(defvar genls-test-apply-edits 0)
+(defvar genls-test-runaway nil)
+
 (defun genls-test-after-change (&rest _)
   (setq genls-test-last-change (float-time))
   (unless (plist-get genls-test-report :first_change_ms)
     (genls-test-put :first_change_ms (genls-test-ms)))
-  (cl-incf genls-test-changes))
+  (cl-incf genls-test-changes)
+  (when (and (> genls-test-max-bytes 0) (not genls-test-runaway)
+             (> (buffer-size) genls-test-max-bytes))
+    (setq genls-test-runaway
+          (format "the buffer grew to %d characters (more than %d) after %d workspace/applyEdit requests"
+                  (buffer-size) genls-test-max-bytes genls-test-apply-edits))))
+
+(defun genls-test-count-edit (apply wedit &rest args)
+  "Count workspace/applyEdit requests; refuse them once the session ran away."
+  (cl-incf genls-test-apply-edits)
+  (when (and (> genls-test-max-edits 0) (not genls-test-runaway)
+             (> genls-test-apply-edits genls-test-max-edits))
+    (setq genls-test-runaway
+          (format "more than %d workspace/applyEdit requests" genls-test-max-edits)))
+  (if genls-test-runaway
+      (jsonrpc-error "test session stopped: %s" genls-test-runaway)
+    (apply apply wedit args)))
+(advice-add 'eglot--apply-workspace-edit :around #'genls-test-count-edit)
 
 (defun genls-test-idle ()
   "Do what Emacs does when the user is idle, which batch mode never is:
@@ -40,9 +66,11 @@ not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
       (funcall (timer--function timer)))))
 
 (defun genls-test-wait (secs pred)
-  "Pump process output, idling as a user would, until PRED or SECS pass."
+  "Pump process output, idling as a user would, until PRED or SECS pass.
+A runaway session stops the wait at once."
   (let ((deadline (+ (float-time) secs)))
-    (while (and (not (funcall pred)) (< (float-time) deadline))
+    (while (and (not (funcall pred)) (not genls-test-runaway)
+                (< (float-time) deadline))
       (accept-process-output nil 0.01)
       (genls-test-idle))
     (funcall pred)))
@@ -54,6 +82,8 @@ not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
 (defun genls-test-finish (code)
   (genls-test-put :code code)
   (genls-test-put :changes genls-test-changes)
+  (genls-test-put :apply_edits genls-test-apply-edits)
+  (genls-test-put :runaway genls-test-runaway)
   (let ((coding-system-for-write 'utf-8-unix))
     (with-temp-file (genls-test-env "RESULT")
       (insert (json-encode genls-test-report))))
@@ -79,10 +109,7 @@ not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
   (let* ((file (genls-test-env "FILE"))
          (scenario (genls-test-env "SCENARIO" "range"))
          (timeout (string-to-number (genls-test-env "TIMEOUT" "20")))
-         (expect (let ((f (genls-test-env "EXPECT_FILE"))
-                       (coding-system-for-read 'utf-8-unix))
-                   (and f (with-temp-buffer (insert-file-contents f) (buffer-string)))))
-         server)
+         expect server)
     (genls-test-put :emacs emacs-version)
     (genls-test-put :scenario scenario)
     (setq genls-program (list (genls-test-env "BIN") "--log-level" "debug"
@@ -91,8 +118,18 @@ not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
                                             :object-type 'plist))
     (genls-setup)
     (setq eglot-sync-connect t)
-    (let ((coding-system-for-read 'utf-8-unix))
+    ;; UTF-8, with the line ends detected as a user's Emacs does: a file
+    ;; with CRLF line ends is visited as utf-8-dos, "\n" in the buffer.
+    (let ((coding-system-for-read 'utf-8))
       (find-file file))
+    (genls-test-put :eol (pcase (coding-system-eol-type buffer-file-coding-system)
+                           (0 "unix") (1 "dos") (2 "mac") (_ "undecided")))
+    ;; The expected file, decoded as the visited one, to compare with the
+    ;; buffer's text.
+    (let ((f (genls-test-env "EXPECT_FILE"))
+          (coding-system-for-read buffer-file-coding-system))
+      (when f
+        (setq expect (with-temp-buffer (insert-file-contents f) (buffer-string)))))
     (text-mode)
     ;; As M-x eglot: the contact comes from `eglot-server-programs'.
     (call-interactively #'eglot)
@@ -127,24 +164,27 @@ not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
             ;; The user types elsewhere while the text streams in: a new first
             ;; line once the first token has arrived, and more at the end.
             (let ((wait-for (genls-test-env "TYPE_AFTER")))
-              (unless (genls-test-wait timeout (lambda ()
-                                                 (save-excursion
-                                                   (goto-char (point-min))
-                                                   (search-forward wait-for nil t))))
+              (unless (or (genls-test-wait timeout (lambda ()
+                                                     (save-excursion
+                                                       (goto-char (point-min))
+                                                       (search-forward wait-for nil t))))
+                          genls-test-runaway)
                 (error "buffer never contained %S: %S" wait-for (buffer-string)))
-              (save-excursion
-                (goto-char (point-min))
-                (insert "typed above\n")
-                (goto-char (point-max))
-                (skip-chars-backward "\n")
-                (insert " and below"))
-              (genls-test-put :typed_at_changes genls-test-changes)))
+              (unless genls-test-runaway
+                (save-excursion
+                  (goto-char (point-min))
+                  (insert "typed above\n")
+                  (goto-char (point-max))
+                  (skip-chars-backward "\n")
+                  (insert " and below"))
+                (genls-test-put :typed_at_changes genls-test-changes))))
           (when (string= scenario "cancel")
             (let ((wait-for (genls-test-env "CANCEL_AFTER")))
-              (unless (genls-test-wait timeout (lambda ()
-                                                 (save-excursion
-                                                   (goto-char (point-min))
-                                                   (search-forward wait-for nil t))))
+              (unless (or (genls-test-wait timeout (lambda ()
+                                                     (save-excursion
+                                                       (goto-char (point-min))
+                                                       (search-forward wait-for nil t))))
+                          genls-test-runaway)
                 (error "buffer never contained %S: %S" wait-for (buffer-string)))
               (genls-cancel)
               (genls-test-put :cancelled_ms (genls-test-ms))))
@@ -159,7 +199,8 @@ not changed for `eglot-send-changes-idle-time' (0.5 s by default)."
           ;; Any edit still on its way shows up as a failure, not a race.
           (genls-test-wait 5 (genls-test-quiet-for 0.5))
           (genls-test-put :done_ms (genls-test-ms))
-          (let ((coding-system-for-write 'utf-8-unix))
+          ;; Written as saving the buffer would: with its own coding system.
+          (let ((coding-system-for-write buffer-file-coding-system))
             (write-region (point-min) (point-max) (genls-test-env "OUT") nil 'silent)))
       (genls-test-dump-events server)
       (ignore-errors (eglot-shutdown server))

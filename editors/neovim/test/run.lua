@@ -16,6 +16,10 @@ local out = env('OUT')
 local result = env('RESULT')
 local scenario = env('SCENARIO', 'range')
 local timeout = tonumber(env('TIMEOUT_MS', '20000'))
+-- Bounds past which the session stops waiting: a server that re-sends its
+-- text forever grows the buffer without end, and must fail fast.
+local max_edits = tonumber(env('MAX_EDITS', '0'))
+local max_bytes = tonumber(env('MAX_BYTES', '0'))
 
 local R = {
   nvim = tostring(vim.version().major .. '.' .. vim.version().minor .. '.' .. vim.version().patch),
@@ -25,7 +29,12 @@ local R = {
   statuses = {},
   messages = {},
   changes = 0,
+  apply_edits = 0,
 }
+
+local function runaway()
+  return R.runaway ~= nil
+end
 
 local function now()
   return vim.loop.hrtime() / 1e6
@@ -49,6 +58,21 @@ local ok, err = pcall(function()
   genls.setup({
     cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') },
     settings = vim.fn.json_decode(env('SETTINGS', '{}')),
+    handlers = {
+      -- The plugin's own handler, counting workspace/applyEdit requests;
+      -- past max_edits the session is a runaway and further edits are
+      -- refused.
+      ['workspace/applyEdit'] = function(err, params, ctx, config)
+        R.apply_edits = R.apply_edits + 1
+        if max_edits > 0 and R.apply_edits > max_edits and not R.runaway then
+          R.runaway = string.format('more than %d workspace/applyEdit requests', max_edits)
+        end
+        if R.runaway then
+          return { applied = false, failureReason = 'test session stopped: ' .. R.runaway }
+        end
+        return genls.apply_edit(err, params, ctx, config)
+      end,
+    },
   })
 
   -- Progress as the standard machinery reports it.
@@ -91,11 +115,19 @@ local ok, err = pcall(function()
 
   vim.cmd('edit ' .. vim.fn.fnameescape(file))
   local bufnr = vim.api.nvim_get_current_buf()
+  R.fileformat = vim.bo[bufnr].fileformat
   local last_change = now()
   vim.api.nvim_buf_attach(bufnr, false, {
     on_lines = function()
       R.changes = R.changes + 1
       last_change = now()
+      if max_bytes > 0 and not R.runaway then
+        local size = vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr))
+        if size > max_bytes then
+          R.runaway = string.format('the buffer grew to %d bytes (more than %d) after %d workspace/applyEdit requests',
+            size, max_bytes, R.apply_edits)
+        end
+      end
     end,
   })
 
@@ -148,22 +180,24 @@ local ok, err = pcall(function()
     -- once the first token has arrived, and more at the end of the last line.
     local wait_for = env('TYPE_AFTER')
     if not vim.wait(timeout, function()
-      return text():find(wait_for, 1, true) ~= nil
+      return runaway() or text():find(wait_for, 1, true) ~= nil
     end, 1) then
       error('buffer never contained ' .. vim.inspect(wait_for) .. ': ' .. vim.inspect(text()))
     end
-    vim.api.nvim_buf_set_lines(bufnr, 0, 0, false, { 'typed above' })
-    local last = vim.api.nvim_buf_line_count(bufnr)
-    local line = vim.api.nvim_buf_get_lines(bufnr, last - 1, last, false)[1]
-    vim.api.nvim_buf_set_text(bufnr, last - 1, #line, last - 1, #line, { ' and below' })
-    R.typed_at_changes = R.changes
+    if not runaway() then
+      vim.api.nvim_buf_set_lines(bufnr, 0, 0, false, { 'typed above' })
+      local last = vim.api.nvim_buf_line_count(bufnr)
+      local line = vim.api.nvim_buf_get_lines(bufnr, last - 1, last, false)[1]
+      vim.api.nvim_buf_set_text(bufnr, last - 1, #line, last - 1, #line, { ' and below' })
+      R.typed_at_changes = R.changes
+    end
   end
 
   if scenario == 'cancel' then
     local wait_for = env('CANCEL_AFTER')
     if not vim.wait(timeout, function()
       sample_status()
-      return text():find(wait_for, 1, true) ~= nil
+      return runaway() or text():find(wait_for, 1, true) ~= nil
     end, 5) then
       error('buffer never contained ' .. vim.inspect(wait_for) .. ': ' .. vim.inspect(text()))
     end
@@ -176,9 +210,10 @@ local ok, err = pcall(function()
   -- a stray late one to show up as a failure rather than a race).
   R.finished = vim.wait(timeout, function()
     sample_status()
-    return R.progress_end and quiet_for(300)
-  end, 5)
+    return runaway() or (R.progress_end and quiet_for(300))
+  end, 5) and not runaway()
   R.status_after = genls.status()
+  R.bytes = vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr))
 
   vim.cmd('silent write! ' .. vim.fn.fnameescape(out))
 
