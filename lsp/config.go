@@ -70,7 +70,7 @@ func (e *SettingError) Error() string {
 // parseSettings decodes and validates raw settings. raw may be the settings
 // object itself or wrapped as {"genls": {...}}. null or empty means defaults.
 func parseSettings(raw json.RawMessage) (*config, error) {
-	raw = bytes.TrimSpace(raw)
+	raw = emptyTablesAsObjects(bytes.TrimSpace(raw))
 	var s Settings
 	if len(raw) > 0 && string(raw) != "null" {
 		var wrapped map[string]json.RawMessage
@@ -138,10 +138,62 @@ func validate(s Settings) (*config, error) {
 	return &config{settings: s, params: params, template: tmpl, system: system}, nil
 }
 
+// emptyTablesAsObjects rewrites the empty arrays of raw that stand where
+// Settings has an object as {}: Lua-configured clients (Neovim, and any
+// client whose config language cannot tell an empty table from an empty
+// list) send `init_options = {}` as [], and `endpoint = {}` as
+// "endpoint": []. raw is returned unchanged when it has none.
+func emptyTablesAsObjects(raw json.RawMessage) json.RawMessage {
+	if !bytes.Contains(raw, []byte("[")) {
+		return raw
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return raw // reported by the decoder
+	}
+	if obj, ok := v.(map[string]any); ok && len(obj) == 1 && obj["genls"] != nil {
+		obj["genls"] = objectsFor(obj["genls"], reflect.TypeFor[Settings]())
+	} else {
+		v = objectsFor(v, reflect.TypeFor[Settings]())
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// objectsFor returns v with every empty array where typ (or a field of it)
+// is a struct replaced by an empty object.
+func objectsFor(v any, typ reflect.Type) any {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	if typ.Kind() != reflect.Struct {
+		return v
+	}
+	switch v := v.(type) {
+	case []any:
+		if len(v) == 0 {
+			return map[string]any{}
+		}
+	case map[string]any:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if sub, ok := v[name]; ok {
+				v[name] = objectsFor(sub, f.Type)
+			}
+		}
+	}
+	return v
+}
+
 // unknownKeys lists the keys of raw (dotted paths) that no field of Settings
 // reads, so a typo such as "max_new_token" is reported instead of silently
 // ignored.
 func unknownKeys(raw json.RawMessage) []string {
+	raw = emptyTablesAsObjects(raw)
 	var obj map[string]any
 	if json.Unmarshal(raw, &obj) != nil {
 		return nil

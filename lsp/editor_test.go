@@ -39,6 +39,7 @@ type fakeEditor struct {
 	edits    int // applyEdit requests received
 	applied  int
 	rejected int // edits answered applied:false for a stale version
+	labelled int // edits with a label (Neovim prints each one)
 	config   any
 	// held are didChange notifications not sent yet (echoDelay): sent in
 	// order before any later notification.
@@ -262,6 +263,9 @@ func (e *fakeEditor) applyEdit(p applyEditParams) map[string]any {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.edits++
+	if p.Label != "" {
+		e.labelled++
+	}
 	if e.opts.rejectAlways || e.edits <= e.opts.rejectFirst {
 		return map[string]any{"applied": false, "failureReason": "rejected by test"}
 	}

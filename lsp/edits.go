@@ -292,7 +292,8 @@ type textEdit struct {
 
 func insertEdit(uri string, version int32, versioned bool, pos Position, text string) applyEditParams {
 	edit := textEdit{Range: Range{Start: pos, End: pos}, NewText: text}
-	p := applyEditParams{Label: "genls: generate"}
+	// No label: Neovim prints every labelled edit, one line per streamed edit.
+	p := applyEditParams{}
 	if versioned {
 		p.Edit.DocumentChanges = []textDocumentEdit{{TextDocument: versionedDocument{URI: uri, Version: version}, Edits: []textEdit{edit}}}
 	} else {

@@ -109,6 +109,9 @@ func assertNoResends(t *testing.T, ed *fakeEditor, tokens int) {
 	if ed.rejected > 0 {
 		t.Errorf("%d edits rejected as stale", ed.rejected)
 	}
+	if ed.labelled > 0 {
+		t.Errorf("%d edits with a label, which Neovim prints", ed.labelled)
+	}
 }
 
 // Neovim 0.7's default handler answers applied:true for a versioned edit it
