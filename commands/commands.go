@@ -148,9 +148,11 @@ type session struct {
 }
 
 // Start registers a session for uri (with an optional progress token) and
-// returns its context, derived from parent, and the function to call when it
-// ends.
-func (m *Manager) Start(parent context.Context, uri string, token string) (context.Context, func()) {
+// returns its context, derived from parent, and end, to call once when the
+// session is over. end unregisters the session before it calls report (if
+// not nil), so that whoever learns of the end from report (an editor asking
+// for code actions when the progress ends) no longer sees it running.
+func (m *Manager) Start(parent context.Context, uri string, token string) (ctx context.Context, end func(report func())) {
 	ctx, cancel := context.WithCancel(parent)
 	s := &session{uri: uri, token: token, cancel: cancel}
 	m.mu.Lock()
@@ -160,11 +162,14 @@ func (m *Manager) Start(parent context.Context, uri string, token string) (conte
 	m.sessions[s] = struct{}{}
 	m.wg.Add(1)
 	m.mu.Unlock()
-	return ctx, func() {
+	return ctx, func(report func()) {
 		cancel()
 		m.mu.Lock()
 		delete(m.sessions, s)
 		m.mu.Unlock()
+		if report != nil {
+			report()
+		}
 		m.wg.Done()
 	}
 }

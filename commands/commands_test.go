@@ -143,9 +143,15 @@ func TestManager(t *testing.T) {
 	if n := m.Cancel("file:///b"); n != 2 || ctxB.Err() == nil || ctxB2.Err() == nil {
 		t.Errorf("Cancel(uri) cancelled %d", n)
 	}
-	doneA()
-	doneB()
-	doneB2()
+	doneA(nil)
+	doneB(nil)
+	// The end is reported only once the session no longer runs: an editor
+	// told of it must not be offered "Cancel generation".
+	doneB2(func() {
+		if m.Running("file:///b") {
+			t.Errorf("session still running when its end is reported")
+		}
+	})
 	if m.Running("file:///b") {
 		t.Errorf("ended sessions still running")
 	}
@@ -153,6 +159,6 @@ func TestManager(t *testing.T) {
 	if n := m.Cancel(""); n != 1 {
 		t.Errorf("Cancel all cancelled %d", n)
 	}
-	done()
+	done(nil)
 	m.Wait()
 }

@@ -125,33 +125,41 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 	// closing the document, shutdown, or the connection ending.
 	ctx, cancelCtx := context.WithCancelCause(s.ctx)
 	prog := s.beginProgress(ctx, "Generating…", "starting")
-	sessCtx, done := s.sessions.Start(ctx, args.URI, prog.Token())
+	sessCtx, end := s.sessions.Start(ctx, args.URI, prog.Token())
 	sink, err := newEditSink(s.ctx, s.docs, args.URI, t.anchor, caps.encoding, caps.documentChanges, s.applyEdit,
 		func(err error) { cancelCtx(err) })
 	if err != nil {
-		done()
+		end(func() { prog.End("failed") })
 		cancelCtx(nil)
-		prog.End("failed")
 		return err
 	}
 	sink.nudge = func() {
 		s.conn.Notify(s.ctx, "window/logMessage", map[string]any{"type": 4, "message": "genls: waiting for the editor to apply an edit"})
 	}
 	go func() {
-		defer done()
 		defer cancelCtx(nil)
-		s.generate(sessCtx, client, cfg, prompt, sink, prog)
+		outcome, err := s.generate(sessCtx, client, cfg, prompt, sink, prog)
+		// The session ends before the editor hears of it, so that it is no
+		// longer offered "Cancel generation".
+		end(func() { prog.End(outcome) })
+		if err != nil {
+			typ := messageError
+			if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
+				typ = messageWarning
+			}
+			s.showMessage(typ, err.Error())
+		}
 	}()
 	return nil
 }
 
-func (s *server) generate(ctx context.Context, client *stream.Client, cfg *config, prompt string, sink *editSink, prog *progress) {
+// generate runs one generation into sink and returns the outcome to end its
+// progress with, and the error to show the user, if any.
+func (s *server) generate(ctx context.Context, client *stream.Client, cfg *config, prompt string, sink *editSink, prog *progress) (outcome string, shown error) {
 	backend, err := client.Backend(ctx)
 	if err != nil {
 		sink.Close(context.WithoutCancel(ctx))
-		prog.End("failed")
-		s.showMessage(messageError, err.Error())
-		return
+		return "failed", err
 	}
 	chat := backend == stream.BackendOpenAI
 	req := stream.Request{Prompt: prompt, Params: cfg.params}
@@ -164,20 +172,14 @@ func (s *server) generate(ctx context.Context, client *stream.Client, cfg *confi
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause // the sink's own failure, which cancelled the stream
 	}
+	s.log.Info("generation ended", zap.String("uri", sink.uri), zap.String("summary", summary), zap.Error(err))
 	switch {
 	case err == nil:
-		prog.End(summary)
+		return summary, nil
 	case errors.Is(err, context.Canceled):
-		prog.End("cancelled")
-	default:
-		prog.End("failed: " + err.Error())
-		typ := messageError
-		if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
-			typ = messageWarning
-		}
-		s.showMessage(typ, err.Error())
+		return "cancelled", nil
 	}
-	s.log.Info("generation ended", zap.String("uri", sink.uri), zap.String("summary", summary), zap.Error(err))
+	return "failed: " + err.Error(), err
 }
 
 // applyEdit sends workspace/applyEdit and decodes the answer into genls's own
