@@ -83,7 +83,7 @@ func (enc Encoding) Offset(text string, p Position) int {
 	want := int(p.Character)
 	if enc == UTF8 {
 		off := min(start+want, end)
-		for off > start && !utf8.RuneStart(text[off]) {
+		for off > start && off < end && !utf8.RuneStart(text[off]) {
 			off--
 		}
 		return off
