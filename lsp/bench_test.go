@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/genls/genls/stream"
 )
 
 // timestampEndpoint is a TGI endpoint whose every token is the nanosecond
@@ -150,5 +152,55 @@ func BenchmarkLongGenerationMemory(b *testing.B) {
 		doc := len(ed.text(uri))
 		b.ReportMetric(float64(doc)/1e6, "doc-MB")
 		b.ReportMetric(float64(int64(after.HeapInuse)-int64(before.HeapInuse)-2*int64(doc))/1e6, "heap-beyond-doc-MB")
+	}
+}
+
+// BenchmarkLineEndings measures what writing line breaks in the document's
+// spelling adds to each token's path: the client's pipeline and the edit
+// sink's batching alone, then with lineBreaks and toLineEnding as the sink
+// applies them, for an LF and a CRLF document. Every tenth token ends a line, half of them "\r\n"
+// from the model.
+func BenchmarkLineEndings(b *testing.B) {
+	tokens := make([]stream.Token, 1000)
+	for i := range tokens {
+		text := fmt.Sprintf(" tok%d", i)
+		switch {
+		case i%20 == 9:
+			text += "\n"
+		case i%20 == 19:
+			text += "\r\n"
+		}
+		tokens[i] = stream.Token{Text: text}
+	}
+	for _, c := range []struct {
+		name string
+		eol  string // "" for the pipeline alone
+	}{{"pipeline", ""}, {"pipeline+LF", "\n"}, {"pipeline+CRLF", "\r\n"}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p := stream.NewPipeline([]string{"\n\n\n"}, 0)
+				var lb lineBreaks
+				var pending strings.Builder
+				sent := 0
+				for i, tok := range tokens {
+					text, _ := p.Push(tok)
+					if c.eol != "" {
+						text = lb.Push(text)
+					}
+					pending.WriteString(text)
+					if i%8 == 7 { // an edit carries a few tokens
+						edit := pending.String()
+						if c.eol != "" {
+							edit = toLineEnding(edit, c.eol)
+						}
+						sent += len(edit)
+						pending.Reset()
+					}
+				}
+				_ = sent
+			}
+			b.ReportMetric(float64(b.N*len(tokens))/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
 }
