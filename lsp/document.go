@@ -228,11 +228,16 @@ func (r *region) observe(old string, a, b int, text string) {
 // echoed records the echo of the oldest unechoed edit: got, inserted at the
 // insertion point of old.
 func (r *region) echoed(old, got string) {
-	crlfSplit := r.end > 0 && old[r.end-1] == '\r' && strings.HasPrefix(got, "\n")
-	if r.endValid && !crlfSplit && !strings.ContainsRune(got, '\r') && (r.end == len(old) || old[r.end] != '\n') {
+	// A CR just before the insertion point and an LF starting got (or a
+	// CR ending got and an LF after it) join into one line break, which
+	// advance cannot see; genls never splits a CRLF, but a document may
+	// hold a lone CR.
+	joinsCRLF := r.end > 0 && old[r.end-1] == '\r' && strings.HasPrefix(got, "\n") ||
+		r.end < len(old) && old[r.end] == '\n' && strings.HasSuffix(got, "\r")
+	if r.endValid && !joinsCRLF {
 		r.endPos = r.enc.advance(r.endPos, got)
 	} else {
-		r.endValid = false // a CR next to an LF is one line break, not two
+		r.endValid = false
 	}
 	r.end += len(got)
 	r.unechoed = r.unechoed[1:]

@@ -30,17 +30,25 @@ func TestLineEndings(t *testing.T) {
 			[]string{"1", "\r", "\n2", "\r\n", "3", "\n", "é"}, "a1\r\n2\r\n3\r\né\r\nb\r\n"},
 		{"CRLF document, a CRLF pair per token", "x|\r\n",
 			[]string{"\r\n", "\r\n", "\r\n", "y"}, "x\r\n\r\n\r\ny\r\n"},
+		{"CRLF document, astral and accented characters before", "x\r\n😀é|\r\n😀\r\n",
+			[]string{"1\n", "😀", "\r", "\n2"}, "x\r\n😀é1\r\n😀\r\n2\r\n😀\r\n"},
+		{"lone CR before the insertion point joins the first LF", "x\ny\r|",
+			[]string{"\n", "b", "c"}, "x\ny\r\nbc"},
 		{"unusual line breaks and NUL", "a|\n",
 			[]string{"1\u2028", "2\u2029", "3\u0085", "4\x00", "5"}, "a1\n2\n3\n45\n"},
 		{"unusual line breaks in a CRLF document", "a|\r\n",
 			[]string{"1\u2028", "2"}, "a1\r\n2\r\n"},
 	}
+	variants := []struct {
+		enc  Encoding
+		slow bool // the editor takes 20 ms to apply an edit
+	}{{UTF16, false}, {UTF16, true}, {UTF8, false}, {UTF32, false}}
 	for _, tt := range tests {
-		for _, slow := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/slow=%v", tt.name, slow), func(t *testing.T) {
+		for _, v := range variants {
+			t.Run(fmt.Sprintf("%s/%s/slow=%v", tt.name, v.enc, v.slow), func(t *testing.T) {
 				inEveryMode(t, func(t *testing.T, mode editorMode) {
-					opts := editorOptions{mode: mode, versioned: true}
-					if slow {
+					opts := editorOptions{mode: mode, versioned: true, encodings: []string{string(v.enc)}}
+					if v.slow {
 						opts.editLatency = 20 * time.Millisecond
 					}
 					got, ed := generateInto(t, opts, tt.doc, tt.tokens)
@@ -86,7 +94,7 @@ func generateIntoAt(t *testing.T, opts editorOptions, doc string, tokens []strin
 	at := strings.Index(doc, "|")
 	doc = strings.Replace(doc, "|", "", 1)
 	ed.open(uri, doc)
-	if err := ed.run(uri, rangeOf(UTF16, doc, 0, at), "Generate"); err != nil {
+	if err := ed.run(uri, rangeOf(ed.enc(), doc, 0, at), "Generate"); err != nil {
 		t.Fatal(err)
 	}
 	ed.awaitEnded(1)
