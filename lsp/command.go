@@ -133,6 +133,7 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 		cancelCtx(nil)
 		return err
 	}
+	sink.limits = s.editLimits
 	sink.nudge = func() {
 		s.conn.Notify(s.ctx, "window/logMessage", map[string]any{"type": 4, "message": "genls: waiting for the editor to apply an edit"})
 	}

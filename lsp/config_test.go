@@ -8,6 +8,7 @@ import (
 // Lua-configured clients send an empty table as [] wherever it stands; that
 // means "no settings", not a type error.
 func TestSettingsFromEmptyLuaTables(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		raw     string
 		wantErr bool

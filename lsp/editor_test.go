@@ -102,6 +102,8 @@ type editorOptions struct {
 	answer string
 	// setLogFile is passed to the server as Options.SetLogFile.
 	setLogFile func(string) error
+	// limits is passed to the server as Options.EditLimits.
+	limits EditLimits
 }
 
 func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
@@ -126,7 +128,7 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: log, Version: "test",
-			Getenv: func(string) string { return "" }, SetLogFile: opts.setLogFile})
+			Getenv: func(string) string { return "" }, SetLogFile: opts.setLogFile, EditLimits: opts.limits})
 		serverSide.Close()
 	}()
 	handle := jsonrpc2.Handler(e.handle)

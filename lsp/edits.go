@@ -15,19 +15,40 @@ var (
 	ErrEditRejected = errors.New("generation stopped: the editor keeps rejecting edits")
 )
 
-// Bounds on waiting for the editor. They are variables so tests can shorten
-// them.
-var (
-	// editTimeout bounds one workspace/applyEdit round trip.
-	editTimeout = 10 * time.Second
-	// echoTimeout bounds the wait, at the end, for the didChange that
+// EditLimits bounds waiting for the editor. Zero fields take the defaults
+// (DefaultEditLimits).
+type EditLimits struct {
+	// Timeout bounds one workspace/applyEdit round trip.
+	Timeout time.Duration
+	// EchoTimeout bounds the wait, at the end, for the didChange that
 	// confirms the last edits.
-	echoTimeout = 3 * time.Second
-	// maxRejections is how many rejections in a row end a generation.
-	maxRejections = 8
-	// nudgeAfter is when an unanswered edit gets a nudge.
-	nudgeAfter = 300 * time.Millisecond
-)
+	EchoTimeout time.Duration
+	// MaxRejections is how many rejections in a row end a generation.
+	MaxRejections int
+	// NudgeAfter is when an unanswered edit gets a nudge.
+	NudgeAfter time.Duration
+}
+
+// DefaultEditLimits are generous enough for a slow editor on a busy machine.
+var DefaultEditLimits = EditLimits{Timeout: 10 * time.Second, EchoTimeout: 3 * time.Second, MaxRejections: 8, NudgeAfter: 300 * time.Millisecond}
+
+// orDefaults returns l with its zero fields set to the defaults.
+func (l EditLimits) orDefaults() EditLimits {
+	d := DefaultEditLimits
+	if l.Timeout > 0 {
+		d.Timeout = l.Timeout
+	}
+	if l.EchoTimeout > 0 {
+		d.EchoTimeout = l.EchoTimeout
+	}
+	if l.MaxRejections > 0 {
+		d.MaxRejections = l.MaxRejections
+	}
+	if l.NudgeAfter > 0 {
+		d.NudgeAfter = l.NudgeAfter
+	}
+	return d
+}
 
 // applyEditFunc sends workspace/applyEdit and returns whether the editor
 // applied it.
@@ -46,6 +67,7 @@ type editSink struct {
 	apply   applyEditFunc
 	onFail  func(error)
 	nudge   func() // optional: pokes an editor that is slow to answer
+	limits  EditLimits
 	started bool
 	breaks  lineBreaks // guarded by store.mu
 
@@ -67,7 +89,7 @@ func newEditSink(ctx context.Context, st *store, uri string, at int, enc Encodin
 	}
 	r := newRegion(at, versioned, enc)
 	d.regions[r] = struct{}{}
-	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, done: make(chan struct{})}, nil
+	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, limits: DefaultEditLimits, done: make(chan struct{})}, nil
 }
 
 // Write queues text; it never blocks on the editor.
@@ -161,7 +183,7 @@ func (s *editSink) run() {
 		case s.r.pending == "" && s.closed:
 			// Wait a bounded time for the editor to confirm the last edits.
 			if echoDeadline.IsZero() {
-				echoDeadline = time.Now().Add(echoTimeout)
+				echoDeadline = time.Now().Add(s.limits.EchoTimeout)
 			}
 			if time.Now().After(echoDeadline) {
 				s.store.mu.Unlock()
@@ -190,10 +212,10 @@ func (s *editSink) run() {
 		s.store.mu.Unlock()
 
 		params := insertEdit(s.uri, version, s.r.versioned, pos, text)
-		ctx, cancel := context.WithTimeout(s.ctx, editTimeout)
+		ctx, cancel := context.WithTimeout(s.ctx, s.limits.Timeout)
 		// Emacs 28's jsonrpc can leave a message unprocessed until another
 		// arrives; an overdue answer gets a harmless logMessage as a nudge.
-		nudge := time.AfterFunc(nudgeAfter, func() {
+		nudge := time.AfterFunc(s.limits.NudgeAfter, func() {
 			if s.nudge != nil {
 				s.nudge()
 			}
@@ -230,10 +252,10 @@ func (s *editSink) run() {
 			return // the connection is gone: nobody to write to
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			s.fail(fmt.Errorf("generation stopped: the editor did not answer an edit within %s", editTimeout))
+			s.fail(fmt.Errorf("generation stopped: the editor did not answer an edit within %s", s.limits.Timeout))
 			return
 		}
-		if rejections >= maxRejections {
+		if rejections >= s.limits.MaxRejections {
 			why := reason
 			if err != nil {
 				why = err.Error()

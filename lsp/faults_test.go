@@ -158,6 +158,7 @@ func trickle(script streamtest.Script, delay time.Duration) streamtest.Script {
 // generation, then checks the document, the message shown, and that the
 // next generation (against a healthy endpoint) works.
 func TestEndpointFaultsThroughEditor(t *testing.T) {
+	t.Parallel()
 	three := streamtest.TGI(0, "length", "par", "tial", "never", "seen")
 	two := three.Chunks[:2]
 	with := func(chunks []streamtest.Chunk, more ...streamtest.Chunk) []streamtest.Chunk {
@@ -249,6 +250,7 @@ func TestEndpointFaultsThroughEditor(t *testing.T) {
 // A model that is loading answers 503 with estimated_time; the server waits
 // and retries, and the generation then succeeds in full.
 func TestModelLoadingRetriedThroughEditor(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "lo", "aded"))
 	srv.Push(streamtest.Error(503, `{"error":"Model is currently loading","estimated_time":0.01}`))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
@@ -273,6 +275,7 @@ func TestModelLoadingRetriedThroughEditor(t *testing.T) {
 // While the server waits for a loading model (up to 30 s between retries),
 // cancelling ends the generation at once.
 func TestCancelWhileModelLoads(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	srv.Push(streamtest.Error(503, `{"error":"Model is currently loading","estimated_time":600}`))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
@@ -297,6 +300,7 @@ func TestCancelWhileModelLoads(t *testing.T) {
 // produces exactly the recorded text: events and UTF-8 characters cut
 // anywhere are put back together.
 func TestSlowTrickleThroughEditor(t *testing.T) {
+	t.Parallel()
 	fixture := streamtest.Fixture(t, filepath.Join("..", "stream", "testdata", "fixtures", "tgi-2.0.3-generate-stream-swallow-7b-japanese-transcript.sse"), 1)
 	for i := range fixture.Chunks {
 		fixture.Chunks[i].Delay = 100 * time.Microsecond
@@ -323,14 +327,13 @@ func TestSlowTrickleThroughEditor(t *testing.T) {
 // bounded, the upstream request is closed, what was applied stays, and once
 // the editor answers again the next generation works.
 func TestEditorStopsAnsweringEdits(t *testing.T) {
-	old := editTimeout
-	editTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { editTimeout = old })
+	t.Parallel()
 	chunks := streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2]
 	chunks[1].Delay = 300 * time.Millisecond
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	srv.Push(streamtest.Script{Chunks: chunks, Hang: true})
-	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL),
+		limits: EditLimits{Timeout: 300 * time.Millisecond}}, nil)
 	ed.open(uri, "x")
 	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
 	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
@@ -341,7 +344,7 @@ func TestEditorStopsAnsweringEdits(t *testing.T) {
 		t.Errorf("end %q", msgs[0])
 	}
 	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("gave up after %s, want about editTimeout", d)
+		t.Errorf("gave up after %s, want about the 300 ms edit timeout", d)
 	}
 	if !srv.WaitDisconnect(5 * time.Second) {
 		t.Errorf("upstream not closed")
@@ -361,6 +364,7 @@ func TestEditorStopsAnsweringEdits(t *testing.T) {
 // The editor rejects every edit for a while: the generation ends with a
 // message, keeps nothing it could not apply, and the next one works.
 func TestEditorRejectsThenRecovers(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
@@ -387,6 +391,7 @@ func TestEditorRejectsThenRecovers(t *testing.T) {
 // upstream request is closed, and a generation in the reopened document
 // works.
 func TestDocumentClosedMidStreamThenReopened(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
@@ -411,6 +416,7 @@ func TestDocumentClosedMidStreamThenReopened(t *testing.T) {
 // running generation. Serve must return, and the upstream request must be
 // closed.
 func TestEditorDiesMidStream(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	ed.open(uri, "x")
@@ -587,6 +593,7 @@ var fatalBodies = []struct{ name, body string }{
 }
 
 func TestMalformedJSONRPCBodies(t *testing.T) {
+	t.Parallel()
 	for _, b := range survivableBodies {
 		t.Run(b.name, func(t *testing.T) {
 			c := newRawClient(t, zaptest.NewLogger(t))
@@ -608,6 +615,7 @@ func TestMalformedJSONRPCBodies(t *testing.T) {
 // again); the server then ends cleanly: Serve returns an error at once,
 // running generations are cancelled and nothing leaks.
 func TestBrokenFramingEndsCleanly(t *testing.T) {
+	t.Parallel()
 	for _, b := range []struct{ name, raw string }{
 		{"no Content-Length", "Content-Type: application/json\r\n\r\n{}"},
 		{"header without colon", "Content-Length 2\r\n\r\n{}"},
@@ -653,6 +661,7 @@ func TestBrokenFramingEndsCleanly(t *testing.T) {
 // error and the server reads on (go.lsp.dev/jsonrpc2's own header stream
 // would end the connection; lsp/framing.go does not).
 func TestMalformedJSONRPCKeepsServing(t *testing.T) {
+	t.Parallel()
 	for _, b := range fatalBodies {
 		t.Run(b.name, func(t *testing.T) {
 			c := newRawClient(t, zaptest.NewLogger(t))
@@ -671,6 +680,7 @@ func TestMalformedJSONRPCKeepsServing(t *testing.T) {
 // Broken framing cannot be resynchronised; the server must end cleanly
 // (Serve returns, nothing leaks) rather than hang or panic.
 func TestMalformedFraming(t *testing.T) {
+	t.Parallel()
 	frames := []struct{ name, raw string }{
 		{"no Content-Length", "Content-Type: application/json\r\n\r\n{}"},
 		{"negative length", "Content-Length: -5\r\n\r\n{}"},
@@ -698,6 +708,7 @@ func TestMalformedFraming(t *testing.T) {
 // Requests before initialize get ServerNotInitialized; notifications are
 // dropped; initialize then works as usual.
 func TestRequestsBeforeInitialize(t *testing.T) {
+	t.Parallel()
 	c := newRawClient(t, zaptest.NewLogger(t))
 	c.send(`{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///p.go","languageId":"go","version":1,"text":"abc"}}}`)
 	c.send(rawPing(5))
@@ -731,6 +742,7 @@ func TestRequestsBeforeInitialize(t *testing.T) {
 // Unknown requests are answered MethodNotFound, unknown notifications (and
 // $/ ones) are ignored, and the server keeps serving.
 func TestUnknownMethods(t *testing.T) {
+	t.Parallel()
 	c := newRawClient(t, zaptest.NewLogger(t))
 	c.send(rawInitialize)
 	c.reply(1)
@@ -752,6 +764,7 @@ func TestUnknownMethods(t *testing.T) {
 
 // A 5 MB didOpen is taken in and generated into like any other document.
 func TestHugeDocument(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "<", ">"))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	line := strings.Repeat("x", 99) + "\n"
@@ -778,6 +791,7 @@ func TestHugeDocument(t *testing.T) {
 // Odd URIs and positions past the end: positions clamp to the text (the
 // specification's rule), nothing panics, and the text lands at the end.
 func TestInvalidURIsAndPositions(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	for _, u := range []string{"not a uri", "file:///%zz", "untitled:Untitled-1", "file:///a b/ü.go", "\x00"} {
@@ -840,6 +854,7 @@ func TestInvalidURIsAndPositions(t *testing.T) {
 // didChange and didClose for documents that were never opened are ignored;
 // the server keeps serving.
 func TestChangesToUnknownDocuments(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	for i := 0; i < 10; i++ {
@@ -859,6 +874,7 @@ func TestChangesToUnknownDocuments(t *testing.T) {
 // messages and progress sent to the editor, or errors; and it is sent only
 // to the configured endpoint.
 func TestTokenNeverLeaks(t *testing.T) {
+	t.Parallel()
 	const token = "hf_SECRETSECRET123"
 	withToken := func(s map[string]any) { s["endpoint"].(map[string]any)["token"] = token }
 	cases := []struct {

@@ -13,6 +13,7 @@ import (
 // spells its line breaks, whatever the model writes and whatever the editor
 // does to an applied edit's line breaks.
 func TestLineEndings(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		doc    string // "|" marks the selection's end, where text goes
@@ -66,6 +67,7 @@ func TestLineEndings(t *testing.T) {
 // files.eol (CRLF on Windows); the first generated line break is converted
 // by the editor and the rest follow the document.
 func TestLineEndingsOfDocumentWithoutLineBreaks(t *testing.T) {
+	t.Parallel()
 	for _, eol := range []string{"\n", "\r\n"} {
 		t.Run(fmt.Sprintf("files.eol=%q", eol), func(t *testing.T) {
 			got, ed := generateInto(t, editorOptions{mode: modeVSCode, versioned: true, eol: eol}, "x|",
@@ -126,6 +128,7 @@ func assertNoResends(t *testing.T, ed *fakeEditor, tokens int) {
 // dropped because the user had typed meanwhile. Confirmed text is never sent
 // again: the generation stops with a message, and no text is doubled.
 func TestEditConfirmedButDropped(t *testing.T) {
+	t.Parallel()
 	tokens := make([]string, 30)
 	for i := range tokens {
 		tokens[i] = fmt.Sprintf("%c", 'a'+i%26)
@@ -154,6 +157,7 @@ func TestEditConfirmedButDropped(t *testing.T) {
 // The region never holds more than was generated: an echo that would make
 // it longer ends the generation instead of going on.
 func TestRegionNeverOutgrowsGeneratedText(t *testing.T) {
+	t.Parallel()
 	r := newRegion(0, true, UTF16)
 	r.pending, r.budget = "", 4
 	r.unechoed = []*sentEdit{{text: "ab\n", canon: "ab\n"}, {text: "cd", canon: "cd"}}

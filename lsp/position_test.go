@@ -8,6 +8,7 @@ import (
 // Positions pinned by hand: the server's conversion and the fake editor's
 // own must both agree with these columns, counted on paper.
 func TestPositionsPinned(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text             string
 		off              int // byte offset

@@ -37,6 +37,9 @@ type Options struct {
 	// SetLogFile, when set, redirects the log to a file (the log.file
 	// setting).
 	SetLogFile func(path string) error
+	// EditLimits bounds waiting for the editor; zero fields take the
+	// defaults.
+	EditLimits EditLimits
 }
 
 // ErrExitWithoutShutdown is returned by Serve when the client sent exit
@@ -71,6 +74,7 @@ type server struct {
 	http    *http.Client
 
 	setLogFile func(string) error
+	editLimits EditLimits
 
 	// ctx lives as long as the connection; generations run on it.
 	ctx    context.Context
@@ -114,7 +118,7 @@ func Serve(ctx context.Context, opts Options) error {
 	defer cancel()
 	s := &server{
 		log: opts.Logger, level: opts.LogLevel, version: opts.Version, getenv: opts.Getenv, http: opts.HTTPClient,
-		setLogFile: opts.SetLogFile,
+		setLogFile: opts.SetLogFile, editLimits: opts.EditLimits.orDefaults(),
 		ctx:        ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
 	}
 	s.cfg, _ = validate(Settings{})

@@ -21,8 +21,12 @@ const uri = "file:///work/main.go"
 // server must hold up whatever the editor does to line breaks and however
 // it orders its answers.
 func inEveryMode(t *testing.T, scenario func(t *testing.T, mode editorMode)) {
+	t.Parallel()
 	for _, mode := range editorModes {
-		t.Run(string(mode), func(t *testing.T) { scenario(t, mode) })
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			scenario(t, mode)
+		})
 	}
 }
 
@@ -93,6 +97,7 @@ func testGenerateHereAndLine(t *testing.T, mode editorMode) {
 }
 
 func TestFIMPrompt(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "1"))
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL, func(s map[string]any) {
 		s["prompt"] = map[string]any{"fim": map[string]any{"prefix": "<PRE>", "suffix": "<SUF>", "middle": "<MID>"}}
@@ -109,6 +114,7 @@ func TestFIMPrompt(t *testing.T) {
 }
 
 func TestPromptTemplate(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL, func(s map[string]any) {
 		s["prompt"] = map[string]any{"template": "[{{.Language}} {{.FileName}}] {{.Selection}}"}
@@ -122,6 +128,7 @@ func TestPromptTemplate(t *testing.T) {
 }
 
 func TestStopAndSpecialTokens(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGITokens(0, "stop_sequence",
 		streamtest.TGIToken{Text: "<s>", Special: true}, streamtest.TGIToken{Text: "return 1"},
 		streamtest.TGIToken{Text: "\n"}, streamtest.TGIToken{Text: "\n"}, streamtest.TGIToken{Text: "def"}))
@@ -144,6 +151,7 @@ func TestStopAndSpecialTokens(t *testing.T) {
 // the selection. With utf-8 or utf-32 negotiated, the same holds in those
 // units.
 func TestAstralCharactersBeforeInsertion(t *testing.T) {
+	t.Parallel()
 	for _, enc := range []Encoding{UTF16, UTF8, UTF32} {
 		t.Run(string(enc), func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "→", "ok"))
@@ -344,11 +352,9 @@ func testEditorRejectsEdits(t *testing.T, mode editorMode) {
 		}
 	})
 	t.Run("never answers", func(t *testing.T) {
-		old := editTimeout
-		editTimeout = 300 * time.Millisecond
-		t.Cleanup(func() { editTimeout = old })
 		srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a"))
-		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, neverAnswer: true, settings: tgiSettings(srv.URL)})
+		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, neverAnswer: true, settings: tgiSettings(srv.URL),
+			limits: EditLimits{Timeout: 300 * time.Millisecond}})
 		ed.open(uri, "0")
 		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
 		ed.await("an error message", func() bool { return contains(ed.shownMessages(), "did not answer an edit") })
@@ -409,6 +415,7 @@ func testTwoGenerationsAtOnce(t *testing.T, mode editorMode) {
 }
 
 func TestShutdownMidStream(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x")
@@ -436,6 +443,7 @@ func TestShutdownMidStream(t *testing.T) {
 }
 
 func TestSettings(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	good := tgiSettings(srv.URL)
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: good})
@@ -480,6 +488,7 @@ func TestSettings(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
+	t.Parallel()
 	ed := newFakeEditor(t, editorOptions{})
 	var res any
 	if err := ed.call("initialize", map[string]any{"capabilities": map[string]any{}}, &res); err == nil {
@@ -513,6 +522,7 @@ func TestLifecycle(t *testing.T) {
 // With a chat backend the selection is the user message under the system
 // prompt, and the code fence around the reply does not reach the file.
 func TestChatBackendStripsFence(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "```python\n", "    return a", " + b\n", "```"))
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: map[string]any{
 		"endpoint": map[string]any{"url": srv.URL + "/v1", "model": "qwen"},
@@ -538,6 +548,7 @@ func TestChatBackendStripsFence(t *testing.T) {
 // A settings change that moves the endpoint to another host does not take
 // the token there unless the user agrees.
 func TestTokenNeverMovesHostSilently(t *testing.T) {
+	t.Parallel()
 	for _, answer := range []string{"Send token", ""} {
 		t.Run(fmt.Sprintf("answer=%q", answer), func(t *testing.T) {
 			home := streamtest.NewServer(t, streamtest.TGI(0, "length", "home"))
@@ -573,6 +584,7 @@ func TestTokenNeverMovesHostSilently(t *testing.T) {
 }
 
 func TestLogFileSetting(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 1)
 	ed := newFakeEditor(t, editorOptions{settings: map[string]any{"log": map[string]any{"file": "/tmp/genls-test.log", "level": "debug"}},
 		setLogFile: func(p string) error { got <- p; return nil }})
@@ -588,6 +600,7 @@ func TestLogFileSetting(t *testing.T) {
 }
 
 func TestCheckSettings(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		raw  string
 		want string // "" for accepted
@@ -615,6 +628,7 @@ func TestCheckSettings(t *testing.T) {
 }
 
 func TestUnknownSettingIsReported(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: map[string]any{
 		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}, "parameters": map[string]any{"max_new_token": 5}}})
@@ -630,6 +644,7 @@ func TestUnknownSettingIsReported(t *testing.T) {
 // didChange notifications must be applied in wire order: a burst of typing
 // leaves the server with exactly the editor's text (the prompt shows it).
 func TestDidChangeAppliedInWireOrder(t *testing.T) {
+	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "")
