@@ -119,7 +119,7 @@ func Serve(ctx context.Context, opts Options) error {
 	s := &server{
 		log: opts.Logger, level: opts.LogLevel, version: opts.Version, getenv: opts.Getenv, http: opts.HTTPClient,
 		setLogFile: opts.SetLogFile, editLimits: opts.EditLimits.orDefaults(),
-		ctx:        ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
+		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
 	}
 	s.cfg, _ = validate(Settings{})
 	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(stdCodec{}))
