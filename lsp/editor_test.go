@@ -40,6 +40,8 @@ type fakeEditor struct {
 	applied  int
 	rejected int // edits answered applied:false for a stale version
 	labelled int // edits with a label (Neovim prints each one)
+	// configAsked counts workspace/configuration requests answered.
+	configAsked int
 	config   any
 	// held are didChange notifications not sent yet (echoDelay): sent in
 	// order before any later notification.
@@ -239,6 +241,7 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 	case "workspace/configuration":
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		e.configAsked++
 		return []any{e.config}, nil
 	case "$/progress":
 		var p struct {
@@ -396,6 +399,12 @@ func (e *fakeEditor) replace(uri string, a, b int, text string) {
 	defer e.mu.Unlock()
 	d := e.docs[uri]
 	e.applyLocked(uri, Range{Start: fakePosition(d.text, a, e.enc()), End: fakePosition(d.text, b, e.enc())}, text, false)
+}
+
+func (e *fakeEditor) configRequests() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.configAsked
 }
 
 func (e *fakeEditor) text(uri string) string {

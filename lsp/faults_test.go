@@ -281,8 +281,11 @@ func TestCancelWhileModelLoads(t *testing.T) {
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	ed.open(uri, "x")
 	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
-	ed.await("the 503", func() bool { _, ok := srv.LastRequest(); return ok })
-	time.Sleep(50 * time.Millisecond)
+	ed.await("the retry's progress report", func() bool {
+		ed.mu.Lock()
+		defer ed.mu.Unlock()
+		return strings.Contains(fmt.Sprint(ed.progress), "model is loading")
+	})
 	start := time.Now()
 	ed.call("workspace/executeCommand", map[string]any{"command": "genls.cancel"}, nil)
 	if msgs := ed.awaitEnded(1); msgs[0] != "cancelled" {
@@ -915,7 +918,10 @@ func TestTokenNeverLeaks(t *testing.T) {
 				s["parameters"] = map[string]any{"max_new_tokens": -1}
 			})})
 			ed.await("the setting error", func() bool { return contains(ed.shownMessages(), "max_new_tokens") })
-			time.Sleep(50 * time.Millisecond)
+			ed.await("the logs of the generation and the setting", func() bool {
+				log := logged.String()
+				return strings.Contains(log, "generation ended") && strings.Contains(log, "rejected settings")
+			})
 			everything := map[string]string{
 				"log":                    logged.String(),
 				"messages to the editor": ed.allReceived(),

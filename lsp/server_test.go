@@ -467,8 +467,9 @@ func TestSettings(t *testing.T) {
 	ed.mu.Lock()
 	ed.config = nil
 	ed.mu.Unlock()
+	asked := ed.configRequests()
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": nil})
-	time.Sleep(50 * time.Millisecond)
+	ed.await("the server to ask for the configuration", func() bool { return ed.configRequests() > asked })
 	ed.run(uri, rangeOf(UTF16, "xok", 0, 1), "Generate")
 	ed.awaitEnded(2)
 	if got := ed.text(uri); got != "xokok" {
