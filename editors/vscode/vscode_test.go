@@ -3,6 +3,8 @@ package vscode_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,6 +106,37 @@ func TestVSCode(t *testing.T) {
 
 	unauthorized := streamtest.NewServer(t, streamtest.Error(401, `{"error":"Authorization header is correct, but the token seems invalid"}`))
 
+	// Line breaks the editor stores differently from how the model sent them:
+	// VS Code turns every line break of an applied edit into the document's
+	// EOL and reports the converted text in didChange. The suite opens a CRLF
+	// document for "crlf" and LF documents for the others; text is exactly
+	// what each document must gain, in the document's EOL.
+	eolCases := []struct {
+		name   string
+		tokens []string
+		text   string
+	}{
+		{"crlf", []string{"first", " line\n", "\n", "second\n\n", "third\n", "end"},
+			"first line\r\n\r\nsecond\r\n\r\nthird\r\nend"},
+		{"lf-crlf-tokens", []string{"one\r\n", "two", "\r\n", "\r\nthree\r\n", "four"},
+			"one\ntwo\n\nthree\nfour"},
+		// \r and \n in separate tokens are one line break; a \r followed by
+		// anything else, or ending the stream, is a line break of its own.
+		{"lf-split-cr-lf", []string{"one\r", "\ntwo", "\r", "\n", "three\rfour\r", "five", "\r"},
+			"one\ntwo\nthree\nfour\nfive\n"},
+	}
+	eolEnv := map[string]map[string]any{}
+	eolServers := map[string]*streamtest.Server{}
+	for _, c := range eolCases {
+		srv := streamtest.NewServer(t, streamtest.TGI(20*time.Millisecond, "length", c.tokens...))
+		eolServers["eol "+c.name] = srv
+		eolEnv[c.name] = map[string]any{"url": srv.URL, "text": c.text, "tokens": len(c.tokens)}
+	}
+	eolJSON, err := json.Marshal(eolEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Slow enough for the screenshot to catch the progress notification.
 	uiTokens := []string{"    a, b", " = 0,", " 1\n", "    for", " _ in", " range(n", "):\n",
 		"        a,", " b =", " b,", " a +", " b\n", "    return", " a\n"}
@@ -135,6 +168,7 @@ func TestVSCode(t *testing.T) {
 		"GENLS_TEST_CANCEL_URL="+cancel.URL,
 		"GENLS_TEST_CANCEL_TEXT="+cancelText,
 		"GENLS_TEST_UNAUTHORIZED_URL="+unauthorized.URL,
+		"GENLS_TEST_EOL="+string(eolJSON),
 		"GENLS_E2E_UI_URL="+ui.URL,
 		"GENLS_E2E_UI_TEXT="+strings.Join(uiTokens, ""),
 		"GENLS_E2E_UI_TOKEN="+uiToken,
@@ -156,6 +190,7 @@ func TestVSCode(t *testing.T) {
 
 	// What the endpoints saw, which the editor cannot tell.
 	endpoints := map[string]*streamtest.Server{"generate": generate, "cancel": cancel, "unauthorized": unauthorized}
+	maps.Copy(endpoints, eolServers)
 	if !ran("exttests") {
 		endpoints = map[string]*streamtest.Server{}
 	}

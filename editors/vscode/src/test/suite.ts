@@ -6,6 +6,9 @@
 //   GENLS_TEST_GENERATE_URL, GENLS_TEST_GENERATE_TEXT   a finished TGI stream
 //   GENLS_TEST_CANCEL_URL, GENLS_TEST_CANCEL_TEXT       a stream that hangs after TEXT
 //   GENLS_TEST_UNAUTHORIZED_URL                         a 401 answer
+//   GENLS_TEST_EOL    JSON: per line-break case, {url, text, tokens}: a finished
+//                     TGI stream of `tokens` tokens and the exact text the
+//                     document must gain, in the document's own EOL
 //
 // run() resolves when every test passed; VS Code then reports exit code 0.
 import * as assert from 'assert';
@@ -194,6 +197,91 @@ test('a 401 from the endpoint shows an error message', async () => {
   const message = await waitFor('an error message', () => errorMessages.slice(before).find(m => /rejected the token/.test(m)));
   console.log(`# error shown: ${message}`);
   assert.strictEqual(doc.getText(), original, 'a rejected generation changed the document');
+});
+
+type EolCase = { url: string; text: string; tokens: number };
+
+function eolCase(name: string): EolCase {
+  const c = (JSON.parse(env('GENLS_TEST_EOL')) as Record<string, EolCase>)[name];
+  assert.ok(c, `GENLS_TEST_EOL has no case ${name}`);
+  return c;
+}
+
+// generateExactly runs Generate on the whole of a fresh file holding original
+// (whose line breaks set the document's EOL) and checks that the document ends
+// as original + c.text, nothing more, and is saved as exactly those bytes.
+// A server that fails to recognise the echo of its own edits re-sends them
+// and fills the document with copies: every change must leave the document a
+// prefix of the expected text, and there may be at most two changes per token,
+// so that such a server fails at its first stray edit instead of at a timeout.
+async function generateExactly(name: string, original: string, eol: vscode.EndOfLine, c: EolCase): Promise<void> {
+  await useEndpoint(c.url);
+  const editor = await openFixture(name, original);
+  const doc = editor.document;
+  assert.strictEqual(doc.eol, eol, `${name} opened with the wrong EOL`);
+  const expected = original + c.text;
+  const maxChanges = 2 * c.tokens;
+  let changes = 0;
+  let broken: string | undefined;
+  const listener = vscode.workspace.onDidChangeTextDocument(e => {
+    if (e.document !== doc || e.contentChanges.length === 0 || broken) {
+      return;
+    }
+    changes++;
+    const text = doc.getText();
+    if (!expected.startsWith(text)) {
+      broken = `change ${changes} made the document ${JSON.stringify(text.slice(0, 2000))} (${text.length} characters), ` +
+        `not a prefix of ${JSON.stringify(expected)}; it was ${JSON.stringify(e.contentChanges.map(ch => ch.text))}`;
+    } else if (changes > maxChanges) {
+      broken = `${changes} changes for a stream of ${c.tokens} tokens; the document is ${JSON.stringify(text)}`;
+    }
+  });
+  // waitFor retries a condition that throws: check outside it.
+  const check = () => {
+    if (broken) {
+      throw new Error(broken);
+    }
+  };
+  try {
+    const range = wholeDocument(doc);
+    editor.selection = new vscode.Selection(range.start, range.end);
+    await runAction(doc, range, 'Generate');
+    await waitFor('the generated text', () => broken !== undefined || doc.getText() === expected).catch(err => {
+      throw new Error(`${err.message}\ngot      ${JSON.stringify(doc.getText().slice(0, 2000))}\nexpected ${JSON.stringify(expected)}`);
+    });
+    check();
+    await waitFor('the generation to end (no Cancel generation action)', async () =>
+      broken !== undefined || !(await codeActions(doc, wholeDocument(doc))).some(a => a.title === 'Cancel generation'));
+    check();
+    // Nothing more arrives after the stream's end.
+    await sleep(500);
+    check();
+    assert.strictEqual(doc.getText(), expected);
+    console.log(`# ${name}: ${changes} changes for ${c.tokens} tokens`);
+  } finally {
+    listener.dispose();
+    if (broken || doc.getText() !== expected) {
+      // Stop a runaway so that it does not disturb the tests after this one.
+      await vscode.commands.executeCommand('genls.editor.cancel');
+    }
+  }
+  // The profile has files.autoSave off, so the file on disk is still the
+  // fixture; what a user saves must be exactly the document, line breaks included.
+  assert.ok(await doc.save(), `saving ${name} failed`);
+  const disk = Buffer.from(await vscode.workspace.fs.readFile(doc.uri)).toString('utf8');
+  assert.strictEqual(disk, expected, `${name} on disk after saving`);
+}
+
+test('Generate into a CRLF document writes CRLF line breaks once', async () => {
+  await generateExactly('crlf.txt', 'alpha\r\nbeta\r\n', vscode.EndOfLine.CRLF, eolCase('crlf'));
+});
+
+test('Generate into an LF document turns CRLF tokens into LF once', async () => {
+  await generateExactly('lf-crlf.txt', 'gamma\ndelta\n', vscode.EndOfLine.LF, eolCase('lf-crlf-tokens'));
+});
+
+test('Generate into an LF document joins a CR and an LF from separate tokens', async () => {
+  await generateExactly('lf-split.txt', 'epsilon\nzeta\n', vscode.EndOfLine.LF, eolCase('lf-split-cr-lf'));
 });
 
 // genlsChildren returns the pids of the genls processes this extension host
