@@ -15,7 +15,9 @@ import (
 // FuzzServerMessages feeds arbitrary bytes to a server over a pipe: once as
 // they are (headers and all), and once framed correctly as the body of a
 // message after initialize. The server must not panic, and must not hang:
-// once the client closes the connection, Serve returns within a bound.
+// once the client closes the connection, Serve returns within a bound. And
+// after the framed body (unless it asked the server to shut down or exit), a
+// well-formed request still gets its correct answer.
 func FuzzServerMessages(f *testing.F) {
 	f.Add([]byte(frame(rawInitialize)))
 	f.Add([]byte(`{"jsonrpc":"2.0","id":2,"method":"textDocument/codeAction","params":{"textDocument":{"uri":"file:///a"},"range":{"start":{"line":0,"character":0},"end":{"line":0,"character":0}}}}`))
@@ -29,20 +31,30 @@ func FuzzServerMessages(f *testing.F) {
 	f.Add([]byte("Content-Length: -1\r\n\r\n"))
 	f.Add([]byte(`[{"jsonrpc":"2.0","id":6,"method":"shutdown"},{"jsonrpc":"2.0","method":"exit"}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fuzzServe(t, data)
+		fuzzServe(t, data, false)
 		var framed bytes.Buffer
 		framed.Write(frame(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{"window":{"workDoneProgress":true}},"initializationOptions":{"endpoint":{"url":"http://127.0.0.1:9","backend":"tgi"}}}}`))
 		framed.Write(frame(`{"jsonrpc":"2.0","method":"initialized","params":{}}`))
 		framed.Write(frame(`{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///a","languageId":"go","version":1,"text":"ab\ncd"}}}`))
 		framed.Write(frame(string(data)))
 		framed.Write(frame(rawPing(77)))
-		fuzzServe(t, framed.Bytes())
+		answers := fuzzServe(t, framed.Bytes(), !bytes.Contains(data, []byte("exit")))
+		if bytes.Contains(data, []byte("shutdown")) || bytes.Contains(data, []byte("exit")) {
+			return
+		}
+		for _, m := range answers {
+			if id, _ := m["id"].(float64); id == 77 && m["error"] == nil && m["result"] != nil {
+				return
+			}
+		}
+		t.Fatalf("after body %q, the request with id 77 got no correct answer; answers: %v", data, answers)
 	})
 }
 
-// fuzzServe writes in to a fresh server, drains what it answers, closes the
-// connection and checks that Serve returns.
-func fuzzServe(t *testing.T, in []byte) {
+// fuzzServe writes in to a fresh server, collects the responses it sends
+// (when wait is set, until it answers the request with id 77 or a bound
+// passes), closes the connection and checks that Serve returns.
+func fuzzServe(t *testing.T, in []byte, wait bool) []map[string]any {
 	clientSide, serverSide := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -52,25 +64,39 @@ func fuzzServe(t *testing.T, in []byte) {
 			Getenv: func(string) string { return "" }, HTTPClient: offlineHTTPClient()})
 		serverSide.Close()
 	}()
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		buf := make([]byte, 4096)
-		for {
-			if _, err := clientSide.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
+	c := &rawClient{t: t, conn: clientSide, msgs: make(chan map[string]any, 1024)}
+	go c.readLoop()
 	clientSide.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	clientSide.Write(in) // the server may stop reading early; that is fine
+	var answers []map[string]any
+	timeout := time.After(5 * time.Second)
+collect:
+	for wait {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				break collect // the server ended the connection
+			}
+			if m["method"] != nil {
+				continue // a request or notification of the server's
+			}
+			answers = append(answers, m)
+			if id, _ := m["id"].(float64); id == 77 {
+				break collect
+			}
+		case <-timeout:
+			break collect
+		}
+	}
 	clientSide.Close()
 	select {
 	case <-served:
 	case <-time.After(5 * time.Second):
 		t.Fatalf("Serve did not return after the connection closed; input %q", in)
 	}
-	<-drained
+	for range c.msgs { // drained once the pipe is closed
+	}
+	return answers
 }
 
 // offlineHTTPClient fails every request without touching the network, so
