@@ -42,7 +42,7 @@ type fakeEditor struct {
 	labelled int // edits with a label (Neovim prints each one)
 	// configAsked counts workspace/configuration requests answered.
 	configAsked int
-	config   any
+	config      any
 	// held are didChange notifications not sent yet (echoDelay): sent in
 	// order before any later notification.
 	held []any
