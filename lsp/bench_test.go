@@ -2,8 +2,6 @@ package lsp
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -13,38 +11,21 @@ import (
 	"time"
 
 	"github.com/genls/genls/stream"
+	"github.com/genls/genls/stream/streamtest"
 )
 
 // timestampEndpoint is a TGI endpoint whose every token is the nanosecond
 // time it was written ("<ns>|", and a newline after every tenth), so the
 // editor can tell how long each token took to reach it. interval paces the
 // tokens (0: as fast as possible).
-func timestampEndpoint(b *testing.B, n int, interval time.Duration) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		f := w.(http.Flusher)
-		next := time.Now()
-		for i := 0; i < n; i++ {
-			if interval > 0 {
-				next = next.Add(interval)
-				time.Sleep(time.Until(next))
-			}
-			text := strconv.FormatInt(time.Now().UnixNano(), 10) + "|"
-			if i%10 == 9 {
-				text += "\n" // lines of ten tokens, like code
-			}
-			final := "null"
-			details := "null"
-			if i == n-1 {
-				final, details = `""`, `{"finish_reason":"length"}`
-			}
-			fmt.Fprintf(w, "data:{\"index\":%d,\"token\":{\"id\":1,\"text\":%q,\"logprob\":0,\"special\":false},\"generated_text\":%s,\"details\":%s}\n\n",
-				i+1, text, final, details)
-			f.Flush()
+func timestampEndpoint(b *testing.B, n int, interval time.Duration) *streamtest.Server {
+	return streamtest.NewServer(b, streamtest.TGIFunc(n, interval, "length", func(i int) string {
+		text := strconv.FormatInt(time.Now().UnixNano(), 10) + "|"
+		if i%10 == 9 {
+			text += "\n" // lines of ten tokens, like code
 		}
-	}))
-	b.Cleanup(srv.Close)
-	return srv
+		return text
+	})).DiscardRequests()
 }
 
 // latencyRecorder collects, for every token in applied edits, the time from

@@ -2,9 +2,6 @@ package lsp
 
 import (
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"strings"
@@ -54,29 +51,11 @@ func checkFlat(t *testing.T, before, after soakState) {
 // soakTokens is one generation's script: a few tokens, some multi-byte.
 var soakTokens = []string{"a", "β", "😀", " c", "\n"}
 
-// soakEndpoint is a fake TGI endpoint that, unlike streamtest.Server,
-// keeps no record of the requests it answers, so that what it holds does
-// not count as growth. It answers every generation with soakTokens.
-func soakEndpoint(t *testing.T, delay time.Duration) *httptest.Server {
-	chunks := streamtest.TGI(delay, "length", soakTokens...).Chunks
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		if r.Method != http.MethodPost {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, c := range chunks {
-			time.Sleep(c.Delay)
-			w.Write(c.Data)
-			w.(http.Flusher).Flush()
-		}
-	}))
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-	})
-	return srv
+// soakEndpoint is a fake TGI endpoint that answers every generation with
+// soakTokens and keeps no record of the requests, so that what it holds
+// does not count as growth.
+func soakEndpoint(t *testing.T, delay time.Duration) *streamtest.Server {
+	return streamtest.NewServer(t, streamtest.TGI(delay, "length", soakTokens...)).DiscardRequests()
 }
 
 // TestSoakSequential runs 1,000 generations back to back through the fake

@@ -8,23 +8,27 @@
 package streamtest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
 // Chunk is one piece of a scripted response body, written and flushed on its
-// own after Delay.
+// own Delay after the previous chunk was due. Delays make a schedule, so a
+// long run of small delays keeps its rate however long each write takes.
 type Chunk struct {
 	Data  []byte
 	Delay time.Duration
+	// Make, when set, makes the data at the moment the chunk is written,
+	// instead of Data: for payloads that say when they were sent.
+	Make func() []byte
 }
 
 // Script is what the fake endpoint answers to a generation request.
@@ -39,6 +43,10 @@ type Script struct {
 	// Hang keeps the response open after the last chunk until the client goes
 	// away or the server closes, to test idle timeouts and cancellation.
 	Hang bool
+	// HangBeforeHeaders answers nothing at all, not even the status line,
+	// until the client goes away or the server closes: a server that
+	// accepted the request and stalled.
+	HangBeforeHeaders bool
 	// Reset aborts the connection after the last chunk without finishing the
 	// HTTP response, like a dropped connection.
 	Reset bool
@@ -69,17 +77,30 @@ type Server struct {
 	queue        []Script
 	def          Script
 	routes       map[string]string
+	discard      bool // keep no requests (DiscardRequests)
 	requests     []Request
+	posts        int // generation requests received
 	disconnected int
-	closedCh     chan struct{}
+	claimed      int           // disconnects already reported by WaitDisconnect
+	changed      chan struct{} // closed and replaced when posts or disconnected change
 }
 
 // NewServer starts a fake endpoint answering every generation with script
 // (unless scripts are queued with Push). It is closed when the test ends.
 func NewServer(t testing.TB, script Script) *Server {
-	s := &Server{def: script, routes: map[string]string{}, closedCh: make(chan struct{}, 1024)}
+	s := &Server{def: script, routes: map[string]string{}, changed: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
+	return s
+}
+
+// DiscardRequests makes the server keep no record of the requests it
+// answers (Requests and LastRequest report none), so that in a soak test
+// what the server holds does not count as growth.
+func (s *Server) DiscardRequests() *Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.discard = true
 	return s
 }
 
@@ -132,20 +153,55 @@ func (s *Server) Disconnects() int {
 	return s.disconnected
 }
 
-// WaitDisconnect waits up to d for a client to abandon a response.
+// WaitDisconnect waits up to d for a client to abandon a response. Each
+// abandoned response satisfies one call.
 func (s *Server) WaitDisconnect(d time.Duration) bool {
-	select {
-	case <-s.closedCh:
-		return true
-	case <-time.After(d):
+	return s.waitFor(d, func() bool {
+		if s.disconnected > s.claimed {
+			s.claimed++
+			return true
+		}
 		return false
+	})
+}
+
+// WaitRequests waits up to d until n generation requests have arrived in
+// all, whether or not they have been answered.
+func (s *Server) WaitRequests(n int, d time.Duration) bool {
+	return s.waitFor(d, func() bool { return s.posts >= n })
+}
+
+// waitFor waits up to d for cond, which runs with s.mu held.
+func (s *Server) waitFor(d time.Duration, cond func() bool) bool {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		s.mu.Lock()
+		ok, changed := cond(), s.changed
+		s.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timeout.C:
+			return false
+		}
 	}
+}
+
+// notify wakes the waiters of waitFor; s.mu must be held.
+func (s *Server) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	if !s.discard {
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	}
 	if r.Method == http.MethodGet {
 		route, ok := s.routes[r.URL.Path]
 		s.mu.Unlock()
@@ -162,8 +218,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		script = s.queue[0]
 		s.queue = s.queue[1:]
 	}
+	s.posts++
+	s.notify()
 	s.mu.Unlock()
 
+	gone := func() {
+		s.mu.Lock()
+		s.disconnected++
+		s.notify()
+		s.mu.Unlock()
+	}
+	if script.HangBeforeHeaders {
+		<-r.Context().Done()
+		gone()
+		return
+	}
 	for k, vs := range script.Header {
 		for _, v := range vs {
 			w.Header().Add(k, v)
@@ -181,25 +250,24 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if flusher != nil {
 		flusher.Flush()
 	}
-	gone := func() {
-		s.mu.Lock()
-		s.disconnected++
-		s.mu.Unlock()
-		select {
-		case s.closedCh <- struct{}{}:
-		default:
-		}
-	}
+	due := time.Now()
 	for _, c := range script.Chunks {
-		if c.Delay > 0 {
+		due = due.Add(c.Delay)
+		if wait := time.Until(due); wait > 0 {
+			timer := time.NewTimer(wait)
 			select {
-			case <-time.After(c.Delay):
+			case <-timer.C:
 			case <-r.Context().Done():
+				timer.Stop()
 				gone()
 				return
 			}
 		}
-		if _, err := w.Write(c.Data); err != nil {
+		data := c.Data
+		if c.Make != nil {
+			data = c.Make()
+		}
+		if _, err := w.Write(data); err != nil {
 			gone()
 			return
 		}
@@ -253,22 +321,41 @@ func TGI(delay time.Duration, finishReason string, texts ...string) Script {
 
 // TGITokens is TGI with control over the special flag of each token.
 func TGITokens(delay time.Duration, finishReason string, toks ...TGIToken) Script {
-	var generated bytes.Buffer
+	var generated strings.Builder
 	payloads := make([]string, len(toks))
 	for i, t := range toks {
 		if !t.Special {
 			generated.WriteString(t.Text)
 		}
-		tok, _ := json.Marshal(map[string]any{"id": i + 100, "text": t.Text, "logprob": -0.5, "special": t.Special})
-		if i == len(toks)-1 {
-			gen, _ := json.Marshal(generated.String())
-			payloads[i] = fmt.Sprintf(`{"index":%d,"token":%s,"generated_text":%s,"details":{"finish_reason":%q,"generated_tokens":%d,"seed":null}}`,
-				i+1, tok, gen, finishReason, len(toks))
-		} else {
-			payloads[i] = fmt.Sprintf(`{"index":%d,"token":%s,"generated_text":null,"details":null}`, i+1, tok)
-		}
+		payloads[i] = tgiEvent(i, len(toks), t, finishReason, generated.String())
 	}
 	return Script{Chunks: Events(delay, payloads...)}
+}
+
+// TGIFunc scripts a TGI stream of n ordinary tokens, each made by text(i)
+// at the moment it is written, so that a benchmark can stamp the time in
+// it. The final event's generated_text is empty, the texts not being known
+// in advance; genls does not read it.
+func TGIFunc(n int, delay time.Duration, finishReason string, text func(i int) string) Script {
+	chunks := make([]Chunk, n)
+	for i := range chunks {
+		chunks[i] = Chunk{Delay: delay, Make: func() []byte {
+			return []byte("data: " + tgiEvent(i, n, TGIToken{Text: text(i)}, finishReason, "") + "\n\n")
+		}}
+	}
+	return Script{Chunks: chunks}
+}
+
+// tgiEvent is the payload of token i of n: the last one carries
+// generated_text and the details.
+func tgiEvent(i, n int, t TGIToken, finishReason, generated string) string {
+	tok, _ := json.Marshal(map[string]any{"id": i + 100, "text": t.Text, "logprob": -0.5, "special": t.Special})
+	if i < n-1 {
+		return fmt.Sprintf(`{"index":%d,"token":%s,"generated_text":null,"details":null}`, i+1, tok)
+	}
+	gen, _ := json.Marshal(generated)
+	return fmt.Sprintf(`{"index":%d,"token":%s,"generated_text":%s,"details":{"finish_reason":%q,"generated_tokens":%d,"seed":null}}`,
+		i+1, tok, gen, finishReason, n)
 }
 
 // OpenAIChat scripts an OpenAI-compatible chat completions stream producing
