@@ -330,40 +330,176 @@ func TestMidStreamFailures(t *testing.T) {
 	}
 }
 
+// promptly bounds what must happen at once, such as a stream ending after
+// its context is cancelled; it is far below any timeout that could end the
+// stream otherwise, so a test fails rather than passing late.
+const promptly = time.Second
+
+// Cancelling the context given to Generate ends the generation at once, not
+// at the idle timeout, and closes the upstream request: while the server has
+// not answered yet, and in the middle of the stream.
 func TestCancelClosesUpstream(t *testing.T) {
-	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
-	c := newClient(t, srv.URL, stream.BackendTGI)
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := c.Generate(ctx, stream.Request{Prompt: "p"})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		script streamtest.Script
+		// first is the text read before cancelling; "" cancels as soon as
+		// the request has reached the server.
+		first string
+	}{
+		{"before the response headers", streamtest.Script{HangBeforeHeaders: true}, ""},
+		{"mid-stream", streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true}, "a"},
 	}
-	defer s.Close()
-	if !s.Next() || s.Text() != "a" {
-		t.Fatalf("first text %q", s.Text())
-	}
-	cancel()
-	if s.Next() {
-		t.Fatalf("Next after cancel returned %q", s.Text())
-	}
-	if !errors.Is(s.Err(), context.Canceled) || s.Result().FinishReason != stream.FinishCancelled {
-		t.Errorf("err %v reason %q, want Canceled cancelled", s.Err(), s.Result().FinishReason)
-	}
-	if !srv.WaitDisconnect(5 * time.Second) {
-		t.Errorf("the upstream request was not closed")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, stream.BackendTGI, func(c *stream.Config) { c.IdleTimeout = time.Minute })
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			first := make(chan string, 1)
+			type outcome struct {
+				err    error
+				reason stream.FinishReason
+			}
+			ended := make(chan outcome, 1)
+			go func() {
+				s, err := c.Generate(ctx, stream.Request{Prompt: "p"})
+				if err != nil {
+					ended <- outcome{err, stream.FinishError}
+					return
+				}
+				defer s.Close()
+				for s.Next() {
+					select {
+					case first <- s.Text():
+					default:
+					}
+				}
+				ended <- outcome{s.Err(), s.Result().FinishReason}
+			}()
+			if tt.first == "" {
+				if !srv.WaitRequests(1, 5*time.Second) {
+					t.Fatal("the request did not reach the server")
+				}
+			} else if got := <-first; got != tt.first {
+				t.Fatalf("first text %q, want %q", got, tt.first)
+			}
+			cancel()
+			var got outcome
+			select {
+			case got = <-ended:
+			case <-time.After(promptly):
+				srv.CloseClientConnections() // end the generation, so the goroutine ends
+				<-ended
+				t.Fatalf("the generation was still running %s after its context was cancelled", promptly)
+			}
+			if !errors.Is(got.err, context.Canceled) {
+				t.Errorf("err %v, want context.Canceled", got.err)
+			}
+			if tt.first != "" && got.reason != stream.FinishCancelled {
+				t.Errorf("reason %q, want %q", got.reason, stream.FinishCancelled)
+			}
+			if !srv.WaitDisconnect(5 * time.Second) {
+				t.Errorf("the upstream request was not closed")
+			}
+		})
 	}
 }
 
-func TestClientMaxNewTokensClosesUpstream(t *testing.T) {
-	// The server ignores the limit and would go on forever.
-	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c", "d").Chunks[:3], Hang: true})
-	c := newClient(t, srv.URL, stream.BackendTGI)
-	out, res, err := generate(t, c, stream.Request{Prompt: "p", Params: stream.Parameters{MaxNewTokens: 2}})
-	if err != nil || out != "ab" || res.FinishReason != stream.FinishLength {
-		t.Fatalf("out %q reason %q err %v", out, res.FinishReason, err)
+// A stream that ends — at a stop sequence, at the token limit, or at the
+// server's final event — closes the upstream request at once, before the
+// caller closes the Stream: a server that goes on sending after the end
+// stops costing anything.
+func TestEndClosesUpstream(t *testing.T) {
+	hang := func(s streamtest.Script, n int) streamtest.Script {
+		return streamtest.Script{Chunks: s.Chunks[:n], Hang: true}
 	}
-	if !srv.WaitDisconnect(5 * time.Second) {
-		t.Errorf("the upstream request was not closed after the limit")
+	tests := []struct {
+		name   string
+		script streamtest.Script
+		params stream.Parameters
+		want   string
+		reason stream.FinishReason
+	}{
+		// The servers below ignore the limit and the stop sequence.
+		{"token limit", hang(streamtest.TGI(0, "length", "a", "b", "c", "d"), 3), stream.Parameters{MaxNewTokens: 2},
+			"ab", stream.FinishLength},
+		{"stop sequence", hang(streamtest.TGI(0, "length", "a", "b", "STOP", "c"), 3), stream.Parameters{StopSequences: []string{"STOP"}},
+			"ab", stream.FinishStopSequence},
+		{"final event", hang(streamtest.TGI(0, "eos_token", "a", "b"), 2), stream.Parameters{},
+			"ab", stream.FinishEOS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, stream.BackendTGI)
+			s, err := c.Generate(context.Background(), stream.Request{Prompt: "p", Params: tt.params})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var out strings.Builder
+			for s.Next() {
+				out.WriteString(s.Text())
+			}
+			if out.String() != tt.want || s.Result().FinishReason != tt.reason || s.Err() != nil {
+				t.Fatalf("out %q reason %q err %v, want %q %q", out.String(), s.Result().FinishReason, s.Err(), tt.want, tt.reason)
+			}
+			if !srv.WaitDisconnect(5 * time.Second) {
+				t.Errorf("the upstream request is still open after the stream ended")
+			}
+		})
+	}
+}
+
+// With no max_new_tokens given, the client asks each server for
+// DefaultMaxNewTokens under its own name, and enforces it when the server
+// goes on anyway.
+func TestDefaultMaxNewTokens(t *testing.T) {
+	texts := make([]string, stream.DefaultMaxNewTokens+10)
+	for i := range texts {
+		texts[i] = "x"
+	}
+	tests := []struct {
+		backend stream.Backend
+		script  streamtest.Script
+		sent    func(body map[string]any) any
+	}{
+		{stream.BackendTGI, streamtest.TGI(0, "length", texts...),
+			func(b map[string]any) any { return b["parameters"].(map[string]any)["max_new_tokens"] }},
+		{stream.BackendOpenAI, streamtest.OpenAIChat(0, "length", texts...),
+			func(b map[string]any) any { return b["max_tokens"] }},
+		{stream.BackendOllama, streamtest.Ollama(0, "length", texts...),
+			func(b map[string]any) any { return b["options"].(map[string]any)["num_predict"] }},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.backend), func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, tt.backend)
+			out, res, err := generate(t, c, stream.Request{Prompt: "p"})
+			if err != nil || len(out) != stream.DefaultMaxNewTokens || res.FinishReason != stream.FinishLength {
+				t.Errorf("%d characters, reason %q, err %v; want %d, length", len(out), res.FinishReason, err, stream.DefaultMaxNewTokens)
+			}
+			req, _ := srv.LastRequest()
+			if got := tt.sent(req.JSON()); got != float64(stream.DefaultMaxNewTokens) {
+				t.Errorf("asked the server for %v tokens, want %d", got, stream.DefaultMaxNewTokens)
+			}
+		})
+	}
+}
+
+// The idle timeout bounds the silence between bytes, not the whole stream:
+// a slow but steady stream that lasts three times the timeout completes.
+func TestIdleTimeoutIsBetweenBytes(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	texts := make([]string, 15)
+	for i := range texts {
+		texts[i] = fmt.Sprint(i % 10)
+	}
+	srv := streamtest.NewServer(t, streamtest.TGI(idle/5, "length", texts...))
+	c := newClient(t, srv.URL, stream.BackendTGI, func(c *stream.Config) { c.IdleTimeout = idle })
+	out, res, err := generate(t, c, stream.Request{Prompt: "p"})
+	if err != nil || out != strings.Join(texts, "") || res.FinishReason != stream.FinishLength {
+		t.Fatalf("out %q reason %q err %v", out, res.FinishReason, err)
 	}
 }
 
