@@ -20,8 +20,6 @@ type StatusError struct {
 	// Message is the server's own message, extracted from its JSON body when
 	// there is one.
 	Message string
-	// Body is the raw response body (bounded), for the debug log.
-	Body string
 	// EstimatedTime is TGI/HF's "model is loading" estimate, in seconds.
 	EstimatedTime float64
 }
@@ -53,7 +51,7 @@ func (e *StatusError) Error() string {
 // newStatusError reads what servers put in an error body: {"error": "..."},
 // {"error": {"message": ...}}, {"message": ...}, {"detail": ...}, or text.
 func newStatusError(code int, url string, body []byte) *StatusError {
-	e := &StatusError{StatusCode: code, URL: url, Body: string(body)}
+	e := &StatusError{StatusCode: code, URL: url}
 	var obj struct {
 		Error         json.RawMessage `json:"error"`
 		Message       string          `json:"message"`

@@ -39,7 +39,6 @@ func parserFor(b Backend) parser {
 // tgiEvent is TGI's StreamResponse, and its in-band error object.
 type tgiEvent struct {
 	Token *struct {
-		ID      int    `json:"id"`
 		Text    string `json:"text"`
 		Special bool   `json:"special"`
 	} `json:"token"`
@@ -67,7 +66,7 @@ func (p *tgiParser) parse(data string) (event, error) {
 	}
 	var out event
 	if ev.Token != nil {
-		out.token = Token{ID: ev.Token.ID, Text: ev.Token.Text, Special: ev.Token.Special}
+		out.token = Token{Text: ev.Token.Text, Special: ev.Token.Special}
 		out.hasToken = true
 	}
 	if ev.GeneratedText != nil {

@@ -149,13 +149,13 @@ func (s *scanner) lit(l string) bool {
 }
 
 // token reads the token object; text and special must be present with the
-// right types, other fields are skipped.
+// right types, other fields (id, logprob) are skipped.
 func (s *scanner) token() (Token, bool) {
 	var tok Token
 	if !s.eat('{') {
 		return tok, false
 	}
-	var sawText, sawSpecial, sawID bool
+	var sawText, sawSpecial bool
 	for first := true; ; first = false {
 		s.ws()
 		if s.eat('}') {
@@ -189,15 +189,8 @@ func (s *scanner) token() (Token, bool) {
 				return tok, false
 			}
 			sawSpecial = true
-		case "id":
-			num, ok := s.number()
-			id, err := strconv.Atoi(num)
-			if !ok || err != nil || sawID {
-				return tok, false
-			}
-			tok.ID, sawID = id, true
 		default:
-			if foldsTo(key, "text", "special", "id") || !s.skip(0) {
+			if foldsTo(key, "text", "special") || !s.skip(0) {
 				return tok, false
 			}
 		}

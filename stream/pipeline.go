@@ -8,7 +8,6 @@ import (
 
 // Token is one token as the endpoint sent it.
 type Token struct {
-	ID      int
 	Text    string
 	Special bool
 }
