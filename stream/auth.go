@@ -6,20 +6,14 @@ import (
 	"strings"
 )
 
-// TokenSource says where a token was found, for `genls doctor` and logs
-// (which never print the token itself).
-type TokenSource string
-
-// Getenv is the environment lookup used for token resolution; tests pass
-// their own.
-type Getenv func(string) string
-
 // ResolveToken finds the API token the way huggingface_hub does: the explicit
 // setting, else HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the file named by
 // HF_TOKEN_PATH, else $HF_HOME/token (HF_HOME defaults to
 // ~/.cache/huggingface, itself under XDG_CACHE_HOME when that is set).
-// It returns "" and source "none" when there is no token.
-func ResolveToken(setting string, getenv Getenv) (token string, source TokenSource) {
+// The source says where the token was found, for `genls doctor` and logs,
+// which never show the token itself; it is "none" when there is no token.
+// A nil getenv means os.Getenv.
+func ResolveToken(setting string, getenv func(string) string) (token, source string) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
@@ -28,7 +22,7 @@ func ResolveToken(setting string, getenv Getenv) (token string, source TokenSour
 	}
 	for _, name := range []string{"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"} {
 		if t := strings.TrimSpace(getenv(name)); t != "" {
-			return t, TokenSource("environment variable " + name)
+			return t, "environment variable " + name
 		}
 	}
 	var path string
@@ -56,7 +50,7 @@ func ResolveToken(setting string, getenv Getenv) (token string, source TokenSour
 	if path != "" {
 		if b, err := os.ReadFile(path); err == nil {
 			if t := strings.TrimSpace(string(b)); t != "" {
-				return t, TokenSource("file " + path)
+				return t, "file " + path
 			}
 		}
 	}

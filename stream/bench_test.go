@@ -36,7 +36,7 @@ func BenchmarkDecodeAndPipeline(b *testing.B) {
 		p := &tgiParser{}
 		pipe := NewPipeline([]string{"\n\n\n", "<|endoftext|>"}, 0)
 		tokens := 0
-		for data, err := range SSEData(bytes.NewReader(body)) {
+		for data, err := range sseData(bytes.NewReader(body)) {
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func BenchmarkSSEData(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		for _, err := range SSEData(strings.NewReader(string(body))) {
+		for _, err := range sseData(strings.NewReader(string(body))) {
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func BenchmarkStream(b *testing.B) {
 	for b.Loop() {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		r := io.NopCloser(bytes.NewReader(body))
-		s := newStream(ctx, context.Background(), cancel, r, SSEData(r), &tgiParser{},
+		s := newStream(ctx, context.Background(), cancel, r, sseData(r), &tgiParser{},
 			Parameters{MaxNewTokens: n + 1, StopSequences: []string{"\n\n\n"}}, zap.NewNop(), newIdleTimer(time.Minute, cancel))
 		for s.Next() {
 		}

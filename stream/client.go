@@ -45,18 +45,18 @@ type Config struct {
 	// this long without a byte; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// MaxLoadingWait bounds the total time spent retrying while the server
-	// answers 503 "model is loading"; 0 means DefaultMaxLoadingWait, a
-	// negative value disables retrying.
+	// answers 503 "model is loading"; 0 means two minutes, a negative value
+	// disables retrying.
 	MaxLoadingWait time.Duration
 	// OnRetry, when set, is told about each retry before it waits, so the
 	// user can be shown "model is loading, retrying in N s".
 	OnRetry func(wait time.Duration, err error)
 }
 
-const (
-	DefaultIdleTimeout    = 60 * time.Second
-	DefaultMaxLoadingWait = 2 * time.Minute
-)
+// DefaultIdleTimeout is the idle timeout when Config sets none.
+const DefaultIdleTimeout = 60 * time.Second
+
+const defaultMaxLoadingWait = 2 * time.Minute
 
 // NewHTTPClient returns the HTTP client genls uses: keep-alive, proxies from
 // HTTPS_PROXY/HTTP_PROXY/NO_PROXY, and no overall timeout (streams are long;
@@ -116,7 +116,7 @@ func NewClient(cfg Config) (*Client, error) {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.MaxLoadingWait == 0 {
-		cfg.MaxLoadingWait = DefaultMaxLoadingWait
+		cfg.MaxLoadingWait = defaultMaxLoadingWait
 	}
 	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger}
 	if b != BackendAuto {
@@ -438,9 +438,9 @@ func (c *Client) post(ctx context.Context, backend Backend, target string, body 
 		return nil, se
 	}
 	body2 := &idleReader{r: resp.Body, idle: idle}
-	decode := SSEData
+	decode := sseData
 	if backend == BackendOllama || strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-ndjson") {
-		decode = NDJSONLines
+		decode = ndjsonLines
 	}
 	s := newStream(sctx, ctx, cancel, resp.Body, decode(body2), parserFor(backend), params, c.log, idle)
 	s.url = target

@@ -18,7 +18,7 @@ const MaxEventSize = 1 << 20
 // ErrEventTooLarge reports an event over MaxEventSize.
 var ErrEventTooLarge = fmt.Errorf("an event in the stream is larger than %d bytes", MaxEventSize)
 
-// SSEData yields the data of each server-sent event in r, per the HTML
+// sseData yields the data of each server-sent event in r, per the HTML
 // living standard's event-stream grammar (CRLF, CR or LF line ends; comment
 // lines; multi-line data joined with "\n"; "data:" with or without a space).
 //
@@ -26,7 +26,7 @@ var ErrEventTooLarge = fmt.Errorf("an event in the stream is larger than %d byte
 // followed by a blank line is still dispatched at a clean EOF, because real
 // servers (and recorded transcripts of them) end that way and dropping the
 // final event would lose the generation's last token and its finish reason.
-func SSEData(r io.Reader) iter.Seq2[string, error] {
+func sseData(r io.Reader) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		body := io.MultiReader(r, bytes.NewReader([]byte("\n\n")))
 		for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: MaxEventSize}) {
@@ -47,9 +47,9 @@ func SSEData(r io.Reader) iter.Seq2[string, error] {
 	}
 }
 
-// NDJSONLines yields each non-empty line of a newline-delimited JSON stream
+// ndjsonLines yields each non-empty line of a newline-delimited JSON stream
 // (Ollama's format), with the same bound on line length.
-func NDJSONLines(r io.Reader) iter.Seq2[string, error] {
+func ndjsonLines(r io.Reader) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 0, 4096), MaxEventSize)

@@ -48,7 +48,7 @@ func TestSSEData(t *testing.T) {
 				name string
 				wrap func(string) *strings.Reader
 			}{{"whole", strings.NewReader}} {
-				got, err := collect(t, SSEData(r.wrap(tt.in)))
+				got, err := collect(t, sseData(r.wrap(tt.in)))
 				if err != nil {
 					t.Fatalf("%s: error %v", r.name, err)
 				}
@@ -57,7 +57,7 @@ func TestSSEData(t *testing.T) {
 				}
 			}
 			// One byte at a time: events cut anywhere decode the same.
-			got, err := collect(t, SSEData(iotest.OneByteReader(strings.NewReader(tt.in))))
+			got, err := collect(t, sseData(iotest.OneByteReader(strings.NewReader(tt.in))))
 			if err != nil {
 				t.Fatalf("one byte: error %v", err)
 			}
@@ -70,17 +70,17 @@ func TestSSEData(t *testing.T) {
 
 func TestSSEDataErrors(t *testing.T) {
 	big := "data: " + strings.Repeat("x", MaxEventSize+10) + "\n\n"
-	if _, err := collect(t, SSEData(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
+	if _, err := collect(t, sseData(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
 		t.Errorf("oversized event: err = %v, want ErrEventTooLarge", err)
 	}
 	broken := iotest.DataErrReader(iotest.TimeoutReader(strings.NewReader("data: a\n\ndata: b\n\n")))
-	if _, err := collect(t, SSEData(broken)); err == nil {
+	if _, err := collect(t, sseData(broken)); err == nil {
 		t.Errorf("read error not reported")
 	}
 }
 
 func TestNDJSONLines(t *testing.T) {
-	got, err := collect(t, NDJSONLines(strings.NewReader("{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}")))
+	got, err := collect(t, ndjsonLines(strings.NewReader("{\"a\":1}\n\n{\"b\":2}\r\n{\"c\":3}")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestNDJSONLines(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	big := strings.Repeat("x", MaxEventSize+10) + "\n"
-	if _, err := collect(t, NDJSONLines(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
+	if _, err := collect(t, ndjsonLines(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
 		t.Errorf("oversized line: err = %v, want ErrEventTooLarge", err)
 	}
 }
@@ -99,8 +99,8 @@ func FuzzSSEData(f *testing.F) {
 	f.Add("data:{\"x\":1}\r\n\r\n: c\ndata: b\ndata: c")
 	f.Add("event: e\nid: 1\nretry: 5\n\ndata: [DONE]\n\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		whole, errWhole := collect(t, SSEData(strings.NewReader(in)))
-		bytewise, errBytes := collect(t, SSEData(iotest.OneByteReader(strings.NewReader(in))))
+		whole, errWhole := collect(t, sseData(strings.NewReader(in)))
+		bytewise, errBytes := collect(t, sseData(iotest.OneByteReader(strings.NewReader(in))))
 		if (errWhole == nil) != (errBytes == nil) {
 			t.Fatalf("errors differ: %v vs %v", errWhole, errBytes)
 		}
