@@ -1,9 +1,11 @@
 package stream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -500,6 +502,64 @@ func TestIdleTimeoutIsBetweenBytes(t *testing.T) {
 	out, res, err := generate(t, c, stream.Request{Prompt: "p"})
 	if err != nil || out != strings.Join(texts, "") || res.FinishReason != stream.FinishLength {
 		t.Fatalf("out %q reason %q err %v", out, res.FinishReason, err)
+	}
+}
+
+// Result.Tokens is the server's own count when it reports one, which
+// differs from the events received when a server sends several tokens in
+// one event; else it counts the events.
+func TestTokensCountedByTheServer(t *testing.T) {
+	tgi := streamtest.TGI(0, "length", "ab", "cd", "ef")
+	tgi.Chunks[2].Data = bytes.Replace(tgi.Chunks[2].Data, []byte(`"generated_tokens":3`), []byte(`"generated_tokens":6`), 1)
+	tests := []struct {
+		name    string
+		backend stream.Backend
+		script  streamtest.Script
+		want    int
+	}{
+		{"tgi generated_tokens", stream.BackendTGI, tgi, 6},
+		{"tgi without details", stream.BackendTGI, streamtest.Script{Chunks: streamtest.Events(0,
+			`{"token":{"id":1,"text":"a","special":false},"generated_text":null,"details":null}`,
+			`{"token":{"id":2,"text":"b","special":false},"generated_text":"ab","details":null}`)}, 2},
+		{"openai usage", stream.BackendOpenAI, streamtest.Script{Chunks: streamtest.Events(0,
+			`{"choices":[{"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}`,
+			`{"choices":[{"delta":{"content":"ab"},"finish_reason":null}],"usage":null}`,
+			`{"choices":[{"delta":{"content":"cd"},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
+			"[DONE]")}, 4},
+		{"openai without usage", stream.BackendOpenAI, streamtest.OpenAIChat(0, "length", "ab", "cd"), 2},
+		{"ollama eval_count", stream.BackendOllama, streamtest.Script{Header: http.Header{"Content-Type": {"application/x-ndjson"}},
+			Chunks: []streamtest.Chunk{
+				{Data: []byte(`{"response":"ab","done":false}` + "\n")},
+				{Data: []byte(`{"response":"","done":true,"done_reason":"length","eval_count":2}` + "\n")}}}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, tt.backend)
+			_, res, err := generate(t, c, stream.Request{Prompt: "p"})
+			if err != nil || res.Tokens != tt.want {
+				t.Errorf("tokens %d err %v, want %d", res.Tokens, err, tt.want)
+			}
+		})
+	}
+}
+
+// The rate is over the whole generation, so it stays true when the tokens
+// after the first arrive in one burst.
+func TestTokensPerSecond(t *testing.T) {
+	tests := []struct {
+		res  stream.Result
+		want float64
+	}{
+		{stream.Result{Tokens: 64, TimeToFirstToken: 1990 * time.Millisecond, Duration: 2 * time.Second}, 32},
+		{stream.Result{Tokens: 1, TimeToFirstToken: 500 * time.Millisecond, Duration: 500 * time.Millisecond}, 2},
+		{stream.Result{Tokens: 0, Duration: time.Second}, 0},
+		{stream.Result{Tokens: 5}, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.res.TokensPerSecond(); got != tt.want {
+			t.Errorf("%+v: %g tokens/s, want %g", tt.res, got, tt.want)
+		}
 	}
 }
 

@@ -15,6 +15,9 @@ type event struct {
 	// generated_text, an OpenAI finish_reason or [DONE], Ollama's done.
 	final  bool
 	reason FinishReason
+	// generated is the number of tokens the server says it generated, 0
+	// when it does not say.
+	generated int
 }
 
 // parser decodes the data of one event of a given protocol.
@@ -44,7 +47,8 @@ type tgiEvent struct {
 	} `json:"token"`
 	GeneratedText *string `json:"generated_text"`
 	Details       *struct {
-		FinishReason string `json:"finish_reason"`
+		FinishReason    string `json:"finish_reason"`
+		GeneratedTokens int    `json:"generated_tokens"`
 	} `json:"details"`
 	Error     *string `json:"error"`
 	ErrorType string  `json:"error_type"`
@@ -71,6 +75,9 @@ func (p *tgiParser) parse(data string) (event, error) {
 	}
 	if ev.GeneratedText != nil {
 		out.final = true
+		if ev.Details != nil {
+			out.generated = ev.Details.GeneratedTokens
+		}
 		switch {
 		case ev.Details != nil && ev.Details.FinishReason != "":
 			out.reason = normalizeReason(ev.Details.FinishReason)
@@ -98,6 +105,9 @@ type openAIChunk struct {
 			Content []tokenLogprob `json:"content"`
 		} `json:"logprobs"`
 	} `json:"choices"`
+	Usage *struct {
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
 
@@ -123,6 +133,9 @@ func (p *openAIParser) parse(data string) (event, error) {
 		return event{}, openAIError(p.ev.Error)
 	}
 	var out event
+	if p.ev.Usage != nil {
+		out.generated = p.ev.Usage.CompletionTokens
+	}
 	if len(p.ev.Choices) == 0 {
 		return out, nil // e.g. a usage-only chunk
 	}
@@ -199,6 +212,7 @@ type ollamaChunk struct {
 	Response   string  `json:"response"`
 	Done       bool    `json:"done"`
 	DoneReason string  `json:"done_reason"`
+	EvalCount  int     `json:"eval_count"`
 	Error      *string `json:"error"`
 }
 
@@ -220,6 +234,7 @@ func (p *ollamaParser) parse(data string) (event, error) {
 	if p.ev.Done {
 		out.final = true
 		out.reason = normalizeReason(p.ev.DoneReason)
+		out.generated = p.ev.EvalCount
 	}
 	return out, nil
 }

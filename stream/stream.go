@@ -16,19 +16,26 @@ type Result struct {
 	// Text is everything Next released, concatenated.
 	Text         string
 	FinishReason FinishReason
-	// Tokens counts the tokens received, special ones included.
-	Tokens           int
+	// Tokens is the number of tokens generated: the server's own count when
+	// it reports one (TGI's generated_tokens, an OpenAI usage, Ollama's
+	// eval_count), else the tokens received, special ones included. The
+	// two differ where a server sends several tokens in one event, or a
+	// token in none.
+	Tokens int
+	// TimeToFirstToken and Duration run from the call to Generate.
 	TimeToFirstToken time.Duration
 	Duration         time.Duration
 }
 
-// TokensPerSecond is the generation rate after the first token.
+// TokensPerSecond is the rate of the whole generation, from the request to
+// the end. The rate after the first token would leave out the prompt's
+// processing, but it is not measurable: servers and proxies that buffer
+// deliver the tokens in bursts, and a burst has no duration.
 func (r Result) TokensPerSecond() float64 {
-	d := r.Duration - r.TimeToFirstToken
-	if r.Tokens < 2 || d <= 0 {
+	if r.Tokens == 0 || r.Duration <= 0 {
 		return 0
 	}
-	return float64(r.Tokens-1) / d.Seconds()
+	return float64(r.Tokens) / r.Duration.Seconds()
 }
 
 // Stream is one running generation. Use it like bufio.Scanner:
@@ -63,6 +70,9 @@ type Stream struct {
 	out   strings.Builder
 	res   Result
 	start time.Time
+	// received counts the token events; generated is the server's own
+	// count, 0 until it reports one.
+	received, generated int
 }
 
 func newStream(ctx, parent context.Context, cancel context.CancelCauseFunc, body io.Closer,
@@ -102,11 +112,14 @@ func (s *Stream) Next() bool {
 			s.end(FinishError, err)
 			break
 		}
+		if ev.generated > 0 {
+			s.generated = ev.generated
+		}
 		if ev.hasToken {
-			if s.res.Tokens == 0 {
+			if s.received == 0 {
 				s.res.TimeToFirstToken = time.Since(s.start)
 			}
-			s.res.Tokens++
+			s.received++
 			text, done := s.pipe.Push(ev.token)
 			s.emit(text)
 			if done {
@@ -135,6 +148,10 @@ func (s *Stream) Err() error { return s.err }
 func (s *Stream) Result() Result {
 	r := s.res
 	r.Text = s.out.String()
+	r.Tokens = s.received
+	if s.generated > 0 {
+		r.Tokens = s.generated
+	}
 	return r
 }
 
