@@ -166,6 +166,12 @@ type chatMessage struct {
 // openAIRequest is the body of POST /chat/completions and /completions.
 // top_k and repetition_penalty are not OpenAI parameters, but vLLM, TGI and
 // llama.cpp accept them; they are sent only when the user sets them.
+//
+// Stop sequences are not sent, here or to Ollama: those servers leave the
+// stop text out of the stream and end with the same "stop" whether a stop
+// sequence or the model ended the text, so genls could not say which. genls
+// matches them itself and closes the request at the first one, which stops
+// the server too.
 type openAIRequest struct {
 	Model             string        `json:"model"`
 	Messages          []chatMessage `json:"messages,omitempty"`
@@ -176,19 +182,11 @@ type openAIRequest struct {
 	TopP              *float64      `json:"top_p,omitempty"`
 	TopK              *int          `json:"top_k,omitempty"`
 	RepetitionPenalty *float64      `json:"repetition_penalty,omitempty"`
-	Stop              []string      `json:"stop,omitempty"`
 	Seed              *uint64       `json:"seed,omitempty"`
 }
 
-// openAIMaxStops is the most stop sequences OpenAI's API accepts.
-const openAIMaxStops = 4
-
 func openAIBody(r Request, model string, chat bool) ([]byte, error) {
 	p := r.Params
-	stops := p.StopSequences
-	if len(stops) > openAIMaxStops {
-		stops = stops[:openAIMaxStops]
-	}
 	body := openAIRequest{
 		Model:             model,
 		Stream:            true,
@@ -197,7 +195,6 @@ func openAIBody(r Request, model string, chat bool) ([]byte, error) {
 		TopP:              p.TopP,
 		TopK:              p.TopK,
 		RepetitionPenalty: p.RepetitionPenalty,
-		Stop:              stops,
 		Seed:              p.Seed,
 	}
 	if chat {
@@ -226,7 +223,6 @@ type ollamaOptions struct {
 	TopP          *float64 `json:"top_p,omitempty"`
 	Temperature   *float64 `json:"temperature,omitempty"`
 	RepeatPenalty *float64 `json:"repeat_penalty,omitempty"`
-	Stop          []string `json:"stop,omitempty"`
 	Seed          *uint64  `json:"seed,omitempty"`
 }
 
@@ -243,7 +239,6 @@ func ollamaBody(r Request, model string) ([]byte, error) {
 			TopP:          p.TopP,
 			Temperature:   p.Temperature,
 			RepeatPenalty: p.RepetitionPenalty,
-			Stop:          p.StopSequences,
 			Seed:          p.Seed,
 		},
 	})
