@@ -81,8 +81,14 @@ type Client struct {
 type resolvedEndpoint struct {
 	backend Backend
 	baseURL string
+	// probed is set once what the server says of itself has been read:
+	// maxStops, and model when none is configured.
+	probed bool
 	// maxStops is TGI's max_stop_sequences (from /info), 0 if unknown.
 	maxStops int
+	// model names the model in requests: the configured one, else an
+	// OpenAI-compatible server's only model; "" names none.
+	model string
 }
 
 // NewClient returns a client for cfg.Endpoint (the default router when its
@@ -175,8 +181,8 @@ func (c *Client) resolve(ctx context.Context) (*resolvedEndpoint, error) {
 		}
 		c.log.Info("detected endpoint backend", zap.String("backend", string(r.backend)), zap.String("url", r.baseURL))
 	}
-	if r.backend == BackendTGI && r.maxStops == 0 {
-		r = c.readTGIInfo(ctx, r)
+	if !r.probed {
+		r = c.probe(ctx, r)
 	}
 	c.mu.Lock()
 	c.resolved = r
@@ -256,23 +262,73 @@ func jsonHas(b []byte, key string) bool {
 	return ok
 }
 
-// readTGIInfo reads max_stop_sequences from TGI's /info; TGI's default (4)
-// is assumed when it cannot be read.
-func (c *Client) readTGIInfo(ctx context.Context, r *resolvedEndpoint) *resolvedEndpoint {
+// probe reads what requests need to know of the server: TGI's
+// max_stop_sequences, and the model to name when none is configured.
+func (c *Client) probe(ctx context.Context, r *resolvedEndpoint) *resolvedEndpoint {
 	out := *r
-	out.maxStops = 4
-	body, err := c.get(ctx, r.baseURL+"/info")
+	out.probed = true
+	out.model = c.cfg.Endpoint.Model
+	switch {
+	case r.backend == BackendTGI:
+		out.maxStops = c.tgiMaxStops(ctx, r.baseURL)
+	case out.model == "" && (r.backend == BackendOpenAI || r.backend == BackendOpenAICompletions):
+		out.model = c.onlyModel(ctx, r.baseURL)
+	}
+	return &out
+}
+
+// tgiMaxStops reads max_stop_sequences from TGI's /info; TGI's default (4)
+// is assumed when it cannot be read.
+func (c *Client) tgiMaxStops(ctx context.Context, baseURL string) int {
+	body, err := c.get(ctx, baseURL+"/info")
 	if err != nil {
 		c.log.Debug("tgi /info unavailable; assuming max_stop_sequences 4", zap.Error(err))
-		return &out
+		return 4
 	}
 	var info struct {
 		MaxStopSequences int `json:"max_stop_sequences"`
 	}
-	if json.Unmarshal(body, &info) == nil && info.MaxStopSequences > 0 {
-		out.maxStops = info.MaxStopSequences
+	if json.Unmarshal(body, &info) != nil || info.MaxStopSequences <= 0 {
+		return 4
 	}
-	return &out
+	return info.MaxStopSequences
+}
+
+// onlyModel returns the model an OpenAI-compatible server lists at /models
+// when it lists exactly one, else "": requests then name no model, which
+// single-model servers accept and the others refuse with a message saying
+// a model is needed.
+func (c *Client) onlyModel(ctx context.Context, baseURL string) string {
+	body, err := c.get(ctx, baseURL+"/models")
+	if err != nil {
+		c.log.Debug("no model configured and the model list is unavailable", zap.Error(err))
+		return ""
+	}
+	models := ModelIDs(body)
+	if len(models) != 1 {
+		c.log.Info("no model configured, and the server lists several; requests name none", zap.Strings("models", models))
+		return ""
+	}
+	c.log.Info("no model configured; using the server's only model", zap.String("model", models[0]))
+	return models[0]
+}
+
+// ModelIDs reads the model names from an OpenAI-compatible /models answer
+// ({"data": [{"id": …}, …]}); nil when it is not one.
+func ModelIDs(body []byte) []string {
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &list) != nil {
+		return nil
+	}
+	ids := make([]string, 0, len(list.Data))
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	return ids
 }
 
 // Info fetches a JSON document from the endpoint (e.g. "/info",
@@ -368,7 +424,7 @@ func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
 }
 
 func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (string, []byte, error) {
-	model := c.cfg.Endpoint.Model
+	model := r.model
 	var body []byte
 	var err error
 	var path string
@@ -378,10 +434,10 @@ func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (string, []byte,
 		body, err = tgiBody(req, r.maxStops)
 	case BackendOpenAI:
 		path = "/chat/completions"
-		body, err = openAIBody(req, modelOrDefault(model), true)
+		body, err = openAIBody(req, model, true)
 	case BackendOpenAICompletions:
 		path = "/completions"
-		body, err = openAIBody(req, modelOrDefault(model), false)
+		body, err = openAIBody(req, model, false)
 	case BackendOllama:
 		path = "/api/generate"
 		if model == "" {
@@ -392,15 +448,6 @@ func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (string, []byte,
 		return "", nil, fmt.Errorf("backend %q cannot generate", r.backend)
 	}
 	return r.baseURL + path, body, err
-}
-
-// modelOrDefault names a model for OpenAI-compatible servers; TGI's Messages
-// API and single-model servers accept any name, "tgi" by convention.
-func modelOrDefault(m string) string {
-	if m == "" {
-		return "tgi"
-	}
-	return m
 }
 
 func (c *Client) post(ctx context.Context, backend Backend, target string, body []byte, params Parameters) (*Stream, error) {

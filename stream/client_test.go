@@ -213,6 +213,53 @@ func TestGreedyTemperatureZeroForTGI(t *testing.T) {
 	}
 }
 
+// With no model configured, an OpenAI-compatible request names the
+// server's only model, or none: never a made-up one.
+func TestOpenAIModelWhenNoneConfigured(t *testing.T) {
+	tests := []struct {
+		name       string
+		configured string
+		models     string // the /models answer; "" for none (404)
+		want       any    // the body's model; nil for none
+	}{
+		{"the server's only model", "", `{"object":"list","data":[{"id":"org/only"}]}`, "org/only"},
+		{"several models", "", `{"object":"list","data":[{"id":"a"},{"id":"b"}]}`, nil},
+		{"no model list", "", "", nil},
+		{"configured", "mine", `{"object":"list","data":[{"id":"org/only"}]}`, "mine"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "x"))
+			if tt.models != "" {
+				srv.Route("/models", tt.models)
+			}
+			c := newClient(t, srv.URL, stream.BackendOpenAI, func(c *stream.Config) { c.Endpoint.Model = tt.configured })
+			for range 2 { // the model list is read once
+				if _, _, err := generate(t, c, stream.Request{Prompt: "p"}); err != nil {
+					t.Fatal(err)
+				}
+				req, _ := srv.LastRequest()
+				if got := req.JSON()["model"]; got != tt.want {
+					t.Errorf("model %v, want %v", got, tt.want)
+				}
+			}
+			lists := 0
+			for _, r := range srv.Requests() {
+				if r.Path == "/models" {
+					lists++
+				}
+			}
+			want := 1
+			if tt.configured != "" {
+				want = 0
+			}
+			if lists != want {
+				t.Errorf("read the model list %d times, want %d", lists, want)
+			}
+		})
+	}
+}
+
 func TestTGIMaxStopSequencesFromInfo(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "x", "y", "STOP2", "z"))
 	srv.Route("/info", `{"model_id":"m","max_stop_sequences":2}`)

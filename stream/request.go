@@ -173,7 +173,7 @@ type chatMessage struct {
 // matches them itself and closes the request at the first one, which stops
 // the server too.
 type openAIRequest struct {
-	Model             string        `json:"model"`
+	Model             string        `json:"model,omitempty"`
 	Messages          []chatMessage `json:"messages,omitempty"`
 	Prompt            *string       `json:"prompt,omitempty"`
 	Stream            bool          `json:"stream"`
