@@ -206,6 +206,8 @@ func fixFor(err error) string {
 	switch {
 	case errors.As(err, &se):
 		switch {
+		case (se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden) && !se.TokenSent:
+			return "no token was sent: set HF_TOKEN (or endpoint.token) to your API token, or run `huggingface-cli login`"
 		case se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden:
 			return "set HF_TOKEN (or endpoint.token) to a valid token, or run `huggingface-cli login`"
 		case se.StatusCode == http.StatusNotFound:

@@ -306,7 +306,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer stop()
 	s, err := client.Generate(ctx, stream.Request{Prompt: prompt, System: *system, Params: params})
 	if err != nil {
-		fmt.Fprintln(stderr, "genls:", err)
+		fmt.Fprintln(stderr, "genls:", explain(err))
 		return 1
 	}
 	defer s.Close()
@@ -322,7 +322,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "\ngenls: cancelled")
 			return 130
 		}
-		fmt.Fprintln(stderr, "\ngenls:", err)
+		fmt.Fprintln(stderr, "\ngenls:", explain(err))
 		return 1
 	}
 	if !*quiet {
@@ -330,4 +330,12 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			res.Tokens, res.FinishReason, res.TimeToFirstToken.Round(time.Millisecond), res.TokensPerSecond())
 	}
 	return 0
+}
+
+// explain adds to an error about the setup where to get it diagnosed.
+func explain(err error) string {
+	if stream.IsSetupError(err) {
+		return err.Error() + "; run `genls doctor` to check the setup"
+	}
+	return err.Error()
 }

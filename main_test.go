@@ -71,7 +71,7 @@ func TestGenerateCommandErrors(t *testing.T) {
 	t.Setenv("HF_TOKEN", "")
 	srv := streamtest.NewServer(t, streamtest.Error(401, `{"error":"Invalid credentials"}`))
 	code, out, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "x")
-	if code != 1 || out != "" || !strings.Contains(errOut, "rejected the token (set HF_TOKEN") {
+	if code != 1 || out != "" || !strings.Contains(errOut, "none was sent (set HF_TOKEN") {
 		t.Errorf("401: exit %d out %q err %q", code, out, errOut)
 	}
 	if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {

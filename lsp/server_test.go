@@ -178,7 +178,7 @@ func testErrorsKeepTextSoFar(t *testing.T, mode editorMode) {
 		want    string
 		message string
 	}{
-		{"401", streamtest.Error(401, `{"error":"Invalid token"}`), "", "rejected the token (set HF_TOKEN"},
+		{"401", streamtest.Error(401, `{"error":"Invalid token"}`), "", "none was sent (set HF_TOKEN"},
 		{"mid-stream error", streamtest.Script{Chunks: append(two[:2:2], streamtest.Events(0, `{"error":"boom","error_type":"generation"}`)...)},
 			"partial", "failed while generating: boom"},
 		{"dropped connection", streamtest.Script{Chunks: two, Reset: true}, "partial", "dropped during the stream"},

@@ -249,8 +249,7 @@ func (c *Client) detect(ctx context.Context) (*resolvedEndpoint, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("could not detect the endpoint's backend at %s (tried /info, /v1/models, /api/tags): %w; set backend explicitly, or %s",
-		base, errors.Join(errs...), DoctorHint)
+	return nil, &DetectionError{URL: base, Err: errors.Join(errs...)}
 }
 
 func jsonHas(b []byte, key string) bool {
@@ -331,10 +330,15 @@ func ModelIDs(body []byte) []string {
 	return ids
 }
 
-// Info fetches a JSON document from the endpoint (e.g. "/info",
-// "/v1/models"), authenticated like a generation. Used by `genls doctor`.
+// Info fetches a JSON document (e.g. "/info", "/models") from the base URL
+// of the endpoint's backend, authenticated like a generation; the backend
+// is detected first if need be. Used by `genls doctor`.
 func (c *Client) Info(ctx context.Context, path string) ([]byte, error) {
-	return c.get(ctx, strings.TrimRight(c.cfg.Endpoint.URL, "/")+path)
+	r, err := c.resolve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.get(ctx, r.baseURL+path)
 }
 
 func (c *Client) get(ctx context.Context, u string) ([]byte, error) {
@@ -355,7 +359,7 @@ func (c *Client) get(ctx context.Context, u string) ([]byte, error) {
 		return nil, &ConnectionError{URL: u, MidStream: true, Err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, newStatusError(resp.StatusCode, u, body)
+		return nil, newStatusError(resp.StatusCode, u, c.HasToken(), body)
 	}
 	return body, nil
 }
@@ -480,7 +484,7 @@ func (c *Client) post(ctx context.Context, backend Backend, target string, body 
 		resp.Body.Close()
 		idle.stop()
 		cancel(nil)
-		se := newStatusError(resp.StatusCode, target, raw)
+		se := newStatusError(resp.StatusCode, target, c.HasToken(), raw)
 		c.log.Debug("endpoint error response", zap.Int("status", resp.StatusCode), zap.ByteString("body", raw))
 		return nil, se
 	}

@@ -283,24 +283,28 @@ func TestStatusErrors(t *testing.T) {
 	tests := []struct {
 		status int
 		body   string
+		token  string
 		want   string
+		setup  bool // an error about the setup, for genls doctor
 	}{
-		{401, `{"error":"Invalid credentials in Authorization header"}`, "rejected the token (set HF_TOKEN or run `huggingface-cli login`)"},
-		{403, `{"error":"forbidden"}`, "rejected the token"},
-		{404, `{"error":"Model this-model-does-not-exist-123 does not exist"}`, "wrong endpoint URL or model name (Model this-model-does-not-exist-123 does not exist)"},
-		{422, "Failed to deserialize the JSON body into the target type: missing field `inputs` at line 1 column 158", "refused the request: Failed to deserialize"},
-		{422, `{"error":"Input validation error: top_p must be > 0.0 and < 1.0","error_type":"validation"}`, "refused the request: Input validation error: top_p"},
-		{424, `{"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}`, "failed to generate (424): Request failed during generation"},
-		{429, `{"error":"Model is overloaded","error_type":"overloaded"}`, "overloaded or rate-limited (429): Model is overloaded"},
-		{500, `{"error":{"message":"internal","type":"server_error"}}`, "endpoint failed (500): internal"},
-		{503, `{"error":"Service Unavailable"}`, "endpoint failed (503): Service Unavailable"},
-		{503, `{"error":"Model m is currently loading","estimated_time":12.5}`, "still loading (estimated 12 s more)"},
-		{400, `{"detail":"bad thing"}`, "answered 400: bad thing"},
+		{401, `{"error":"Invalid credentials in Authorization header"}`, "hf_x", "rejected the token (set HF_TOKEN to a valid one, or run `huggingface-cli login`)", true},
+		{401, `{"error":"Invalid credentials in Authorization header"}`, "", "wants an API token and none was sent (set HF_TOKEN, or run `huggingface-cli login`)", true},
+		{403, `{"error":"forbidden"}`, "hf_x", "rejected the token", true},
+		{403, `{"error":"forbidden"}`, "", "none was sent", true},
+		{404, `{"error":"Model this-model-does-not-exist-123 does not exist"}`, "", "wrong endpoint URL or model name (Model this-model-does-not-exist-123 does not exist)", true},
+		{422, "Failed to deserialize the JSON body into the target type: missing field `inputs` at line 1 column 158", "", "refused the request: Failed to deserialize", false},
+		{422, `{"error":"Input validation error: top_p must be > 0.0 and < 1.0","error_type":"validation"}`, "", "refused the request: Input validation error: top_p", false},
+		{424, `{"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}`, "", "failed to generate (424): Request failed during generation", false},
+		{429, `{"error":"Model is overloaded","error_type":"overloaded"}`, "", "overloaded or rate-limited (429): Model is overloaded", false},
+		{500, `{"error":{"message":"internal","type":"server_error"}}`, "", "endpoint failed (500): internal", false},
+		{503, `{"error":"Service Unavailable"}`, "", "endpoint failed (503): Service Unavailable", false},
+		{503, `{"error":"Model m is currently loading","estimated_time":12.5}`, "", "still loading (estimated 12 s more)", false},
+		{400, `{"detail":"bad thing"}`, "", "answered 400: bad thing", false},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%d", tt.status), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d token=%t", tt.status, tt.token != ""), func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.Error(tt.status, tt.body))
-			c := newClient(t, srv.URL, stream.BackendTGI)
+			c := newClient(t, srv.URL, stream.BackendTGI, func(c *stream.Config) { c.Endpoint.Token = tt.token })
 			_, _, err := generate(t, c, stream.Request{Prompt: "p"})
 			var se *stream.StatusError
 			if !errors.As(err, &se) || se.StatusCode != tt.status {
@@ -308,6 +312,9 @@ func TestStatusErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("message %q does not contain %q", err, tt.want)
+			}
+			if stream.IsSetupError(err) != tt.setup {
+				t.Errorf("IsSetupError = %t, want %t", !tt.setup, tt.setup)
 			}
 		})
 	}
@@ -716,7 +723,9 @@ func TestAutoDetectBackend(t *testing.T) {
 	t.Run("undetectable", func(t *testing.T) {
 		srv := streamtest.NewServer(t, streamtest.Script{})
 		c := newClient(t, srv.URL, stream.BackendAuto)
-		if _, err := c.Backend(context.Background()); err == nil || !strings.Contains(err.Error(), "set backend explicitly") {
+		_, err := c.Backend(context.Background())
+		var de *stream.DetectionError
+		if !errors.As(err, &de) || !strings.Contains(err.Error(), "set backend explicitly") || !stream.IsSetupError(err) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -729,7 +738,7 @@ func TestConnectionRefused(t *testing.T) {
 	c := newClient(t, url, stream.BackendTGI)
 	_, _, err := generate(t, c, stream.Request{Prompt: "p"})
 	var ce *stream.ConnectionError
-	if !errors.As(err, &ce) || ce.MidStream || !strings.Contains(err.Error(), "genls doctor") {
+	if !errors.As(err, &ce) || ce.MidStream || !stream.IsSetupError(err) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -9,14 +9,34 @@ import (
 	"time"
 )
 
-// DoctorHint is appended to errors about the setup, so users know where to
-// get a full diagnosis.
-const DoctorHint = "run `genls doctor` to check the setup"
+// IsSetupError reports whether err is about the endpoint's setup rather
+// than one generation: the endpoint unreachable, its backend undetectable,
+// the token missing or rejected, the URL or model wrong. Those are what
+// `genls doctor` diagnoses.
+func IsSetupError(err error) bool {
+	var se *StatusError
+	var ce *ConnectionError
+	var de *DetectionError
+	switch {
+	case errors.As(err, &se):
+		switch se.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return true
+		}
+		return false
+	case errors.As(err, &ce):
+		return !ce.MidStream
+	}
+	return errors.As(err, &de)
+}
 
 // StatusError is an HTTP error status answered before any streaming.
 type StatusError struct {
 	StatusCode int
 	URL        string
+	// TokenSent says whether the request carried an API token, which
+	// decides what a 401 or 403 means.
+	TokenSent bool
 	// Message is the server's own message, extracted from its JSON body when
 	// there is one.
 	Message string
@@ -30,10 +50,12 @@ func (e *StatusError) Error() string {
 		msg = http.StatusText(e.StatusCode)
 	}
 	switch code := e.StatusCode; {
+	case (code == http.StatusUnauthorized || code == http.StatusForbidden) && !e.TokenSent:
+		return fmt.Sprintf("the endpoint wants an API token and none was sent (set HF_TOKEN, or run `huggingface-cli login`): %d %s", code, msg)
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
-		return fmt.Sprintf("the endpoint rejected the token (set HF_TOKEN or run `huggingface-cli login`): %d %s; %s", code, msg, DoctorHint)
+		return fmt.Sprintf("the endpoint rejected the token (set HF_TOKEN to a valid one, or run `huggingface-cli login`): %d %s", code, msg)
 	case code == http.StatusNotFound:
-		return fmt.Sprintf("%s answered 404: wrong endpoint URL or model name (%s); %s", e.URL, msg, DoctorHint)
+		return fmt.Sprintf("%s answered 404: wrong endpoint URL or model name (%s)", e.URL, msg)
 	case code == http.StatusUnprocessableEntity:
 		return fmt.Sprintf("the endpoint refused the request: %s", msg)
 	case code == http.StatusFailedDependency:
@@ -50,8 +72,8 @@ func (e *StatusError) Error() string {
 
 // newStatusError reads what servers put in an error body: {"error": "..."},
 // {"error": {"message": ...}}, {"message": ...}, {"detail": ...}, or text.
-func newStatusError(code int, url string, body []byte) *StatusError {
-	e := &StatusError{StatusCode: code, URL: url}
+func newStatusError(code int, url string, tokenSent bool, body []byte) *StatusError {
+	e := &StatusError{StatusCode: code, URL: url, TokenSent: tokenSent}
 	var obj struct {
 		Error         json.RawMessage `json:"error"`
 		Message       string          `json:"message"`
@@ -145,7 +167,26 @@ func (e *ConnectionError) Error() string {
 	if e.MidStream {
 		return fmt.Sprintf("the connection to %s dropped during the stream: %v", e.URL, e.Err)
 	}
-	return fmt.Sprintf("cannot reach %s: %v; %s", e.URL, e.Err, DoctorHint)
+	return fmt.Sprintf("cannot reach %s: %v", e.URL, e.Err)
 }
 
 func (e *ConnectionError) Unwrap() error { return e.Err }
+
+// DetectionError: an endpoint with backend auto answered none of the probes
+// that tell the backends apart.
+type DetectionError struct {
+	URL string
+	// Err joins the probes' failures; nil when the server answered them all
+	// but not like any known server.
+	Err error
+}
+
+func (e *DetectionError) Error() string {
+	why := "no answer looked like a known server"
+	if e.Err != nil {
+		why = strings.ReplaceAll(e.Err.Error(), "\n", "; ") // errors.Join's lines
+	}
+	return fmt.Sprintf("could not detect the endpoint's backend at %s (tried /info, /v1/models, /api/tags): %s; set backend explicitly", e.URL, why)
+}
+
+func (e *DetectionError) Unwrap() error { return e.Err }
