@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,14 +18,18 @@ import (
 
 func runDoctor(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("genls doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var ef endpointFlags
 	ef.register(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: genls doctor [flags]\n\nChecks the endpoint, token and proxy settings genls would use, runs a 5-token test generation, and says how to fix each problem.")
-		fs.PrintDefaults()
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: genls doctor [flags]\n\nChecks the endpoint, token and proxy settings genls would use, runs a 5-token test generation, and says how to fix each problem.")
+		printDefaults(fs, w)
 	}
-	if err := fs.Parse(args); err != nil {
+	if code, ok := parseFlags(fs, args, usage, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "genls doctor: unexpected argument %q\n", fs.Arg(0))
+		usage(stderr)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -83,7 +88,7 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 
 	client, err := stream.NewClient(stream.Config{Endpoint: ep, MaxLoadingWait: -1, IdleTimeout: 30 * time.Second})
 	if err != nil {
-		r.fail(err.Error(), "pass an http(s) URL with --endpoint or GENLS_ENDPOINT, and a backend among auto, tgi, openai, openai-completions, ollama")
+		r.fail(err.Error(), "pass an http(s) URL with --endpoint or GENLS_ENDPOINT, and a backend among "+backendNames())
 		return 1
 	}
 	if w := client.InsecureTokenWarning(); w != "" {
@@ -102,40 +107,34 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 		r.ok("backend detected: %s", backend)
 	}
 	checkModel(ctx, r, client, backend, ep.Model)
+	if !r.failed {
+		testGeneration(ctx, r, client)
+	}
+	if r.failed {
+		fmt.Fprintln(out, "Some checks failed; see the fixes above.")
+		return 1
+	}
+	fmt.Fprintln(out, "Everything works.")
+	return 0
+}
 
-	max := 5
-	start := time.Now()
-	s, err := client.Generate(ctx, stream.Request{Prompt: "Hello", Params: stream.Parameters{MaxNewTokens: max}})
+// testGeneration asks for a few tokens, the end-to-end check.
+func testGeneration(ctx context.Context, r *doctorReport, client *stream.Client) {
+	s, err := client.Generate(ctx, stream.Request{Prompt: "Hello", Params: stream.Parameters{MaxNewTokens: 5}})
 	if err != nil {
 		r.fail("test generation: "+err.Error(), fixFor(err))
-		return exitCode(r)
+		return
 	}
+	defer s.Close()
 	var text strings.Builder
 	for s.Next() {
 		text.WriteString(s.Text())
 	}
-	s.Close()
-	res := s.Result()
 	if err := s.Err(); err != nil {
 		r.fail("test generation: "+err.Error(), fixFor(err))
-		return exitCode(r)
+		return
 	}
-	r.ok("test generation: %d tokens %q in %s, first token after %s, %.1f tokens/s (finish: %s)",
-		res.Tokens, text.String(), time.Since(start).Round(time.Millisecond), res.TimeToFirstToken.Round(time.Millisecond),
-		res.TokensPerSecond(), res.FinishReason)
-	if r.failed {
-		fmt.Fprintln(out, "Some checks failed; see the fixes above.")
-	} else {
-		fmt.Fprintln(out, "Everything works.")
-	}
-	return exitCode(r)
-}
-
-func exitCode(r *doctorReport) int {
-	if r.failed {
-		return 1
-	}
-	return 0
+	r.ok("test generation: %q, %s", text.String(), summary(s.Result()))
 }
 
 // checkModel reads what the server says of its model and limits.
@@ -160,35 +159,15 @@ func checkModel(ctx context.Context, r *doctorReport, client *stream.Client, bac
 		r.ok("TGI %s serves %s: max_input_tokens %d, max_total_tokens %d, max_stop_sequences %d",
 			info.Version, info.ModelID, in, info.MaxTotalTokens, info.MaxStopSequences)
 	case stream.BackendOpenAI, stream.BackendOpenAICompletions:
-		body, err := client.Info(ctx, "/models")
-		if err != nil {
-			r.warn("could not list models: "+err.Error(), "")
+		checkOpenAIModel(ctx, r, client, model)
+	case stream.BackendOllama:
+		if model == "" {
+			r.fail("the ollama backend needs a model name", "pass --model or set endpoint.model")
 			return
 		}
-		var list struct {
-			Data []struct {
-				ID string `json:"id"`
-			} `json:"data"`
-		}
-		json.Unmarshal(body, &list)
-		for _, m := range list.Data {
-			if m.ID == model {
-				r.ok("model %s is listed by the server", model)
-				return
-			}
-		}
-		if model != "" && len(list.Data) > 0 {
-			r.warn(fmt.Sprintf("model %q is not among the %d models the server lists", model, len(list.Data)),
-				"check --model / endpoint.model against the server's model list")
-		}
-	case stream.BackendOllama:
 		body, err := client.Info(ctx, "/api/tags")
 		if err != nil {
 			r.warn("could not list Ollama models: "+err.Error(), "")
-			return
-		}
-		if model == "" {
-			r.fail("the ollama backend needs a model name", "pass --model or set endpoint.model")
 			return
 		}
 		if strings.Contains(string(body), `"`+model+`"`) || strings.Contains(string(body), `"`+model+`:latest"`) {
@@ -199,17 +178,64 @@ func checkModel(ctx context.Context, r *doctorReport, client *stream.Client, bac
 	}
 }
 
-// fixFor turns an error into the advice a user needs.
+// checkOpenAIModel checks the model against the server's list, and says
+// when one is needed: genls names none unless given one, or the server
+// serves a single model.
+func checkOpenAIModel(ctx context.Context, r *doctorReport, client *stream.Client, model string) {
+	const fix = "pass --model or set endpoint.model"
+	body, err := client.Info(ctx, "/models")
+	if err != nil {
+		if model == "" {
+			r.warn("no model given, and the server's model list is unavailable ("+err.Error()+"); a server with several models needs one", fix)
+		} else {
+			r.warn("could not list models: "+err.Error(), "")
+		}
+		return
+	}
+	models := stream.ModelIDs(body)
+	switch {
+	case model == "" && len(models) == 1:
+		r.ok("no model given; the server's only model, %s, will be used", models[0])
+	case model == "" && len(models) == 0:
+		r.warn("no model given, and the server lists none", fix)
+	case model == "":
+		r.fail(fmt.Sprintf("no model given, and the server serves %d: requests must name one", len(models)),
+			fix+" to one of: "+someOf(models, 5))
+	case slices.Contains(models, model):
+		r.ok("model %s is listed by the server", model)
+	case len(models) > 0:
+		r.warn(fmt.Sprintf("model %q is not among the %d models the server lists", model, len(models)),
+			"check --model / endpoint.model against the server's model list: "+someOf(models, 5))
+	}
+}
+
+// someOf lists the first n of names, saying how many more there are.
+func someOf(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
+// fixFor turns an error into the advice a user needs. The order matters
+// for a failed backend detection, which wraps what each probe met.
 func fixFor(err error) string {
 	var se *stream.StatusError
 	var ce *stream.ConnectionError
+	var de *stream.DetectionError
+	errors.As(err, &se) // se stays nil when err carries no status
+	unauthorized := se != nil && (se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden)
 	switch {
-	case errors.As(err, &se):
+	case errors.As(err, &ce):
+		return "check that the server runs and the URL (host and port) is right; behind a proxy, set HTTPS_PROXY / NO_PROXY"
+	case unauthorized && !se.TokenSent:
+		return "no token was sent: set HF_TOKEN (or endpoint.token) to your API token, or run `huggingface-cli login`"
+	case unauthorized:
+		return "set HF_TOKEN (or endpoint.token) to a valid token, or run `huggingface-cli login`"
+	case errors.As(err, &de):
+		return "check the URL, or pass --backend explicitly (" + backendNames() + ")"
+	case se != nil:
 		switch {
-		case (se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden) && !se.TokenSent:
-			return "no token was sent: set HF_TOKEN (or endpoint.token) to your API token, or run `huggingface-cli login`"
-		case se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden:
-			return "set HF_TOKEN (or endpoint.token) to a valid token, or run `huggingface-cli login`"
 		case se.StatusCode == http.StatusNotFound:
 			return "check the endpoint URL (TGI: the server's base URL; OpenAI-compatible: the base including /v1) and the model name"
 		case se.StatusCode == http.StatusTooManyRequests:
@@ -218,10 +244,8 @@ func fixFor(err error) string {
 			return "the server is failing; check its logs or try later"
 		}
 		return "check the parameters and model against the server's limits"
-	case errors.As(err, &ce):
-		return "check that the server runs and the URL (host and port) is right; behind a proxy, set HTTPS_PROXY / NO_PROXY"
 	}
-	return "pass --backend explicitly, and check the URL"
+	return "check the URL, or pass --backend explicitly (" + backendNames() + ")"
 }
 
 func hostOf(raw string) string {

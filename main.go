@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,9 +85,8 @@ func runServe(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Int("clientProcessId", 0, "accepted for editors that pass it; genls exits when stdin closes")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	file := fs.String("log-file", "", "write the log to this file instead of stderr")
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, func(w io.Writer) { fmt.Fprint(w, usage) }, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "genls: unknown command %q\n%s", fs.Arg(0), usage)
@@ -179,11 +179,73 @@ func (s *logSink) Close() {
 	}
 }
 
+// parseFlags parses the flags of a command. Help asked for with -h or
+// --help goes to stdout and the command exits 0; a bad flag is reported on
+// stderr, with the usage, and the command exits 2. ok is true when the
+// command should run.
+func parseFlags(fs *flag.FlagSet, args []string, usage func(io.Writer), stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // printed below, on the stream that fits
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout)
+		return 0, false
+	case err != nil:
+		usage(stderr)
+		return 2, false
+	}
+	return 0, true
+}
+
+// printDefaults prints the flags of fs on w.
+func printDefaults(fs *flag.FlagSet, w io.Writer) {
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+}
+
 // stopFlags collects repeated --stop flags.
 type stopFlags []string
 
 func (s *stopFlags) String() string     { return strings.Join(*s, ",") }
 func (s *stopFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+// optional is a flag without a default value: unset, it is not sent and the
+// server's own default applies. Unlike a sentinel default (-1), it does not
+// show up in the help as "(default -1)".
+type optional[T int | uint64 | float64] struct {
+	value *T
+}
+
+func (o *optional[T]) String() string {
+	if o == nil || o.value == nil {
+		return ""
+	}
+	return fmt.Sprint(*o.value)
+}
+
+func (o *optional[T]) Set(s string) error {
+	var v T
+	var err error
+	want := "a number"
+	switch p := any(&v).(type) {
+	case *int:
+		*p, err = strconv.Atoi(s)
+		want = "a whole number"
+	case *uint64:
+		*p, err = strconv.ParseUint(s, 10, 64)
+		want = "a whole number, 0 or more"
+	case *float64:
+		*p, err = strconv.ParseFloat(s, 64)
+	}
+	if err != nil {
+		return errors.New("want " + want)
+	}
+	o.value = &v
+	return nil
+}
 
 // endpointFlags are the flags generate and doctor share.
 type endpointFlags struct {
@@ -192,10 +254,20 @@ type endpointFlags struct {
 }
 
 func (e *endpointFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.url, "endpoint", "", "endpoint URL (default $GENLS_ENDPOINT, else "+stream.DefaultURL+")")
-	fs.StringVar(&e.backend, "backend", "", "wire protocol: auto, tgi, openai, openai-completions, ollama (default auto for a given endpoint)")
-	fs.StringVar(&e.model, "model", "", "model name (default $GENLS_MODEL; "+stream.DefaultModel+" on the default endpoint)")
-	fs.StringVar(&e.logLevel, "log-level", "warn", "log level on stderr: debug, info, warn, error")
+	fs.StringVar(&e.url, "endpoint", "", "endpoint `URL` (default $GENLS_ENDPOINT, else "+stream.DefaultURL+")")
+	fs.StringVar(&e.backend, "backend", "", "wire `protocol`: "+backendNames()+" (default auto for a given endpoint)")
+	fs.StringVar(&e.model, "model", "", "model `name` (default $GENLS_MODEL; "+stream.DefaultModel+" on the default endpoint;\n"+
+		"an OpenAI-compatible server that serves one model needs none)")
+	fs.StringVar(&e.logLevel, "log-level", "warn", "log `level` on stderr: debug, info, warn, error")
+}
+
+// backendNames lists the accepted --backend values.
+func backendNames() string {
+	names := make([]string, len(stream.Backends))
+	for i, b := range stream.Backends {
+		names[i] = string(b)
+	}
+	return strings.Join(names, ", ")
 }
 
 // endpoint applies the documented defaults: --endpoint, else GENLS_ENDPOINT
@@ -225,59 +297,46 @@ func (e *endpointFlags) endpoint(getenv func(string) string) stream.Endpoint {
 
 func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("genls generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var ef endpointFlags
 	ef.register(fs)
 	var stops stopFlags
-	maxNew := fs.Int("max-new-tokens", stream.DefaultMaxNewTokens, "maximum number of tokens to generate")
-	temperature := fs.Float64("temperature", -1, "sampling temperature (default: the server's)")
-	topK := fs.Int("top-k", 0, "top-k sampling (default: the server's)")
-	topP := fs.Float64("top-p", 0, "nucleus sampling (default: the server's)")
-	repPenalty := fs.Float64("repetition-penalty", 0, "repetition penalty (default: the server's)")
-	seed := fs.Int64("seed", -1, "random seed (default: none)")
-	system := fs.String("system", "", "system prompt (chat backends)")
+	var temperature, topP, repPenalty optional[float64]
+	var topK optional[int]
+	var seed optional[uint64]
+	maxNew := fs.Int("max-new-tokens", stream.DefaultMaxNewTokens, "generate at most `n` tokens")
+	fs.Var(&temperature, "temperature", "sampling `temperature`, 0 for greedy (unset: the server's default)")
+	fs.Var(&topK, "top-k", "sample from the `k` most likely tokens (unset: the server's default)")
+	fs.Var(&topP, "top-p", "sample from the most likely tokens whose probabilities add up to `p` (unset: the server's default)")
+	fs.Var(&repPenalty, "repetition-penalty", "repetition `penalty`, 1 for none (unset: the server's default)")
+	fs.Var(&seed, "seed", "random `seed`, for repeatable sampling (unset: none)")
+	system := fs.String("system", "", "system `prompt` (chat backends)")
 	quiet := fs.Bool("quiet", false, "do not print statistics on stderr")
-	idle := fs.Duration("idle-timeout", stream.DefaultIdleTimeout, "give up when the endpoint sends nothing for this long")
-	fs.Var(&stops, "stop", "stop sequence (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: genls generate [flags] PROMPT   (PROMPT \"-\" reads stdin)")
-		fs.PrintDefaults()
+	idle := fs.Duration("idle-timeout", stream.DefaultIdleTimeout, "give up when the endpoint sends nothing for this `duration`")
+	fs.Var(&stops, "stop", "stop `sequence` (repeatable)")
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: genls generate [flags] PROMPT   (PROMPT \"-\" reads stdin)")
+		printDefaults(fs, w)
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, usage, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
+		usage(stderr)
 		return 2
 	}
-	prompt := fs.Arg(0)
-	if prompt == "-" {
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			fmt.Fprintln(stderr, "genls: reading the prompt from stdin:", err)
-			return 1
-		}
-		prompt = string(b)
+	if *maxNew < 1 {
+		fmt.Fprintf(stderr, "genls: --max-new-tokens must be at least 1, got %d\n", *maxNew)
+		return 2
 	}
-
-	params := stream.Parameters{MaxNewTokens: *maxNew, StopSequences: stops}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["temperature"] {
-		params.Temperature = temperature
+	prompt, err := readPrompt(fs.Arg(0), stdin)
+	if err != nil {
+		fmt.Fprintln(stderr, "genls:", err)
+		return 2
 	}
-	if set["top-k"] {
-		params.TopK = topK
-	}
-	if set["top-p"] {
-		params.TopP = topP
-	}
-	if set["repetition-penalty"] {
-		params.RepetitionPenalty = repPenalty
-	}
-	if set["seed"] {
-		s := uint64(*seed)
-		params.Seed = &s
+	params := stream.Parameters{
+		MaxNewTokens: *maxNew, StopSequences: stops,
+		Temperature: temperature.value, TopK: topK.value, TopP: topP.value,
+		RepetitionPenalty: repPenalty.value, Seed: seed.value,
 	}
 
 	log, _, sink, err := newLogger(ef.logLevel, "", stderr)
@@ -316,7 +375,6 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	res := s.Result()
 	if err := s.Err(); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintln(stderr, "\ngenls: cancelled")
@@ -326,10 +384,28 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !*quiet {
-		fmt.Fprintf(stderr, "\ngenls: %d tokens, finish: %s, first token after %s, %.1f tokens/s\n",
-			res.Tokens, res.FinishReason, res.TimeToFirstToken.Round(time.Millisecond), res.TokensPerSecond())
+		fmt.Fprintln(stderr, "\ngenls:", summary(s.Result()))
 	}
 	return 0
+}
+
+// readPrompt returns the prompt argument, or stdin's content for "-". An
+// empty prompt is an error: the model would generate from nothing.
+func readPrompt(arg string, stdin io.Reader) (string, error) {
+	if arg != "-" {
+		if strings.TrimSpace(arg) == "" {
+			return "", errors.New("the prompt is empty")
+		}
+		return arg, nil
+	}
+	b, err := io.ReadAll(stdin)
+	if err != nil {
+		return "", fmt.Errorf("reading the prompt from stdin: %w", err)
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return "", errors.New("the prompt read from stdin is empty")
+	}
+	return string(b), nil
 }
 
 // explain adds to an error about the setup where to get it diagnosed.
@@ -338,4 +414,21 @@ func explain(err error) string {
 		return err.Error() + "; run `genls doctor` to check the setup"
 	}
 	return err.Error()
+}
+
+// summary describes a finished generation in one line.
+func summary(res stream.Result) string {
+	s := fmt.Sprintf("%s in %s (%.1f tokens/s)", plural(res.Tokens, "token"), res.Duration.Round(time.Millisecond), res.TokensPerSecond())
+	if res.TimeToFirstToken > 0 {
+		s += fmt.Sprintf(", first token after %s", res.TimeToFirstToken.Round(time.Millisecond))
+	}
+	return s + ", finish: " + string(res.FinishReason)
+}
+
+// plural counts n of noun: "1 token", "2 tokens".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

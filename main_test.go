@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,13 @@ func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 	var out, errb bytes.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// noToken makes sure no API token is found, whatever the machine has.
+func noToken(t *testing.T) {
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HUGGING_FACE_HUB_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(t.TempDir(), "no-token"))
 }
 
 func TestGenerateCommand(t *testing.T) {
@@ -37,7 +45,7 @@ func TestGenerateCommand(t *testing.T) {
 	if out != "Hello wörld\n" {
 		t.Errorf("stdout %q: must be exactly the generated text", out)
 	}
-	if !strings.Contains(errOut, "4 tokens, finish: eos_token") {
+	if !strings.Contains(errOut, "4 tokens in ") || !strings.Contains(errOut, "finish: eos_token") {
 		t.Errorf("stderr %q lacks statistics", errOut)
 	}
 	req, _ := srv.LastRequest()
@@ -68,20 +76,33 @@ func TestGenerateCommand(t *testing.T) {
 }
 
 func TestGenerateCommandErrors(t *testing.T) {
-	t.Setenv("HF_TOKEN", "")
+	noToken(t)
 	srv := streamtest.NewServer(t, streamtest.Error(401, `{"error":"Invalid credentials"}`))
 	code, out, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "x")
 	if code != 1 || out != "" || !strings.Contains(errOut, "none was sent (set HF_TOKEN") {
-		t.Errorf("401: exit %d out %q err %q", code, out, errOut)
+		t.Errorf("401 without a token: exit %d out %q err %q", code, out, errOut)
 	}
 	if strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("error is not one line: %q", errOut)
 	}
+	if n := strings.Count(errOut, "run `genls doctor`"); n != 1 {
+		t.Errorf("the setup error points at genls doctor %d times, want once: %q", n, errOut)
+	}
+	// A backend that cannot be detected: the advice comes once.
+	if code, _, errOut := runCLI(t, "", "generate", "--endpoint", streamtest.NewServer(t, streamtest.Script{}).URL, "x"); code != 1 ||
+		!strings.Contains(errOut, "could not detect") || strings.Count(errOut, "run `genls doctor`") != 1 {
+		t.Errorf("undetectable backend: exit %d err %q", code, errOut)
+	}
+	t.Setenv("HF_TOKEN", "hf_wrong")
+	if code, _, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "x"); code != 1 || !strings.Contains(errOut, "rejected the token") {
+		t.Errorf("401 with a token: exit %d err %q", code, errOut)
+	}
+	t.Setenv("HF_TOKEN", "")
 
 	// Text generated before a failure is still printed.
 	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "par", "tial", "x").Chunks[:2], Reset: true})
 	code, out, errOut = runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "x")
-	if code != 1 || out != "partial" || !strings.Contains(errOut, "dropped during the stream") {
+	if code != 1 || out != "partial" || !strings.Contains(errOut, "dropped during the stream") || strings.Contains(errOut, "genls doctor") {
 		t.Errorf("reset: exit %d out %q err %q", code, out, errOut)
 	}
 
@@ -90,6 +111,163 @@ func TestGenerateCommandErrors(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "", "generate"); code != 2 {
 		t.Errorf("missing prompt: exit %d", code)
+	}
+}
+
+// The statistics line: the server's token count when it gives one, the
+// finish reason genls saw, and a rate that could be true.
+func TestGenerateSummary(t *testing.T) {
+	noToken(t)
+	usage := streamtest.Script{Chunks: streamtest.Events(0,
+		`{"choices":[{"delta":{"content":"ab"},"finish_reason":null}]}`,
+		`{"choices":[{"delta":{"content":"cd"},"finish_reason":"length"}],"usage":{"completion_tokens":4}}`,
+		"[DONE]")}
+	tests := []struct {
+		name    string
+		backend string
+		script  streamtest.Script
+		flags   []string
+		want    string
+	}{
+		{"server's count", "openai", usage, nil, "genls: 4 tokens in "},
+		{"one token", "tgi", streamtest.TGI(0, "eos_token", "x"), nil, "genls: 1 token in "},
+		{"stop sequence", "openai", streamtest.OpenAIChat(0, "stop", "a", "\n\n", "b"), []string{"--stop", "\n\n"}, "finish: stop_sequence"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			args := append([]string{"generate", "--endpoint", srv.URL, "--backend", tt.backend}, tt.flags...)
+			code, _, errOut := runCLI(t, "", append(args, "p")...)
+			if code != 0 || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %q", code, errOut, tt.want)
+			}
+			// An OpenAI-compatible server given the stop sequence would
+			// leave it out and say only "stop", as at the end of the text.
+			if req, _ := srv.LastRequest(); tt.backend == "openai" && req.JSON()["stop"] != nil {
+				t.Errorf("stop sequences sent: %v", req.JSON()["stop"])
+			}
+		})
+	}
+
+	// A server that sends all but the first token in one burst, as a fast
+	// server or a buffering proxy does: the rate is still the tokens over
+	// the time the generation took.
+	texts := make([]string, 64)
+	for i := range texts {
+		texts[i] = "x"
+	}
+	burst := streamtest.TGI(0, "length", texts...)
+	burst.Chunks[0].Delay = 50 * time.Millisecond
+	srv := streamtest.NewServer(t, burst)
+	code, _, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "tgi", "--max-new-tokens", "64", "p")
+	var tokens int
+	var took string
+	var rate float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(errOut), "genls: %d tokens in %s (%f tokens/s)", &tokens, &took, &rate); code != 0 || err != nil {
+		t.Fatalf("exit %d, stderr %q: %v", code, errOut, err)
+	}
+	d, err := time.ParseDuration(took)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2% for the rounding of the duration to milliseconds.
+	if want := float64(tokens) / d.Seconds(); tokens != 64 || rate > want*1.02 || rate < want*0.98 {
+		t.Errorf("%d tokens in %s at %.1f tokens/s; want %.1f tokens/s", tokens, d, rate, want)
+	}
+}
+
+// Usage mistakes are told apart from help: help exits 0 on stdout, a
+// mistake exits 2 and says what is wrong.
+func TestUsage(t *testing.T) {
+	// Where a generation would go if a check let one through: nowhere.
+	dead := streamtest.NewServer(t, streamtest.Script{})
+	dead.Close()
+	gen := func(args ...string) []string {
+		return append([]string{"generate", "--endpoint", dead.URL, "--backend", "tgi"}, args...)
+	}
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		want  string // in stdout for code 0, else in stderr
+	}{
+		{"generate -h", "", []string{"generate", "-h"}, 0, "Usage: genls generate"},
+		{"generate --help", "", []string{"generate", "--help"}, 0, "Usage: genls generate"},
+		{"doctor -h", "", []string{"doctor", "-h"}, 0, "Usage: genls doctor"},
+		{"doctor --help", "", []string{"doctor", "--help"}, 0, "Usage: genls doctor"},
+		{"serve -h", "", []string{"--stdio", "-h"}, 0, "genls generate [flags] PROMPT"},
+		{"unknown flag", "", gen("--bogus", "p"), 2, "flag provided but not defined: -bogus"},
+		{"no prompt", "", []string{"generate"}, 2, "Usage: genls generate"},
+		{"empty prompt", "", gen(""), 2, "the prompt is empty"},
+		{"blank prompt", "", gen(" \n"), 2, "the prompt is empty"},
+		{"empty stdin", "", gen("-"), 2, "the prompt read from stdin is empty"},
+		{"zero tokens", "", gen("--max-new-tokens", "0", "p"), 2, "--max-new-tokens must be at least 1, got 0"},
+		{"negative tokens", "", gen("--max-new-tokens", "-1", "p"), 2, "--max-new-tokens must be at least 1, got -1"},
+		{"negative seed", "", gen("--seed", "-1", "p"), 2, `invalid value "-1" for flag -seed`},
+		{"doctor argument", "", []string{"doctor", "x"}, 2, `unexpected argument "x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.stdin, tt.args...)
+			got := errOut
+			if tt.code == 0 {
+				got = out
+			}
+			if code != tt.code || !strings.Contains(got, tt.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d with %q", code, out, errOut, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+// Each flag's help states one default at most: flags whose default is the
+// server's own must not also show a sentinel value.
+func TestHelpDefaults(t *testing.T) {
+	for _, cmd := range []string{"generate", "doctor"} {
+		_, out, _ := runCLI(t, "", cmd, "-h")
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, "(default") > 1 || strings.Contains(line, "(default -1)") || strings.Contains(line, "(default 0)") {
+				t.Errorf("%s -h: %q", cmd, line)
+			}
+		}
+	}
+}
+
+// With an OpenAI-compatible server and no --model, genls names the
+// server's only model, and doctor says when a model is needed.
+func TestNoModel(t *testing.T) {
+	noToken(t)
+	srv := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "ok")).Route("/models", `{"object":"list","data":[{"id":"org/only"}]}`)
+	if code, out, errOut := runCLI(t, "", "generate", "--endpoint", srv.URL, "--backend", "openai", "p"); code != 0 || out != "ok" {
+		t.Fatalf("exit %d out %q err %q", code, out, errOut)
+	}
+	if req, _ := srv.LastRequest(); req.JSON()["model"] != "org/only" {
+		t.Errorf("model %v, want the server's only model", req.JSON()["model"])
+	}
+	var out bytes.Buffer
+	if code := doctor(context.Background(), stream.Endpoint{URL: srv.URL, Backend: stream.BackendOpenAI}, os.Getenv, &out); code != 0 ||
+		!strings.Contains(out.String(), "the server's only model, org/only, will be used") {
+		t.Errorf("one model: exit %d\n%s", code, out.String())
+	}
+
+	// Found by detection at the server's root, the models are at /v1/models.
+	out.Reset()
+	root := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "ok")).Route("/v1/models", `{"object":"list","data":[{"id":"org/only"}]}`)
+	if code := doctor(context.Background(), stream.Endpoint{URL: root.URL, Backend: stream.BackendAuto}, os.Getenv, &out); code != 0 ||
+		!strings.Contains(out.String(), "the server's only model, org/only, will be used") {
+		t.Errorf("detected: exit %d\n%s", code, out.String())
+	}
+
+	several := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "ok")).Route("/models", `{"object":"list","data":[{"id":"a"},{"id":"b"}]}`)
+	out.Reset()
+	code := doctor(context.Background(), stream.Endpoint{URL: several.URL, Backend: stream.BackendOpenAI}, os.Getenv, &out)
+	if code != 1 || !strings.Contains(out.String(), "no model given, and the server serves 2: requests must name one") ||
+		!strings.Contains(out.String(), "fix: pass --model or set endpoint.model to one of: a, b") {
+		t.Errorf("several models: exit %d\n%s", code, out.String())
+	}
+	if _, ok := several.LastRequest(); ok {
+		t.Errorf("a test generation was tried without the model it needs")
 	}
 }
 
@@ -123,7 +301,7 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, report)
 	}
 	for _, want := range []string{"backend detected: tgi", "bigcode/starcoder", "max_input_tokens 4096", "max_stop_sequences 4",
-		"test generation: 5 tokens", "from environment variable HF_TOKEN", "Everything works."} {
+		`test generation: "abcde", 5 tokens in `, "from environment variable HF_TOKEN", "Everything works."} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
@@ -132,20 +310,62 @@ func TestDoctor(t *testing.T) {
 		t.Errorf("token printed:\n%s", report)
 	}
 
-	srv.Push(streamtest.Error(401, `{"error":"bad token"}`))
-	out.Reset()
-	code = doctor(context.Background(), stream.Endpoint{URL: srv.URL, Backend: stream.BackendTGI}, getenv, &out)
-	if code != 1 || !strings.Contains(out.String(), "fix: set HF_TOKEN") {
-		t.Errorf("401: exit %d\n%s", code, out.String())
-	}
+}
 
+// Each failure doctor finds comes with its fix, once, and never with the
+// advice to run doctor.
+func TestDoctorFailures(t *testing.T) {
 	dead := streamtest.NewServer(t, streamtest.Script{})
-	url := dead.URL
+	deadURL := dead.URL
 	dead.Close()
-	out.Reset()
-	code = doctor(context.Background(), stream.Endpoint{URL: url, Backend: stream.BackendAuto}, getenv, &out)
-	if code != 1 || !strings.Contains(out.String(), "check that the server runs") {
-		t.Errorf("unreachable: exit %d\n%s", code, out.String())
+	tests := []struct {
+		name    string
+		script  streamtest.Script
+		url     string // "" for the fake server's
+		backend stream.Backend
+		token   string
+		want    []string
+	}{
+		{"401 with a token", streamtest.Error(401, `{"error":"bad token"}`), "", stream.BackendTGI, "hf_doctor_secret",
+			[]string{"rejected the token", "fix: set HF_TOKEN"}},
+		{"401 without a token", streamtest.Error(401, `{"error":"no token"}`), "", stream.BackendTGI, "",
+			[]string{"none was sent", "fix: no token was sent: set HF_TOKEN"}},
+		{"unreachable", streamtest.Script{}, deadURL, stream.BackendAuto, "",
+			[]string{"cannot reach", "check that the server runs"}},
+		{"undetectable backend", streamtest.Script{}, "", stream.BackendAuto, "",
+			[]string{"could not detect the endpoint's backend", "fix: check the URL, or pass --backend explicitly"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			url := tt.url
+			if url == "" {
+				url = srv.URL
+			}
+			getenv := func(k string) string {
+				if k == "HF_TOKEN" {
+					return tt.token
+				}
+				return ""
+			}
+			var out bytes.Buffer
+			code := doctor(context.Background(), stream.Endpoint{URL: url, Backend: tt.backend}, getenv, &out)
+			report := out.String()
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			for _, want := range tt.want {
+				if strings.Count(report, want) != 1 {
+					t.Errorf("report has %q %d times, want once", want, strings.Count(report, want))
+				}
+			}
+			if strings.Contains(report, "run `genls doctor`") {
+				t.Errorf("doctor advises running doctor")
+			}
+			if t.Failed() {
+				t.Logf("report:\n%s", report)
+			}
+		})
 	}
 }
 
