@@ -22,7 +22,8 @@ type Result struct {
 	// two differ where a server sends several tokens in one event, or a
 	// token in none.
 	Tokens int
-	// TimeToFirstToken and Duration run from the call to Generate.
+	// TimeToFirstToken and Duration run from the first attempt of the
+	// request, retries while the model loads included.
 	TimeToFirstToken time.Duration
 	Duration         time.Duration
 }
