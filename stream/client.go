@@ -305,7 +305,7 @@ func (c *Client) onlyModel(ctx context.Context, baseURL string) string {
 	}
 	models := ModelIDs(body)
 	if len(models) != 1 {
-		c.log.Info("no model configured, and the server lists several; requests name none", zap.Strings("models", models))
+		c.log.Info("no model configured, and the server does not list exactly one; requests name none", zap.Strings("models", models))
 		return ""
 	}
 	c.log.Info("no model configured; using the server's only model", zap.String("model", models[0]))
