@@ -98,6 +98,8 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 		if text != "" {
 			if sinkErr = sink.Write(text); sinkErr != nil {
 				s.Close()
+				for s.Next() { // releases the stream's reader
+				}
 				break
 			}
 		}

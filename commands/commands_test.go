@@ -8,9 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/genls/genls/stream"
 	"github.com/genls/genls/stream/streamtest"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestBuildPrompt(t *testing.T) {
 	in := PromptInput{Selection: "sel", Prefix: "pre", Suffix: "suf", Language: "go", FileName: "a.go"}

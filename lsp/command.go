@@ -160,7 +160,7 @@ func (s *server) generate(ctx context.Context, client *stream.Client, cfg *confi
 	backend, err := client.Backend(ctx)
 	if err != nil {
 		sink.Close(context.WithoutCancel(ctx))
-		return "failed", err
+		return "failed", withDoctorHint(err)
 	}
 	chat := backend == stream.BackendOpenAI
 	req := stream.Request{Prompt: prompt, Params: cfg.params}
@@ -169,7 +169,11 @@ func (s *server) generate(ctx context.Context, client *stream.Client, cfg *confi
 	}
 	s.log.Info("generation started", zap.String("uri", sink.uri), zap.String("backend", string(backend)))
 	res, err := commands.Run(ctx, commands.Generation{Client: client, Request: req, StripFence: chat}, sink, prog)
-	summary := fmt.Sprintf("%s: %d tokens, %.1f tokens/s", res.FinishReason, res.Tokens, res.TokensPerSecond())
+	tokens := fmt.Sprintf("%d tokens", res.Tokens)
+	if res.Tokens == 1 {
+		tokens = "1 token"
+	}
+	summary := fmt.Sprintf("%s: %s, %.1f tokens/s", res.FinishReason, tokens, res.TokensPerSecond())
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = cause // the sink's own failure, which cancelled the stream
 	}
@@ -180,7 +184,7 @@ func (s *server) generate(ctx context.Context, client *stream.Client, cfg *confi
 	case errors.Is(err, context.Canceled):
 		return "cancelled", nil
 	}
-	return "failed: " + err.Error(), err
+	return "failed: " + err.Error(), withDoctorHint(err)
 }
 
 // applyEdit sends workspace/applyEdit and decodes the answer into genls's own
@@ -194,4 +198,14 @@ func (s *server) applyEdit(ctx context.Context, params applyEditParams) (bool, s
 		return false, "", err
 	}
 	return res.Applied, res.FailureReason, nil
+}
+
+// withDoctorHint points an error about the endpoint's setup (unreachable,
+// token missing or rejected, wrong URL) at `genls doctor`, which diagnoses
+// those.
+func withDoctorHint(err error) error {
+	if stream.IsSetupError(err) {
+		return fmt.Errorf("%w (run `genls doctor` in a terminal to check the setup)", err)
+	}
+	return err
 }

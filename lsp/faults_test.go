@@ -188,7 +188,7 @@ func TestEndpointFaultsThroughEditor(t *testing.T) {
 		{name: "TLS failure", url: func(t *testing.T, _ *streamtest.Server) string { return quietTLSServer(t).URL },
 			message: "certificate"},
 		{name: "401", url: self, script: script(streamtest.Error(401, `{"error":"Invalid credentials"}`)), message: "none was sent"},
-		{name: "403", url: self, script: script(streamtest.Error(403, `{"error":"forbidden"}`)), message: "none was sent"},
+		{name: "403", url: self, script: script(streamtest.Error(403, `{"error":"forbidden"}`)), message: "403 forbidden (run `genls doctor`"},
 		{name: "404", url: self, script: script(streamtest.Error(404, `{"error":"Model x does not exist"}`)), message: "wrong endpoint URL or model name"},
 		{name: "422", url: self, script: script(streamtest.Error(422, `{"error":"Input validation error","error_type":"validation"}`)), message: "refused the request"},
 		{name: "424", url: self, script: script(streamtest.Error(424, `{"error":"CUDA OOM","error_type":"generation"}`)), message: "failed to generate (424)"},

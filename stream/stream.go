@@ -49,7 +49,9 @@ func (r Result) TokensPerSecond() float64 {
 //
 // Next blocks until text is ready. Text is already filtered: no special
 // tokens, no stop sequences, valid UTF-8. A Stream is not safe for concurrent
-// use, except Close, which may be called from any goroutine to abort it.
+// use, except Close, which may be called from any goroutine to abort it; the
+// goroutine reading the stream then calls Next until it returns false,
+// which releases the reader (it returns false at once after Close).
 type Stream struct {
 	ctx    context.Context // the request's context, cancelled on Close
 	parent context.Context // the caller's, to tell cancellation from failure
