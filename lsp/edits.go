@@ -119,13 +119,6 @@ func (s *editSink) queue(text string) {
 func (s *editSink) Close(ctx context.Context) error {
 	s.store.mu.Lock()
 	s.closed = true
-	if rest := s.breaks.Flush(); rest != "" && s.err == nil {
-		s.queue(rest)
-		if !s.started {
-			s.started = true
-			go s.run()
-		}
-	}
 	started := s.started
 	s.r.wake()
 	s.store.mu.Unlock()

@@ -14,38 +14,40 @@ import "strings"
 // document's line ending when an edit is sent.
 
 // lineBreaks canonicalises the line breaks of a stream of text pieces. A
-// "\r" that ends a piece is held until the next piece (or Flush) shows
-// whether "\n" follows, so a CRLF split between two tokens is one line break.
+// "\r" that ends a piece is a line break at once; a "\n" that starts the
+// next piece is then its second half, so a CRLF split between two tokens is
+// one line break, and nothing waits for a next token that may never come.
 type lineBreaks struct {
-	heldCR bool
+	afterCR bool // the last piece ended with "\r"
 }
 
 // Push returns s with its line breaks as "\n" and NUL characters removed.
 func (lb *lineBreaks) Push(s string) string {
-	if !lb.heldCR && !needsCanon(s) {
+	if s == "" {
+		return ""
+	}
+	if lb.afterCR {
+		lb.afterCR = false
+		s = strings.TrimPrefix(s, "\n") // the second half of a split CRLF
+	}
+	if !needsCanon(s) {
 		return s // the common case: no allocation
 	}
 	var b strings.Builder
-	b.Grow(len(s) + 1)
-	if lb.heldCR {
-		lb.heldCR = false
-		b.WriteByte('\n')
-		s = strings.TrimPrefix(s, "\n") // the second half of a split CRLF
-	}
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '\r':
+			b.WriteByte('\n')
 			switch {
 			case i+1 == len(s):
-				lb.heldCR = true
+				lb.afterCR = true
 			case s[i+1] == '\n':
-				// The "\n" is written next time round.
-			default:
-				b.WriteByte('\n')
+				i++
 			}
 		case c == 0:
-			// NUL: dropped. Neovim stores it as a line break in memory and
-			// VS Code reopens a file that holds one as binary.
+			// NUL: dropped. Emacs's JSON parser rejects a message that
+			// holds one, and Neovim miscounts the columns after it.
 		case unusualBreakLen(s[i:]) > 0:
 			b.WriteByte('\n')
 			i += unusualBreakLen(s[i:]) - 1
@@ -54,15 +56,6 @@ func (lb *lineBreaks) Push(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// Flush returns the line break still held at the end of the stream.
-func (lb *lineBreaks) Flush() string {
-	if lb.heldCR {
-		lb.heldCR = false
-		return "\n"
-	}
-	return ""
 }
 
 // needsCanon reports whether s holds a byte Push must rewrite.
