@@ -123,9 +123,6 @@ func (p *Pipeline) Done() bool { return p.done }
 // Reason is why the generation ended; empty while it runs.
 func (p *Pipeline) Reason() FinishReason { return p.reason }
 
-// Tokens is the number of tokens pushed, special ones included.
-func (p *Pipeline) Tokens() int { return p.tokens }
-
 func (p *Pipeline) finish(reason FinishReason) {
 	p.done = true
 	p.reason = reason
