@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"reflect"
 	"sort"
 	"strings"
@@ -96,9 +95,8 @@ func validate(s Settings) (*config, error) {
 		return nil, &SettingError{Key: "endpoint.backend", Err: err}
 	}
 	if s.Endpoint.URL != "" {
-		u, err := url.Parse(s.Endpoint.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, &SettingError{Key: "endpoint.url", Err: fmt.Errorf("%q is not an http(s) URL", s.Endpoint.URL)}
+		if err := stream.CheckURL(s.Endpoint.URL); err != nil {
+			return nil, &SettingError{Key: "endpoint.url", Err: err}
 		}
 	}
 	p := s.Parameters

@@ -91,6 +91,16 @@ type resolvedEndpoint struct {
 	model string
 }
 
+// CheckURL reports whether raw can be an endpoint's base URL: http or
+// https, with a host.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("endpoint URL %q is not an http(s) URL", raw)
+	}
+	return nil
+}
+
 // NewClient returns a client for cfg.Endpoint (the default router when its
 // URL is empty).
 func NewClient(cfg Config) (*Client, error) {
@@ -108,9 +118,8 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	cfg.Endpoint.Backend = b
-	u, err := url.Parse(cfg.Endpoint.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("endpoint URL %q is not an http(s) URL", cfg.Endpoint.URL)
+	if err := CheckURL(cfg.Endpoint.URL); err != nil {
+		return nil, err
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = NewHTTPClient()
