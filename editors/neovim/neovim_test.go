@@ -42,6 +42,7 @@ type scenario struct {
 	selected string         // "from,to" byte columns of a Visual selection on line 1
 	cancelAt string         // text to wait for before :GenlsCancel
 	typeAt   string         // text to wait for before typing (scenario "typing")
+	typeKeys string         // the keys typed (default: a line above, text at the end)
 	timeout  time.Duration  // of the whole editor session
 	// maxEdits and maxBytes (0: no bound) end the session early, as a
 	// runaway, once Neovim has received more workspace/applyEdit requests
@@ -144,6 +145,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_SELECT="+sc.selected,
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
+		"GENLS_TEST_TYPE_KEYS="+sc.typeKeys,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
 		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxBytes),
@@ -486,6 +488,7 @@ func TestUndo(t *testing.T) {
 		text     string
 		scenario string // how gen runs
 		typeAt   string
+		typeKeys string
 		scripts  []streamtest.Script // one per gen step
 		steps    []string
 		want     []string // the text after each step
@@ -508,6 +511,21 @@ func TestUndo(t *testing.T) {
 			"typed above\nHello one two three four\nlast line and below",
 			"typed above\nHello one\nlast line and below",
 			"typed above\nHello one\nlast line",
+			"Hello one\nlast line",
+			"Hello\nlast line",
+		},
+	}, {
+		// After the user undoes their own change, seq_cur is back to what
+		// it was after genls's last edit, but :undojoin would fail (E790).
+		name:     "the user undoes their own typing during the stream",
+		text:     "Hello\nlast line\n",
+		scenario: "typing",
+		typeAt:   "Hello one",
+		typeKeys: "ggOtyped above<Esc>u",
+		scripts:  []streamtest.Script{streamtest.TGI(40*time.Millisecond, "length", " one", " two", " three", " four")},
+		steps:    []string{"gen", "undo", "undo"},
+		want: []string{
+			"Hello one two three four\nlast line",
 			"Hello one\nlast line",
 			"Hello\nlast line",
 		},
@@ -539,12 +557,13 @@ func TestUndo(t *testing.T) {
 				name = "range"
 			}
 			_, rep := run(t, srv, scenario{
-				text:    tt.text,
-				name:    name,
-				lines:   "1,1",
-				typeAt:  tt.typeAt,
-				steps:   tt.steps,
-				timeout: 30 * time.Second,
+				text:     tt.text,
+				name:     name,
+				lines:    "1,1",
+				typeAt:   tt.typeAt,
+				typeKeys: tt.typeKeys,
+				steps:    tt.steps,
+				timeout:  30 * time.Second,
 			})
 			checkProgress(t, rep)
 			if len(rep.Steps) != len(tt.steps) {

@@ -243,6 +243,8 @@ local function run()
   local function quiet_for(ms)
     return now() - last_change >= ms
   end
+  -- :messages of the current step set aside before a :messages clear.
+  local held_messages = ''
 
   -- One generation, started as the scenario says, until the server's
   -- progress has ended and the buffer has been quiet for a moment (edits
@@ -269,8 +271,8 @@ local function run()
 
     if scenario == 'typing' then
       -- The user types elsewhere while the text streams in, once the first
-      -- token has arrived: a new first line, and more at the end of the last
-      -- line, as keys (two Insert-mode changes of their own).
+      -- token has arrived, as keys: by default a new first line and more at
+      -- the end of the last line (two Insert-mode changes of their own).
       local wait_for = env('TYPE_AFTER')
       if not wait(timeout, function()
         return runaway() or text():find(wait_for, 1, true) ~= nil
@@ -278,12 +280,17 @@ local function run()
         error('buffer never contained ' .. vim.inspect(wait_for) .. ': ' .. vim.inspect(text()))
       end
       if not runaway() then
-        vim.api.nvim_input('ggOtyped above<Esc>G$a and below<Esc>')
+        -- What the typing prints (an undo's "1 line less") is the user's.
+        held_messages = held_messages .. vim.api.nvim_exec('messages', true)
+        vim.g.genls_test_typed = 0
+        vim.api.nvim_input(env('TYPE_KEYS', 'ggOtyped above<Esc>G$a and below<Esc>')
+          .. '<Cmd>let g:genls_test_typed = 1<CR>')
         if not wait(timeout, function()
-          return text():find('and below', 1, true) ~= nil and vim.api.nvim_get_mode().mode == 'n'
+          return vim.g.genls_test_typed == 1
         end, 1) then
           error('the typing did not happen: ' .. vim.inspect(text()))
         end
+        vim.cmd('messages clear')
         R.typed_at_changes = R.changes
       end
     end
@@ -339,10 +346,11 @@ local function run()
     return kinds
   end
 
+  -- Each step reports what it printed; the first also what starting genls
+  -- printed.
+  local notified = 0
   for i, step in ipairs(steps) do
     local report = { step = step }
-    local notified = #R.messages
-    vim.cmd('messages clear')
     if step == 'gen' then
       generate()
     elseif step == 'undo' then
@@ -357,11 +365,14 @@ local function run()
       error('unknown step ' .. step)
     end
     report.text = text()
-    report.messages = vim.api.nvim_exec('messages', true)
+    report.messages = held_messages .. vim.api.nvim_exec('messages', true)
+    held_messages = ''
+    vim.cmd('messages clear')
     report.notified = {}
     for j = notified + 1, #R.messages do
       table.insert(report.notified, tostring(R.messages[j].msg))
     end
+    notified = #R.messages
     R.steps[i] = report
     if runaway() then
       break
