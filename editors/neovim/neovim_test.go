@@ -627,11 +627,11 @@ func TestAttach(t *testing.T) {
 		want     string // the text after the last step ("" if there is no gen step)
 	}{{
 		name:     "setup() without settings",
-		sc:       scenario{setup: "setup-nosettings", steps: []string{"actions"}},
+		sc:       scenario{setup: "setup-nosettings", steps: []string{"actions", "settle"}},
 		filetype: "text",
 	}, {
 		name:     "the client started from config(), init_options = {}",
-		sc:       scenario{setup: "start-empty", steps: []string{"actions"}},
+		sc:       scenario{setup: "start-empty", steps: []string{"actions", "settle"}},
 		filetype: "text",
 	}, {
 		name:     "a file with no filetype",
@@ -683,7 +683,7 @@ func TestHealth(t *testing.T) {
 	tests := []struct {
 		name     string
 		dead     bool           // the endpoint's port is closed
-		settings map[string]any // added to the endpoint settings
+		settings map[string]any // added to the endpoint settings (and waited for: they are wrong)
 		want     []string       // lines the report must contain
 	}{{
 		name: "working endpoint",
@@ -707,13 +707,18 @@ func TestHealth(t *testing.T) {
 			}
 			settings := map[string]any{"endpoint": map[string]any{"url": url, "backend": "tgi"}}
 			maps.Copy(settings, tt.settings)
+			steps := []string{"health"}
+			if tt.settings != nil {
+				// The server's complaint arrives on its own time.
+				steps = []string{"await-message", "health"}
+			}
 			_, rep := run(t, srv, scenario{
 				text:     "Hello\n",
-				steps:    []string{"health"},
+				steps:    steps,
 				settings: settings,
 				timeout:  30 * time.Second,
 			})
-			report := strings.Join(rep.Steps[0].Lines, "\n")
+			report := strings.Join(rep.Steps[len(rep.Steps)-1].Lines, "\n")
 			t.Logf("report:\n%s", report)
 			for _, w := range tt.want {
 				w = strings.ReplaceAll(w, "URL", url)

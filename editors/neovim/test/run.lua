@@ -29,7 +29,8 @@ local how = env('SETUP', 'setup')
 local buffer = env('BUFFER', 'file')
 -- What the session does once genls is attached: gen (generate, per
 -- scenario, and wait for the end), undo, actions (list the code actions),
--- health (:checkhealth genls).
+-- health (:checkhealth genls), settle (wait a moment), await-message (wait
+-- for a vim.notify).
 local steps = vim.split(env('STEPS', 'gen'), ',', { plain = true })
 local timeout = tonumber(env('TIMEOUT_MS', '20000'))
 -- Bounds past which the session stops waiting: a server that re-sends its
@@ -109,9 +110,11 @@ local function run()
 
   local genls = require('genls')
   local bufnr
-  -- The plugin's own handler, counting workspace/applyEdit requests; past
-  -- max_edits the session is a runaway and further edits are refused.
-  local function apply_edit(err, params, ctx, config)
+  -- genls.apply_edit, which the plugin's own workspace/applyEdit handler
+  -- calls, counts the requests; past max_edits the session is a runaway and
+  -- further edits are refused.
+  local apply_edit = genls.apply_edit
+  genls.apply_edit = function(err, params, ctx, config)
     R.apply_edits = R.apply_edits + 1
     if max_edits > 0 and R.apply_edits > max_edits and not R.runaway then
       R.runaway = string.format('more than %d workspace/applyEdit requests', max_edits)
@@ -122,14 +125,13 @@ local function run()
     if R.apply_edits == stale_at then
       vim.api.nvim_buf_set_lines(bufnr, 0, 0, false, { 'typed above' })
     end
-    local answer = genls.apply_edit(err, params, ctx, config)
+    local answer = apply_edit(err, params, ctx, config)
     if not answer.applied then
       R.rejected_edits = R.rejected_edits + 1
     end
     return answer
   end
   local cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') }
-  local handlers = { ['workspace/applyEdit'] = apply_edit }
 
   if buffer == 'enew' then
     vim.cmd('enew')
@@ -144,7 +146,7 @@ local function run()
 
   if how == 'start-empty' then
     genls.init()
-    local config = genls.config({ cmd = cmd, handlers = handlers })
+    local config = genls.config({ cmd = cmd })
     R.init_options = vim.fn.json_encode(config.init_options)
     if vim.lsp.start then
       config.root_dir = vim.fn.getcwd()
@@ -154,9 +156,9 @@ local function run()
       vim.lsp.buf_attach_client(bufnr, vim.lsp.start_client(config))
     end
   elseif how == 'setup-nosettings' then
-    genls.setup({ cmd = cmd, handlers = handlers })
+    genls.setup({ cmd = cmd })
   else
-    genls.setup({ cmd = cmd, handlers = handlers, settings = vim.fn.json_decode(env('SETTINGS', '{}')) })
+    genls.setup({ cmd = cmd, settings = vim.fn.json_decode(env('SETTINGS', '{}')) })
   end
 
   -- Progress as the standard machinery reports it; each generation ends
@@ -357,6 +359,18 @@ local function run()
       vim.cmd('silent undo')
     elseif step == 'actions' then
       report.kinds = code_actions()
+    elseif step == 'settle' then
+      -- Lets messages the server sends on its own (window/showMessage goes
+      -- out asynchronously) arrive.
+      wait(300, function()
+        return false
+      end, 50)
+    elseif step == 'await-message' then
+      if not wait(timeout, function()
+        return #R.messages > 0
+      end, 10) then
+        error('no message arrived')
+      end
     elseif step == 'health' then
       vim.cmd('checkhealth genls')
       report.lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
