@@ -63,29 +63,30 @@ type stepReport struct {
 
 // report is what test/run.lua writes.
 type report struct {
-	Nvim           string       `json:"nvim"`
-	Code           int          `json:"code"`
-	Error          string       `json:"error"`
-	Commands       bool         `json:"commands"`
-	OffsetEncoding string       `json:"offset_encoding"`
-	ProgressBegin  bool         `json:"progress_begin"`
-	ProgressEnd    bool         `json:"progress_end"`
-	Finished       bool         `json:"finished"`
-	Statuses       []string     `json:"statuses"`
-	StatusAfter    string       `json:"status_after"`
-	ServerStopped  bool         `json:"server_stopped"`
-	Changes        int          `json:"changes"`
-	TypedAtChanges int          `json:"typed_at_changes"`
-	ApplyEdits     int          `json:"apply_edits"`
-	Runaway        string       `json:"runaway"`
-	FileFormat     string       `json:"fileformat"`
-	FileType       string       `json:"filetype"`
-	InitOptions    string       `json:"init_options"`
-	Bytes          int          `json:"bytes"`
-	RejectedEdits  int          `json:"rejected_edits"`
-	ProgressEnds   int          `json:"progress_ends"`
-	Steps          []stepReport `json:"steps"`
-	Messages       []struct {
+	Nvim            string       `json:"nvim"`
+	Code            int          `json:"code"`
+	Error           string       `json:"error"`
+	Commands        bool         `json:"commands"`
+	OffsetEncoding  string       `json:"offset_encoding"`
+	ProgressBegin   bool         `json:"progress_begin"`
+	ProgressEnd     bool         `json:"progress_end"`
+	Finished        bool         `json:"finished"`
+	Statuses        []string     `json:"statuses"`
+	StatusAfter     string       `json:"status_after"`
+	ServerStopped   bool         `json:"server_stopped"`
+	Changes         int          `json:"changes"`
+	TypedAtChanges  int          `json:"typed_at_changes"`
+	ApplyEdits      int          `json:"apply_edits"`
+	Runaway         string       `json:"runaway"`
+	FileFormat      string       `json:"fileformat"`
+	FileType        string       `json:"filetype"`
+	InitOptions     string       `json:"init_options"`
+	Bytes           int          `json:"bytes"`
+	RejectedEdits   int          `json:"rejected_edits"`
+	ProgressEnds    int          `json:"progress_ends"`
+	AttachedUnnamed int          `json:"attached_unnamed"`
+	Steps           []stepReport `json:"steps"`
+	Messages        []struct {
 		Msg   string `json:"msg"`
 		Level int    `json:"level"`
 	} `json:"messages"`
@@ -652,6 +653,9 @@ func TestAttach(t *testing.T) {
 			_, rep := run(t, srv, sc)
 			if rep.FileType != tt.filetype {
 				t.Fatalf("filetype = %q, want %q", rep.FileType, tt.filetype)
+			}
+			if sc.buffer == "enew" && rep.AttachedUnnamed < 2 {
+				t.Errorf("%d unnamed buffers attached, want the one Neovim started with and the :enew one", rep.AttachedUnnamed)
 			}
 			if sc.setup == "start-empty" && rep.InitOptions != "[]" {
 				t.Errorf("init_options were sent as %s, want [] (an empty Lua table)", rep.InitOptions)

@@ -133,32 +133,48 @@ local function run()
   end
   local cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') }
 
-  if buffer == 'enew' then
-    vim.cmd('enew')
-    bufnr = vim.api.nvim_get_current_buf()
-    vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, vim.fn.readfile(file))
-  else
-    vim.cmd('edit ' .. vim.fn.fnameescape(file))
-    bufnr = vim.api.nvim_get_current_buf()
-  end
-  R.fileformat = vim.bo[bufnr].fileformat
-  R.filetype = vim.bo[bufnr].filetype
-
-  if how == 'start-empty' then
-    genls.init()
-    local config = genls.config({ cmd = cmd })
-    R.init_options = vim.fn.json_encode(config.init_options)
-    if vim.lsp.start then
-      config.root_dir = vim.fn.getcwd()
-      vim.lsp.start(config)
+  local function open_buffer()
+    if buffer == 'enew' then
+      vim.cmd('enew')
+      bufnr = vim.api.nvim_get_current_buf()
+      vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, vim.fn.readfile(file))
     else
-      config.root_dir = vim.fn.getcwd()
-      vim.lsp.buf_attach_client(bufnr, vim.lsp.start_client(config))
+      vim.cmd('edit ' .. vim.fn.fnameescape(file))
+      bufnr = vim.api.nvim_get_current_buf()
     end
-  elseif how == 'setup-nosettings' then
-    genls.setup({ cmd = cmd })
+    R.fileformat = vim.bo[bufnr].fileformat
+    R.filetype = vim.bo[bufnr].filetype
+  end
+
+  local function start_genls()
+    if how == 'start-empty' then
+      genls.init()
+      local config = genls.config({ cmd = cmd })
+      R.init_options = vim.fn.json_encode(config.init_options)
+      config.root_dir = vim.fn.getcwd()
+      if vim.lsp.start then
+        vim.lsp.start(config)
+      else
+        vim.lsp.buf_attach_client(bufnr, vim.lsp.start_client(config))
+      end
+    elseif how == 'setup-nosettings' then
+      genls.setup({ cmd = cmd })
+    else
+      genls.setup({ cmd = cmd, settings = vim.fn.json_decode(env('SETTINGS', '{}')) })
+    end
+  end
+
+  if buffer == 'enew' then
+    -- :enew in a running session, with 'hidden' (the default from 0.9):
+    -- the unnamed buffer Neovim started with, written in, stays loaded and
+    -- attached, and shares the new buffer's URI.
+    vim.o.hidden = true
+    vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'scratch' })
+    start_genls()
+    open_buffer()
   else
-    genls.setup({ cmd = cmd, settings = vim.fn.json_decode(env('SETTINGS', '{}')) })
+    open_buffer()
+    start_genls()
   end
 
   -- Progress as the standard machinery reports it; each generation ends
@@ -237,6 +253,12 @@ local function run()
     error('genls did not attach and initialize' .. (server_quit() and ' (the server exited)' or ''))
   end
   R.commands = vim.fn.exists(':GenlsGenerate') == 2 and vim.fn.exists(':GenlsCancel') == 2
+  R.attached_unnamed = 0
+  for _, b in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(b) and vim.api.nvim_buf_get_name(b) == '' and genls.client(b) then
+      R.attached_unnamed = R.attached_unnamed + 1
+    end
+  end
   R.offset_encoding = client.offset_encoding
 
   local function text()

@@ -404,27 +404,51 @@ local function attached(bufnr, client_id)
   return true
 end
 
+-- The version Neovim last reported for the buffer: the maintained entry of
+-- vim.lsp.util.buf_versions (rawget: some versions answer 0 or a deprecation
+-- warning for others), else the changedtick that later versions send.
+local function buf_version(bufnr)
+  local versions = vim.lsp.util.buf_versions
+  local v = type(versions) == 'table' and rawget(versions, bufnr) or nil
+  if v == nil and vim.api.nvim_buf_is_loaded(bufnr) then
+    v = vim.api.nvim_buf_get_changedtick(bufnr)
+  end
+  return v
+end
+
 -- The buffer a server's URI names, without creating one the way
 -- vim.uri_to_bufnr does. Unnamed buffers (:enew) all have the URI "file://",
 -- which vim.uri_to_bufnr turns into a new empty buffer each time: here it
--- names the unnamed buffer attached to the client, if there is exactly one.
-local function buf_for_uri(uri, client_id)
-  local found
+-- names the unnamed buffer attached to the client, and when there are
+-- several, the one at the edit's version (the server follows the one last
+-- changed), else the current one.
+local function buf_for_uri(uri, client_id, version)
+  local unnamed = {}
   for _, b in ipairs(vim.api.nvim_list_bufs()) do
     if vim.api.nvim_buf_is_loaded(b) and vim.uri_from_bufnr(b) == uri then
       if vim.api.nvim_buf_get_name(b) ~= '' then
         return b
       end
       if attached(b, client_id) then
-        if found then
-          return nil, 'several unnamed buffers share the URI ' .. uri
-        end
-        found = b
+        table.insert(unnamed, b)
       end
     end
   end
-  if found then
-    return found
+  if #unnamed == 1 then
+    return unnamed[1]
+  end
+  if #unnamed > 1 then
+    local at_version = vim.tbl_filter(function(b)
+      return type(version) == 'number' and buf_version(b) == version
+    end, unnamed)
+    if #at_version == 1 then
+      return at_version[1]
+    end
+    local current = vim.api.nvim_get_current_buf()
+    if vim.tbl_contains(unnamed, current) then
+      return current
+    end
+    return nil, 'several unnamed buffers share the URI ' .. uri
   end
   if vim.uri_to_fname(uri) == '' then
     return nil, 'no unnamed buffer is attached for ' .. uri
@@ -441,7 +465,7 @@ local function document_edits(edit, client_id)
       if change.kind or not change.textDocument then
         return nil
       end
-      local bufnr, err = buf_for_uri(change.textDocument.uri, client_id)
+      local bufnr, err = buf_for_uri(change.textDocument.uri, client_id, change.textDocument.version)
       if not bufnr then
         return nil, err
       end
@@ -457,18 +481,6 @@ local function document_edits(edit, client_id)
     end
   end
   return docs
-end
-
--- The version Neovim last reported for the buffer: the maintained entry of
--- vim.lsp.util.buf_versions (rawget: some versions answer 0 or a deprecation
--- warning for others), else the changedtick that later versions send.
-local function buf_version(bufnr)
-  local versions = vim.lsp.util.buf_versions
-  local v = type(versions) == 'table' and rawget(versions, bufnr) or nil
-  if v == nil and vim.api.nvim_buf_is_loaded(bufnr) then
-    v = vim.api.nvim_buf_get_changedtick(bufnr)
-  end
-  return v
 end
 
 --- genls's own workspace/applyEdit handler (clients look up their own
