@@ -269,7 +269,7 @@ func TestLineEndings(t *testing.T) {
 		// genls turns U+2028, U+2029 and U+0085 into line breaks, drops NUL
 		// and keeps other control characters such as ESC.
 		{"unicode line separators, nul and esc", "Hello\nnext\n", "unix",
-			[]string{"a\u2028b", "\u0085c", "d\x00e", "\x1bf"}, "Helloa\nb\ncde\x1bf\nnext\n"},
+			[]string{"a\u2028b", "\u0085c", "d\x00e", "\x1bf", "\x00\x1bg"}, "Helloa\nb\ncde\x1bf\x1bg\nnext\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

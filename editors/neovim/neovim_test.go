@@ -395,8 +395,8 @@ func TestLineEndings(t *testing.T) {
 		name:   "lf file, unicode line separators, nul and esc",
 		text:   "Hello\nnext\n",
 		ff:     "unix",
-		tokens: []string{"a\u2028b", "\u0085c", "d\x00e", "\x1bf"},
-		want:   "Helloa\nb\ncde\x1bf\nnext\n",
+		tokens: []string{"a\u2028b", "\u0085c", "d\x00e", "\x1bf", "\x00\x1bg"},
+		want:   "Helloa\nb\ncde\x1bf\x1bg\nnext\n",
 	}, {
 		name:   "lf file, lone cr",
 		text:   "def fib(n):\n    pass\n",
