@@ -388,6 +388,20 @@ for name, make in pairs(versions) do
   end)
 end
 
+test("config() takes its defaults from the plugin's lsp/genls.lua, not a user's earlier in runtimepath", function()
+  local user = dir .. '/user-config'
+  vim.fn.mkdir(user .. '/lsp', 'p')
+  vim.fn.writefile({ "return { init_options = { endpoint = { url = 'http://127.0.0.1:1' } } }" }, user .. '/lsp/genls.lua')
+  local rtp = vim.o.runtimepath
+  vim.opt.runtimepath:prepend(user)
+  local ok, config = pcall(require('genls').config)
+  vim.o.runtimepath = rtp
+  assert(ok, config)
+  eq(config.cmd, { 'genls' }, 'cmd')
+  eq(config.root_markers, { '.git' }, 'root_markers')
+  eq(config.flags, { debounce_text_changes = 0 }, 'flags')
+end)
+
 -- The health report functions: vim.health.start/ok/… on 0.9+, report_* on 0.8.
 for _, style in ipairs({ '0.9', '0.8' }) do
   test(style .. ': :checkhealth genls reports through vim.health', function()
