@@ -247,43 +247,50 @@ func TestTypingWhileGenerating(t *testing.T) {
 	}
 }
 
-// TestLineEndings streams generated line breaks into a file with CRLF line
-// ends on disk. Emacs visits it as utf-8-dos: the buffer, and so what eglot
-// tells the server, has "\n" line breaks, and saving writes "\r\n". A "\r"
-// that reaches the buffer stays a character of its own and is saved as
+// TestLineEndings streams generated line breaks into files. A file with
+// CRLF line ends on disk is visited as utf-8-dos: the buffer, and so what
+// eglot tells the server, has "\n" line breaks, and saving writes "\r\n". A
+// "\r" that reaches the buffer stays a character of its own and is saved as
 // "\r\r\n"; the bounds on edits and size make a runaway fail fast.
 func TestLineEndings(t *testing.T) {
-	const text = "def fib(n):\r\n    pass\r\n"
-	const want = "def fib(n):\r\n    if n < 2:\r\n        return n\r\n    pass\r\n"
+	const crlf = "def fib(n):\r\n    pass\r\n"
+	const crlfWant = "def fib(n):\r\n    if n < 2:\r\n        return n\r\n    pass\r\n"
 	tests := []struct {
 		name   string
+		text   string   // the file on disk
+		eol    string   // the line ends Emacs must detect
 		tokens []string // the model's stream
+		want   string   // the written file
 	}{
-		{"lf tokens", []string{"\n", "    if", " n < 2:", "\n", "        return n"}},
-		{"crlf tokens", []string{"\r\n", "    if n < 2:\r\n", "        return n"}},
-		{"cr and lf in separate tokens", []string{"\r", "\n", "    if n < 2:\r", "\n        return n"}},
-		{"lone cr", []string{"\r    if n < 2:", "\r        return n"}},
+		{"lf tokens", crlf, "dos", []string{"\n", "    if", " n < 2:", "\n", "        return n"}, crlfWant},
+		{"crlf tokens", crlf, "dos", []string{"\r\n", "    if n < 2:\r\n", "        return n"}, crlfWant},
+		{"cr and lf in separate tokens", crlf, "dos", []string{"\r", "\n", "    if n < 2:\r", "\n        return n"}, crlfWant},
+		{"lone cr", crlf, "dos", []string{"\r    if n < 2:", "\r        return n"}, crlfWant},
+		// genls turns U+2028, U+2029 and U+0085 into line breaks, drops NUL
+		// and keeps other control characters such as ESC.
+		{"unicode line separators, nul and esc", "Hello\nnext\n", "unix",
+			[]string{"a\u2028b", "\u0085c", "d\x00e", "\x1bf", "\x00\x1bg"}, "Helloa\nb\ncde\x1bf\x1bg\nnext\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", tt.tokens...))
 			got, rep := run(t, srv, scenario{
-				text:  text,
+				text:  tt.text,
 				name:  "range",
 				lines: "1,1",
-				want:  want,
+				want:  tt.want,
 				// The harness waits a third of this for the expected text:
 				// enough for a correct run (under a second), short for a
 				// wrong one, whose text never matches.
 				timeout:  12 * time.Second,
 				maxEdits: 4*len(tt.tokens) + 10,
-				maxChars: 2 * len(want),
+				maxChars: 2 * len(tt.want),
 			})
-			if rep.EOL != "dos" {
-				t.Fatalf("Emacs visited the file with %s line ends, want dos", rep.EOL)
+			if rep.EOL != tt.eol {
+				t.Fatalf("Emacs visited the file with %s line ends, want %s", rep.EOL, tt.eol)
 			}
-			if got != want {
-				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", clip(got), len(got), rep.ApplyEdits, want)
+			if got != tt.want {
+				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", clip(got), len(got), rep.ApplyEdits, tt.want)
 			}
 			if rep.Runaway != "" {
 				t.Fatalf("runaway: %s", rep.Runaway)

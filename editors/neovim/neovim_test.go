@@ -11,9 +11,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,14 +29,21 @@ import (
 
 // A scenario is one Neovim session.
 type scenario struct {
-	text     string        // the file's content before the session
-	name     string        // run.lua scenario: range, here, cancel
-	lines    string        // range for :GenlsGenerate, e.g. "1,1"
-	cursor   string        // "row,col" (1-based row, byte column) for "here"
-	selected string        // "from,to" byte columns of a Visual selection on line 1
-	cancelAt string        // text to wait for before :GenlsCancel
-	typeAt   string        // text to wait for before typing (scenario "typing")
-	timeout  time.Duration // of the whole editor session
+	text     string         // the file's content before the session
+	fileName string         // the file's name (default sample.txt)
+	buffer   string         // "enew": the text goes into an unnamed buffer instead
+	setup    string         // how genls starts: setup (default), setup-nosettings, start-empty
+	steps    []string       // what the session does once attached: gen (default), undo, actions, health
+	settings map[string]any // genls settings for setup (default: the fake endpoint, tgi)
+	staleAt  int            // make the Nth workspace/applyEdit request stale
+	name     string         // how gen runs: range, visual, here, typing, cancel
+	lines    string         // range for :GenlsGenerate, e.g. "1,1"
+	cursor   string         // "row,col" (1-based row, byte column) for "here"
+	selected string         // "from,to" byte columns of a Visual selection on line 1
+	cancelAt string         // text to wait for before :GenlsCancel
+	typeAt   string         // text to wait for before typing (scenario "typing")
+	typeKeys string         // the keys typed (default: a line above, text at the end)
+	timeout  time.Duration  // of the whole editor session
 	// maxEdits and maxBytes (0: no bound) end the session early, as a
 	// runaway, once Neovim has received more workspace/applyEdit requests
 	// or the buffer holds more bytes than that.
@@ -41,26 +51,42 @@ type scenario struct {
 	maxBytes int
 }
 
+// stepReport is what test/run.lua saw after one step.
+type stepReport struct {
+	Step     string   `json:"step"`
+	Text     string   `json:"text"`     // the buffer's lines joined by "\n"
+	Messages string   `json:"messages"` // :messages during the step
+	Notified []string `json:"notified"` // vim.notify during the step
+	Kinds    []string `json:"kinds"`    // actions: the code action kinds offered
+	Lines    []string `json:"lines"`    // health: the report
+}
+
 // report is what test/run.lua writes.
 type report struct {
-	Nvim           string   `json:"nvim"`
-	Code           int      `json:"code"`
-	Error          string   `json:"error"`
-	Commands       bool     `json:"commands"`
-	OffsetEncoding string   `json:"offset_encoding"`
-	ProgressBegin  bool     `json:"progress_begin"`
-	ProgressEnd    bool     `json:"progress_end"`
-	Finished       bool     `json:"finished"`
-	Statuses       []string `json:"statuses"`
-	StatusAfter    string   `json:"status_after"`
-	ServerStopped  bool     `json:"server_stopped"`
-	Changes        int      `json:"changes"`
-	TypedAtChanges int      `json:"typed_at_changes"`
-	ApplyEdits     int      `json:"apply_edits"`
-	Runaway        string   `json:"runaway"`
-	FileFormat     string   `json:"fileformat"`
-	Bytes          int      `json:"bytes"`
-	Messages       []struct {
+	Nvim            string       `json:"nvim"`
+	Code            int          `json:"code"`
+	Error           string       `json:"error"`
+	Commands        bool         `json:"commands"`
+	OffsetEncoding  string       `json:"offset_encoding"`
+	ProgressBegin   bool         `json:"progress_begin"`
+	ProgressEnd     bool         `json:"progress_end"`
+	Finished        bool         `json:"finished"`
+	Statuses        []string     `json:"statuses"`
+	StatusAfter     string       `json:"status_after"`
+	ServerStopped   bool         `json:"server_stopped"`
+	Changes         int          `json:"changes"`
+	TypedAtChanges  int          `json:"typed_at_changes"`
+	ApplyEdits      int          `json:"apply_edits"`
+	Runaway         string       `json:"runaway"`
+	FileFormat      string       `json:"fileformat"`
+	FileType        string       `json:"filetype"`
+	InitOptions     string       `json:"init_options"`
+	Bytes           int          `json:"bytes"`
+	RejectedEdits   int          `json:"rejected_edits"`
+	ProgressEnds    int          `json:"progress_ends"`
+	AttachedUnnamed int          `json:"attached_unnamed"`
+	Steps           []stepReport `json:"steps"`
+	Messages        []struct {
 		Msg   string `json:"msg"`
 		Level int    `json:"level"`
 	} `json:"messages"`
@@ -78,7 +104,10 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 	}
 
 	dir := t.TempDir()
-	file := filepath.Join(dir, "work", "sample.txt")
+	if sc.fileName == "" {
+		sc.fileName = "sample.txt"
+	}
+	file := filepath.Join(dir, "work", sc.fileName)
 	out := filepath.Join(dir, "out.txt")
 	result := filepath.Join(dir, "result.json")
 	serverLog := filepath.Join(dir, "genls.log")
@@ -89,9 +118,10 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 	if err := os.WriteFile(file, []byte(sc.text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	settings, err := json.Marshal(map[string]any{
-		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"},
-	})
+	if sc.settings == nil {
+		sc.settings = map[string]any{"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}}
+	}
+	settings, err := json.Marshal(sc.settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,18 +129,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		sc.timeout = 60 * time.Second
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), sc.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n",
-		"--cmd", "set rtp^="+pluginDir,
-		"-c", "luafile "+filepath.Join(pluginDir, "test", "run.lua"))
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"HOME="+dir,
-		"XDG_CONFIG_HOME="+filepath.Join(state, "config"),
-		"XDG_DATA_HOME="+filepath.Join(state, "data"),
-		"XDG_STATE_HOME="+filepath.Join(state, "state"),
-		"XDG_CACHE_HOME="+filepath.Join(state, "cache"),
+	output, runErr := runNvim(t, nvim, dir, filepath.Join(pluginDir, "test", "run.lua"), sc.timeout,
 		"GENLS_TEST_BIN="+bin,
 		"GENLS_TEST_FILE="+file,
 		"GENLS_TEST_OUT="+out,
@@ -118,30 +137,21 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_SERVER_LOG="+serverLog,
 		"GENLS_TEST_SETTINGS="+string(settings),
 		"GENLS_TEST_SCENARIO="+sc.name,
+		"GENLS_TEST_SETUP="+sc.setup,
+		"GENLS_TEST_BUFFER="+sc.buffer,
+		"GENLS_TEST_STEPS="+strings.Join(sc.steps, ","),
+		"GENLS_TEST_STALE_AT="+strconv.Itoa(sc.staleAt),
 		"GENLS_TEST_RANGE="+sc.lines,
 		"GENLS_TEST_CURSOR="+sc.cursor,
 		"GENLS_TEST_SELECT="+sc.selected,
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
+		"GENLS_TEST_TYPE_KEYS="+sc.typeKeys,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
 		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxBytes),
 		"GENLS_TEST_NVIM_LOGLEVEL=DEBUG",
 	)
-	// Neovim and the genls it spawns share a process group, killed as a
-	// whole on timeout and again after exit so that nothing outlives the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var output strings.Builder
-	cmd.Stdout = &output
-	cmd.Stderr = &output
-	start := time.Now()
-	runErr := cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	t.Logf("nvim session: %v", time.Since(start).Round(time.Millisecond))
 
 	var rep report
 	data, readErr := os.ReadFile(result)
@@ -152,15 +162,12 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		if !t.Failed() {
 			return
 		}
-		t.Logf("nvim output:\n%s", output.String())
+		t.Logf("nvim output:\n%s", output)
 		t.Logf("report: %s", data)
 		logFile(t, "nvim lsp.log", filepath.Join(state, "state", "nvim", "lsp.log"))
 		logFile(t, "nvim lsp.log", filepath.Join(state, "cache", "nvim", "lsp.log"))
 		logFile(t, "genls log", serverLog)
 	})
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("nvim did not finish within %v", sc.timeout)
-	}
 	if runErr != nil {
 		t.Fatalf("nvim: %v", runErr)
 	}
@@ -181,6 +188,55 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		t.Fatalf("the buffer was not written: %v", err)
 	}
 	return string(got), rep
+}
+
+// runNvim runs script in a headless Neovim with editors/neovim first in
+// 'runtimepath', in dir, with XDG directories of its own under dir and env
+// added to the environment, and returns what it printed.
+func runNvim(t *testing.T, nvim, dir, script string, timeout time.Duration, env ...string) (string, error) {
+	t.Helper()
+	pluginDir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "xdg")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n",
+		"--cmd", "set rtp^="+pluginDir,
+		"-c", "luafile "+script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"HOME="+dir,
+		"XDG_CONFIG_HOME="+filepath.Join(state, "config"),
+		"XDG_DATA_HOME="+filepath.Join(state, "data"),
+		"XDG_STATE_HOME="+filepath.Join(state, "state"),
+		"XDG_CACHE_HOME="+filepath.Join(state, "cache"),
+		// Nothing may reach the internet, even a session without settings
+		// that falls back to the default endpoint.
+		"HTTPS_PROXY=http://127.0.0.1:9",
+		"HTTP_PROXY=http://127.0.0.1:9",
+		"NO_PROXY=127.0.0.1",
+	)
+	cmd.Env = append(cmd.Env, env...)
+	// Neovim and the genls it spawns share a process group, killed as a
+	// whole on timeout and again after exit so that nothing outlives the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var output strings.Builder
+	cmd.Stdout = &output
+	cmd.Stderr = &output
+	start := time.Now()
+	err = cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	t.Logf("nvim session: %v", time.Since(start).Round(time.Millisecond))
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("did not finish within %v", timeout)
+	}
+	return output.String(), err
 }
 
 func logFile(t *testing.T, what, path string) {
@@ -334,6 +390,14 @@ func TestLineEndings(t *testing.T) {
 		tokens: []string{"\r", "\n", "    if n < 2:\r", "\n        return n"},
 		want:   "def fib(n):\n    if n < 2:\n        return n\n    pass\n",
 	}, {
+		// genls turns U+2028, U+2029 and U+0085 into line breaks, drops NUL
+		// and keeps other control characters such as ESC.
+		name:   "lf file, unicode line separators, nul and esc",
+		text:   "Hello\nnext\n",
+		ff:     "unix",
+		tokens: []string{"a\u2028b", "\u0085c", "d\x00e", "\x1bf", "\x00\x1bg"},
+		want:   "Helloa\nb\ncde\x1bf\x1bg\nnext\n",
+	}, {
 		name:   "lf file, lone cr",
 		text:   "def fib(n):\n    pass\n",
 		ff:     "unix",
@@ -393,6 +457,321 @@ func TestCancel(t *testing.T) {
 	}
 	if srv.Disconnects() == 0 && !srv.WaitDisconnect(5*time.Second) {
 		t.Errorf("the endpoint request was not abandoned after :GenlsCancel")
+	}
+}
+
+// words returns n tokens " w001", " w002", … and their concatenation.
+func words(n int) ([]string, string) {
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = fmt.Sprintf(" w%03d", i+1)
+	}
+	return toks, strings.Join(toks, "")
+}
+
+// quiet fails the test when a step printed anything: a generation must not
+// fill the message area (:messages) or notify.
+func quiet(t *testing.T, st stepReport) {
+	t.Helper()
+	if strings.TrimSpace(st.Messages) != "" || len(st.Notified) > 0 {
+		t.Errorf("step %s printed :messages %q and notified %q; want nothing", st.Step, st.Messages, st.Notified)
+	}
+}
+
+// TestUndo checks that each generation is one undo block, whatever the
+// number of edits, that the user's own changes during a stream stay undo
+// steps of their own, and that undoing a generation and generating again
+// works. Each step's buffer text (lines joined by "\n") is compared.
+func TestUndo(t *testing.T) {
+	many, manyText := words(200)
+	tests := []struct {
+		name     string
+		text     string
+		scenario string // how gen runs
+		typeAt   string
+		typeKeys string
+		scripts  []streamtest.Script // one per gen step
+		steps    []string
+		want     []string // the text after each step
+		minEdits int      // at least this many workspace/applyEdit requests
+	}{{
+		name:     "one undo removes a 200-edit generation, which prints nothing",
+		text:     "Hello\nnext\n",
+		scripts:  []streamtest.Script{streamtest.TGI(5*time.Millisecond, "length", many...)},
+		steps:    []string{"gen", "undo"},
+		want:     []string{"Hello" + manyText + "\nnext", "Hello\nnext"},
+		minEdits: 120,
+	}, {
+		name:     "typing during the stream is not merged into the generation",
+		text:     "Hello\nlast line\n",
+		scenario: "typing",
+		typeAt:   "Hello one",
+		scripts:  []streamtest.Script{streamtest.TGI(40*time.Millisecond, "length", " one", " two", " three", " four")},
+		steps:    []string{"gen", "undo", "undo", "undo", "undo"},
+		want: []string{
+			"typed above\nHello one two three four\nlast line and below",
+			"typed above\nHello one\nlast line and below",
+			"typed above\nHello one\nlast line",
+			"Hello one\nlast line",
+			"Hello\nlast line",
+		},
+	}, {
+		// After the user undoes their own change, seq_cur is back to what
+		// it was after genls's last edit, but :undojoin would fail (E790).
+		name:     "the user undoes their own typing during the stream",
+		text:     "Hello\nlast line\n",
+		scenario: "typing",
+		typeAt:   "Hello one",
+		typeKeys: "ggOtyped above<Esc>u",
+		scripts:  []streamtest.Script{streamtest.TGI(40*time.Millisecond, "length", " one", " two", " three", " four")},
+		steps:    []string{"gen", "undo", "undo"},
+		want: []string{
+			"Hello one two three four\nlast line",
+			"Hello one\nlast line",
+			"Hello\nlast line",
+		},
+	}, {
+		name: "undo right after a generation, then generate again",
+		text: "Hello\n",
+		scripts: []streamtest.Script{
+			streamtest.TGI(2*time.Millisecond, "length", " one", " two", " three"),
+			streamtest.TGI(2*time.Millisecond, "length", " again", " and again"),
+		},
+		steps: []string{"gen", "undo", "gen", "undo"},
+		want:  []string{"Hello one two three", "Hello", "Hello again and again", "Hello"},
+	}, {
+		name: "two generations are two undo steps",
+		text: "Hello\n",
+		scripts: []streamtest.Script{
+			streamtest.TGI(2*time.Millisecond, "length", " one", " two"),
+			streamtest.TGI(2*time.Millisecond, "length", " three", " four"),
+		},
+		steps: []string{"gen", "gen", "undo", "undo"},
+		want:  []string{"Hello one two", "Hello one two three four", "Hello one two", "Hello"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
+			srv.Push(tt.scripts...)
+			name := tt.scenario
+			if name == "" {
+				name = "range"
+			}
+			_, rep := run(t, srv, scenario{
+				text:     tt.text,
+				name:     name,
+				lines:    "1,1",
+				typeAt:   tt.typeAt,
+				typeKeys: tt.typeKeys,
+				steps:    tt.steps,
+				timeout:  30 * time.Second,
+			})
+			checkProgress(t, rep)
+			if len(rep.Steps) != len(tt.steps) {
+				t.Fatalf("%d steps reported, want %d", len(rep.Steps), len(tt.steps))
+			}
+			for i, st := range rep.Steps {
+				if st.Text != tt.want[i] {
+					t.Errorf("after step %d (%s): buffer = %q, want %q", i+1, st.Step, clip(st.Text), clip(tt.want[i]))
+				}
+				if st.Step == "gen" {
+					quiet(t, st)
+				}
+			}
+			if rep.ApplyEdits < tt.minEdits {
+				t.Errorf("%d workspace/applyEdit requests, want at least %d", rep.ApplyEdits, tt.minEdits)
+			}
+			t.Logf("%d workspace/applyEdit requests", rep.ApplyEdits)
+		})
+	}
+}
+
+// TestStaleEdit makes Neovim receive an edit addressed to a version of the
+// buffer older than its own (the user typed meanwhile): the plugin answers
+// applied: false, silently, the server sends the text again for the new
+// version, and it lands once.
+func TestStaleEdit(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(20*time.Millisecond, "length", " one", " two", " three"))
+	got, rep := run(t, srv, scenario{
+		text:     "Hello\nnext\n",
+		name:     "range",
+		lines:    "1,1",
+		staleAt:  2,
+		maxEdits: 20,
+		maxBytes: 200,
+	})
+	if want := "typed above\nHello one two three\nnext\n"; got != want {
+		t.Errorf("buffer = %q, want %q", got, want)
+	}
+	if rep.RejectedEdits == 0 {
+		t.Errorf("no edit was answered applied: false (%d workspace/applyEdit requests)", rep.ApplyEdits)
+	}
+	if rep.Runaway != "" {
+		t.Errorf("runaway: %s", rep.Runaway)
+	}
+	checkProgress(t, rep)
+	for _, st := range rep.Steps {
+		quiet(t, st)
+	}
+}
+
+// TestAttach starts genls in the ways a configuration can, in buffers with
+// and without a file type or a name, and checks that the buffer gets the
+// code actions and that the server took the settings without a complaint.
+// Sessions without settings never generate: their endpoint would be the
+// default one on the internet.
+func TestAttach(t *testing.T) {
+	tests := []struct {
+		name     string
+		sc       scenario
+		filetype string
+		want     string // the text after the last step ("" if there is no gen step)
+	}{{
+		name:     "setup() without settings",
+		sc:       scenario{setup: "setup-nosettings", steps: []string{"actions", "settle"}},
+		filetype: "text",
+	}, {
+		name:     "the client started from config(), init_options = {}",
+		sc:       scenario{setup: "start-empty", steps: []string{"actions", "settle"}},
+		filetype: "text",
+	}, {
+		name:     "a file with no filetype",
+		sc:       scenario{fileName: "notes", steps: []string{"actions", "gen"}},
+		filetype: "",
+		want:     "Hello there",
+	}, {
+		name:     "an unnamed buffer (:enew)",
+		sc:       scenario{buffer: "enew", steps: []string{"actions", "gen"}},
+		filetype: "",
+		want:     "Hello there",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(0, "length", " there"))
+			sc := tt.sc
+			sc.text, sc.name, sc.lines, sc.timeout = "Hello\n", "range", "1,1", 20*time.Second
+			_, rep := run(t, srv, sc)
+			if rep.FileType != tt.filetype {
+				t.Fatalf("filetype = %q, want %q", rep.FileType, tt.filetype)
+			}
+			if sc.buffer == "enew" && rep.AttachedUnnamed < 2 {
+				t.Errorf("%d unnamed buffers attached, want the one Neovim started with and the :enew one", rep.AttachedUnnamed)
+			}
+			if sc.setup == "start-empty" && rep.InitOptions != "[]" {
+				t.Errorf("init_options were sent as %s, want [] (an empty Lua table)", rep.InitOptions)
+			}
+			st := rep.Steps[0]
+			if !slices.Contains(st.Kinds, "refactor.genls.generate") || !slices.Contains(st.Kinds, "refactor.genls.continue") {
+				t.Errorf("code actions offered: %q, want Generate and Generate here", st.Kinds)
+			}
+			for _, st := range rep.Steps {
+				for _, m := range append([]string{st.Messages}, st.Notified...) {
+					if strings.Contains(m, "setting") || strings.Contains(m, "genls") {
+						t.Errorf("step %s: message %q, want none about genls or its settings", st.Step, m)
+					}
+				}
+			}
+			if last := rep.Steps[len(rep.Steps)-1]; tt.want != "" && last.Text != tt.want {
+				t.Errorf("buffer = %q, want %q", last.Text, tt.want)
+			}
+			if tt.want == "" && len(srv.Requests()) > 0 {
+				t.Errorf("the endpoint got %d requests, want none", len(srv.Requests()))
+			}
+		})
+	}
+}
+
+// TestHealth runs :checkhealth genls against a working endpoint and a dead
+// one.
+func TestHealth(t *testing.T) {
+	tests := []struct {
+		name     string
+		dead     bool           // the endpoint's port is closed
+		settings map[string]any // added to the endpoint settings (and waited for: they are wrong)
+		want     []string       // lines the report must contain
+	}{{
+		name: "working endpoint",
+		want: []string{"genls (devel)", `"url": "URL"`, "accepted them", "genls doctor: Everything works."},
+	}, {
+		name:     "rejected settings",
+		settings: map[string]any{"log": map[string]any{"level": "loud"}},
+		want:     []string{"ERROR", "the server (client 1) reported: genls: invalid setting log.level"},
+	}, {
+		name: "dead endpoint",
+		dead: true,
+		want: []string{"genls (devel)", "accepted them", "ERROR", "genls doctor: the endpoint does not work", "FAIL"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(0, "length", " ok"))
+			srv.Route("/info", `{"model_id":"test-model","max_input_tokens":1000,"max_total_tokens":2000}`)
+			url := srv.URL
+			if tt.dead {
+				url = "http://127.0.0.1:9"
+			}
+			settings := map[string]any{"endpoint": map[string]any{"url": url, "backend": "tgi"}}
+			maps.Copy(settings, tt.settings)
+			steps := []string{"health"}
+			if tt.settings != nil {
+				// The server's complaint arrives on its own time.
+				steps = []string{"await-message", "health"}
+			}
+			_, rep := run(t, srv, scenario{
+				text:     "Hello\n",
+				steps:    steps,
+				settings: settings,
+				timeout:  30 * time.Second,
+			})
+			report := strings.Join(rep.Steps[len(rep.Steps)-1].Lines, "\n")
+			t.Logf("report:\n%s", report)
+			for _, w := range tt.want {
+				w = strings.ReplaceAll(w, "URL", url)
+				if !strings.Contains(strings.ReplaceAll(report, `":"`, `": "`), w) {
+					t.Errorf("the report lacks %q:\n%s", w, report)
+				}
+			}
+			if !tt.dead && tt.settings == nil && strings.Contains(report, "ERROR") {
+				t.Errorf("the report has errors:\n%s", report)
+			}
+		})
+	}
+}
+
+// TestVersionPaths runs test/unit.lua: unit tests of the plugin's paths
+// for Neovim 0.8, 0.10, 0.11 and 0.12, with vim.fn.has and the vim.lsp
+// functions of those versions stubbed, in the installed Neovim.
+func TestVersionPaths(t *testing.T) {
+	nvim := e2etest.LookPath(t, "nvim", "apt-get install neovim")
+	dir := t.TempDir()
+	result := filepath.Join(dir, "result.json")
+	script, err := filepath.Abs(filepath.Join("test", "unit.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	output, err := runNvim(t, nvim, dir, script, 30*time.Second, "GENLS_TEST_RESULT="+result)
+	var rep struct {
+		Tests []struct {
+			Name  string `json:"name"`
+			OK    bool   `json:"ok"`
+			Error string `json:"error"`
+		} `json:"tests"`
+	}
+	data, readErr := os.ReadFile(result)
+	if readErr == nil {
+		readErr = json.Unmarshal(data, &rep)
+	}
+	if err != nil || readErr != nil {
+		t.Fatalf("nvim: %v; report: %v\n%s", err, readErr, output)
+	}
+	if len(rep.Tests) == 0 {
+		t.Fatalf("test/unit.lua ran no tests\n%s", output)
+	}
+	for _, tt := range rep.Tests {
+		t.Run(tt.Name, func(t *testing.T) {
+			if !tt.OK {
+				t.Error(tt.Error)
+			}
+		})
 	}
 }
 

@@ -4,7 +4,8 @@
 --   vim.lsp.enable('genls')
 --
 -- No `filetypes`: generation is useful in any buffer, so genls attaches to
--- every filetype. Buffer commands (:GenlsGenerate, :GenlsCancel) are created
+-- every buffer, with a filetype or not (vim.lsp.enable starts servers on
+-- FileType only; the plugin attaches the other buffers). Buffer commands (:GenlsGenerate, :GenlsCancel) are created
 -- by plugin/genls.lua on LspAttach, so a user-supplied on_attach does not
 -- lose them.
 return {
@@ -17,11 +18,23 @@ return {
   -- genls edits the document while the user types; it must see every change
   -- at once to address its edits to the right version.
   flags = { debounce_text_changes = 0 },
-  -- Answers applied = false for a stale edit (the default handler drops it
-  -- and answers applied = true) and does not print every edit's label.
+  -- applyEdit: answers applied = false for a stale edit (the default handler
+  -- drops it and answers applied = true), does not print every edit's label,
+  -- and makes each generation one undo block. showMessage: remembers what the
+  -- server said of the settings, for :checkhealth genls.
   handlers = {
     ['workspace/applyEdit'] = function(...)
       return require('genls').apply_edit(...)
+    end,
+    ['window/showMessage'] = function(...)
+      return require('genls').show_message(...)
+    end,
+  },
+  -- Run by the client before the server: a new generation starts a new undo
+  -- block.
+  commands = {
+    ['genls.generate'] = function(...)
+      return require('genls').generate_command(...)
     end,
   },
 }

@@ -25,6 +25,12 @@ local function has(version)
   return vim.fn.has('nvim-' .. version) == 1
 end
 
+-- Whether this Neovim has the autocommand event (LspAttach from 0.8,
+-- LspProgress from 0.10).
+local function has_event(event)
+  return vim.fn.exists('##' .. event) == 1
+end
+
 local function notify(msg, level)
   vim.notify('genls: ' .. msg, level or vim.log.levels.INFO)
 end
@@ -136,15 +142,24 @@ local function execute_command(client, bufnr, command)
   end, bufnr)
 end
 
--- Runs a code action (or bare Command) returned by the server.
+-- Runs a code action (or bare Command) returned by the server: through the
+-- client's own command handler when it has one (as Neovim's code action menu
+-- does), else on the server.
 local function run_action(client, bufnr, action)
   if action.edit then
     vim.lsp.util.apply_workspace_edit(action.edit, client.offset_encoding or 'utf-16')
   end
+  local command = action
   if type(action.command) == 'table' then
-    execute_command(client, bufnr, action.command)
-  elseif type(action.command) == 'string' then
-    execute_command(client, bufnr, action)
+    command = action.command
+  elseif type(action.command) ~= 'string' then
+    return
+  end
+  local fn = client.commands and client.commands[command.command]
+  if fn then
+    fn(command, { client_id = client.id, bufnr = bufnr })
+  else
+    execute_command(client, bufnr, command)
   end
 end
 
@@ -256,7 +271,7 @@ local progress = {}
 
 local function track_progress()
   local group = vim.api.nvim_create_augroup('genls_progress', { clear = true })
-  if has('0.10') then
+  if has_event('LspProgress') then
     vim.api.nvim_create_autocmd('LspProgress', {
       group = group,
       callback = function(ev)
@@ -320,14 +335,15 @@ function M.status(bufnr)
   return ''
 end
 
---- Creates the LspAttach hook (0.8+) and progress tracking once.
+--- Creates the LspAttach hook (0.8+), the hook that attaches buffers
+--- vim.lsp.enable leaves out (0.11+) and progress tracking, once.
 function M.init()
   if M._initialized then
     return
   end
   M._initialized = true
   track_progress()
-  if has('0.8') then
+  if has_event('LspAttach') then
     vim.api.nvim_create_autocmd('LspAttach', {
       group = vim.api.nvim_create_augroup('genls_attach', { clear = true }),
       callback = function(ev)
@@ -338,46 +354,241 @@ function M.init()
       end,
     })
   end
+  if has('0.11') then
+    vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile', 'BufEnter' }, {
+      group = vim.api.nvim_create_augroup('genls_enable', { clear = true }),
+      callback = function(ev)
+        M.attach_enabled(ev.buf)
+      end,
+    })
+  end
+end
+
+-- Undo: for each buffer, undotree().seq_cur right after genls's last edit
+-- there. The next edit is joined to it (:undojoin) only while that edit is
+-- still the buffer's newest change and not undone, so that one `u` removes a
+-- whole generation, the user's own changes in between are never merged into
+-- it, and :undojoin never runs after an undo (E790). A new generation forgets
+-- the buffer's entry (see generate_command).
+local undo_seq = {}
+
+local function undo_state(bufnr)
+  local tree = vim.api.nvim_buf_call(bufnr, function()
+    return vim.fn.undotree()
+  end)
+  return tree.seq_cur, tree.seq_last
+end
+
+local function join_undo(bufnr)
+  local seq = undo_seq[bufnr]
+  if seq == nil or not vim.api.nvim_buf_is_loaded(bufnr) then
+    return
+  end
+  local cur, last = undo_state(bufnr)
+  if cur ~= seq or last ~= seq then
+    return
+  end
+  local ok, err = pcall(vim.api.nvim_buf_call, bufnr, function()
+    vim.cmd('undojoin')
+  end)
+  if not ok then
+    undo_seq[bufnr] = nil
+    notify('could not join the edit to the previous one for undo: ' .. tostring(err), vim.log.levels.WARN)
+  end
+end
+
+local function attached(bufnr, client_id)
+  if vim.lsp.buf_is_attached then
+    return vim.lsp.buf_is_attached(bufnr, client_id)
+  end
+  return true
+end
+
+-- The version Neovim last reported for the buffer: the maintained entry of
+-- vim.lsp.util.buf_versions (rawget: some versions answer 0 or a deprecation
+-- warning for others), else the changedtick that later versions send.
+local function buf_version(bufnr)
+  local versions = vim.lsp.util.buf_versions
+  local v = type(versions) == 'table' and rawget(versions, bufnr) or nil
+  if v == nil and vim.api.nvim_buf_is_loaded(bufnr) then
+    v = vim.api.nvim_buf_get_changedtick(bufnr)
+  end
+  return v
+end
+
+-- The buffer a server's URI names, without creating one the way
+-- vim.uri_to_bufnr does. Unnamed buffers (:enew) all have the URI "file://",
+-- which vim.uri_to_bufnr turns into a new empty buffer each time: here it
+-- names the unnamed buffer attached to the client, and when there are
+-- several, the one at the edit's version (the server follows the one last
+-- changed), else the current one.
+local function buf_for_uri(uri, client_id, version)
+  local unnamed = {}
+  for _, b in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(b) and vim.uri_from_bufnr(b) == uri then
+      if vim.api.nvim_buf_get_name(b) ~= '' then
+        return b
+      end
+      if attached(b, client_id) then
+        table.insert(unnamed, b)
+      end
+    end
+  end
+  if #unnamed == 1 then
+    return unnamed[1]
+  end
+  if #unnamed > 1 then
+    local at_version = vim.tbl_filter(function(b)
+      return type(version) == 'number' and buf_version(b) == version
+    end, unnamed)
+    if #at_version == 1 then
+      return at_version[1]
+    end
+    local current = vim.api.nvim_get_current_buf()
+    if vim.tbl_contains(unnamed, current) then
+      return current
+    end
+    return nil, 'several unnamed buffers share the URI ' .. uri
+  end
+  if vim.uri_to_fname(uri) == '' then
+    return nil, 'no unnamed buffer is attached for ' .. uri
+  end
+  return vim.uri_to_bufnr(uri)
+end
+
+-- The text edits of a WorkspaceEdit per buffer, as { bufnr, version, edits },
+-- or nil when it holds resource operations (create, rename, delete files).
+local function document_edits(edit, client_id)
+  local docs = {}
+  if edit.documentChanges then
+    for _, change in ipairs(edit.documentChanges) do
+      if change.kind or not change.textDocument then
+        return nil
+      end
+      local bufnr, err = buf_for_uri(change.textDocument.uri, client_id, change.textDocument.version)
+      if not bufnr then
+        return nil, err
+      end
+      table.insert(docs, { bufnr = bufnr, version = change.textDocument.version, edits = change.edits or {} })
+    end
+  else
+    for uri, edits in pairs(edit.changes or {}) do
+      local bufnr, err = buf_for_uri(uri, client_id)
+      if not bufnr then
+        return nil, err
+      end
+      table.insert(docs, { bufnr = bufnr, edits = edits })
+    end
+  end
+  return docs
 end
 
 --- genls's own workspace/applyEdit handler (clients look up their own
 --- handlers before the global table). Unlike the default one it answers
---- applied = false for an edit addressed to an older version of the buffer:
---- the default prints "newer than edits", drops the edit and still answers
---- applied = true, after which genls must stop rather than write text twice.
---- It also applies edits without printing their label.
+--- applied = false for an edit addressed to an older version of the buffer
+--- (the default prints "newer than edits", drops the edit and still answers
+--- applied = true, after which genls must stop rather than write text twice),
+--- applies edits without printing their label, and joins the edits of one
+--- generation into one undo block.
 function M.apply_edit(_, params, ctx)
   if not params or not params.edit then
     return { applied = false, failureReason = 'no edit' }
   end
-  local versions = vim.lsp.util.buf_versions
-  for _, change in ipairs(params.edit.documentChanges or {}) do
-    local doc = change.textDocument
-    if doc and doc.uri and type(doc.version) == 'number' and doc.version > 0 then
-      local bufnr = vim.uri_to_bufnr(doc.uri)
-      local current = versions and versions[bufnr]
-      if current == nil and vim.api.nvim_buf_is_loaded(bufnr) then
-        current = vim.api.nvim_buf_get_changedtick(bufnr)
-      end
-      if current and current > doc.version then
-        return {
-          applied = false,
-          failureReason = ('buffer version %d is newer than the edit (%d)'):format(current, doc.version),
-        }
-      end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  local encoding = client and client.offset_encoding or 'utf-16'
+  local docs, err = document_edits(params.edit, ctx.client_id)
+  if err then
+    return { applied = false, failureReason = err }
+  end
+  if not docs then
+    local ok, perr = pcall(vim.lsp.util.apply_workspace_edit, params.edit, encoding)
+    if not ok then
+      return { applied = false, failureReason = tostring(perr) }
+    end
+    return { applied = true }
+  end
+  for _, doc in ipairs(docs) do
+    local current = type(doc.version) == 'number' and doc.version > 0 and buf_version(doc.bufnr)
+    if current and current > doc.version then
+      return {
+        applied = false,
+        failureReason = ('buffer version %d is newer than the edit (%d)'):format(current, doc.version),
+      }
     end
   end
-  local client = vim.lsp.get_client_by_id(ctx.client_id)
-  local ok, err = pcall(vim.lsp.util.apply_workspace_edit, params.edit, client and client.offset_encoding or 'utf-16')
+  for _, doc in ipairs(docs) do
+    join_undo(doc.bufnr)
+  end
+  local ok, aerr = pcall(function()
+    for _, doc in ipairs(docs) do
+      vim.lsp.util.apply_text_edits(doc.edits, doc.bufnr, encoding)
+    end
+  end)
+  for _, doc in ipairs(docs) do
+    if vim.api.nvim_buf_is_loaded(doc.bufnr) then
+      undo_seq[doc.bufnr] = (undo_state(doc.bufnr))
+    end
+  end
   if not ok then
-    return { applied = false, failureReason = tostring(err) }
+    return { applied = false, failureReason = tostring(aerr) }
   end
   return { applied = true }
 end
 
+--- Client-side handler of the genls.generate command (clients run their own
+--- handler for a command, when they have one, instead of sending it): a new
+--- generation starts a new undo block in its buffer; then the server runs it.
+function M.generate_command(command, ctx)
+  local arg = command.arguments and command.arguments[1]
+  if type(arg) == 'table' and type(arg.uri) == 'string' then
+    local bufnr = buf_for_uri(arg.uri, ctx.client_id)
+    if bufnr then
+      undo_seq[bufnr] = nil
+    end
+  end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if client then
+    execute_command(client, ctx.bufnr, command)
+  end
+end
+
+-- Problems the server reported with the settings (window/showMessage), per
+-- client id, for :checkhealth genls.
+M._settings_problems = {}
+
+--- genls's own window/showMessage handler: remembers messages about the
+--- settings for :checkhealth genls, then shows the message as usual.
+function M.show_message(err, result, ctx, config)
+  if type(result) == 'table' and type(result.message) == 'string' and ctx and ctx.client_id then
+    if result.message:find('invalid setting', 1, true) or result.message:find('unknown setting', 1, true) then
+      local problems = M._settings_problems[ctx.client_id] or {}
+      table.insert(problems, { type = result.type, message = result.message })
+      M._settings_problems[ctx.client_id] = problems
+    end
+  end
+  local default = vim.lsp.handlers['window/showMessage']
+  if default then
+    return default(err, result, ctx, config)
+  end
+end
+
+-- This plugin's own lsp/genls.lua, found from this file rather than through
+-- 'runtimepath', where a user's lsp/genls.lua (a partial override) may come
+-- first.
+local function defaults_file()
+  local source = debug.getinfo(1, 'S').source
+  if source:sub(1, 1) == '@' then
+    local file = vim.fn.fnamemodify(source:sub(2), ':p:h:h:h') .. '/lsp/genls.lua'
+    if vim.fn.filereadable(file) == 1 then
+      return file
+    end
+  end
+  return vim.api.nvim_get_runtime_file('lsp/genls.lua', false)[1]
+end
+
 -- The defaults shipped in lsp/genls.lua (one source for every setup path).
 local function defaults()
-  local file = vim.api.nvim_get_runtime_file('lsp/genls.lua', false)[1]
+  local file = defaults_file()
   local ok, config = false, nil
   if file then
     ok, config = pcall(dofile, file)
@@ -388,11 +599,25 @@ local function defaults()
   return config
 end
 
---- The client configuration for opts (see setup).
-function M.config(opts)
-  opts = opts or {}
-  local config = defaults()
-  config.name = M.name
+-- What genls's client needs whatever the setup: its own applyEdit and
+-- showMessage handlers and its client-side genls.generate command.
+M.handlers = {
+  ['workspace/applyEdit'] = function(...)
+    return M.apply_edit(...)
+  end,
+  ['window/showMessage'] = function(...)
+    return M.show_message(...)
+  end,
+}
+M.commands = {
+  ['genls.generate'] = function(...)
+    return M.generate_command(...)
+  end,
+}
+
+-- The parts of a client configuration that opts set (see setup).
+local function overrides(opts)
+  local config = {}
   if opts.cmd then
     config.cmd = opts.cmd
   end
@@ -409,8 +634,32 @@ function M.config(opts)
   if opts.capabilities then
     config.capabilities = opts.capabilities
   end
+  if opts.flags then
+    config.flags = opts.flags
+  end
+  if opts.handlers then
+    config.handlers = opts.handlers
+  end
+  if opts.on_attach then
+    config.on_attach = opts.on_attach
+  end
+  return config
+end
+
+--- The client configuration for opts (see setup).
+function M.config(opts)
+  opts = opts or {}
+  local config = defaults()
+  local set = overrides(opts)
+  for _, key in ipairs({ 'cmd', 'root_markers', 'filetypes', 'init_options', 'settings', 'capabilities' }) do
+    if set[key] ~= nil then
+      config[key] = set[key]
+    end
+  end
+  config.name = M.name
   config.flags = vim.tbl_extend('force', config.flags or {}, opts.flags or {})
-  config.handlers = vim.tbl_extend('force', { ['workspace/applyEdit'] = M.apply_edit }, opts.handlers or {})
+  config.handlers = vim.tbl_extend('force', config.handlers or {}, M.handlers, opts.handlers or {})
+  config.commands = vim.tbl_extend('force', config.commands or {}, M.commands)
   local user_on_attach = opts.on_attach
   config.on_attach = function(client, bufnr)
     M.on_attach(client, bufnr)
@@ -437,6 +686,34 @@ local function root_dir(bufnr, markers)
   return dir
 end
 
+local reported = {} -- commands already reported as missing
+
+-- Whether cmd can run; says so loudly, once per program, when it cannot
+-- (vim.lsp.enable skips a missing program without a word).
+local function runnable(cmd)
+  if type(cmd) ~= 'table' or type(cmd[1]) ~= 'string' then
+    return true
+  end
+  if vim.fn.executable(cmd[1]) == 1 then
+    return true
+  end
+  if not reported[cmd[1]] then
+    reported[cmd[1]] = true
+    notify(
+      ('cannot start the language server: %q is not an executable program (not installed, or not on PATH). '
+        .. 'Install it with `go install github.com/genls/genls@latest`, or set cmd to its path.'):format(cmd[1]),
+      vim.log.levels.ERROR
+    )
+  end
+  return false
+end
+
+-- Buffers genls attaches to: any loaded buffer of a file or of no file
+-- (:enew), not help, terminal, quickfix or other special buffers.
+local function attachable(bufnr)
+  return vim.api.nvim_buf_is_valid(bufnr) and vim.api.nvim_buf_is_loaded(bufnr) and vim.bo[bufnr].buftype == ''
+end
+
 local started = {} -- Neovim 0.7: root_dir -> client id
 
 --- Starts (or reuses) a genls client for the buffer and attaches it; used
@@ -444,17 +721,26 @@ local started = {} -- Neovim 0.7: root_dir -> client id
 function M.start(bufnr, config)
   bufnr = resolve_buf(bufnr)
   config = config or M._config or M.config()
-  if vim.bo[bufnr].buftype ~= '' then
+  if not attachable(bufnr) or M.client(bufnr) then
     return
   end
   if config.filetypes and not vim.tbl_contains(config.filetypes, vim.bo[bufnr].filetype) then
+    return
+  end
+  if not runnable(config.cmd) then
     return
   end
   local cfg = vim.deepcopy(config)
   cfg.root_dir = root_dir(bufnr, cfg.root_markers)
   cfg.root_markers = nil
   if vim.lsp.start then
-    return vim.lsp.start(cfg, { bufnr = bufnr })
+    if has('0.9') then
+      return vim.lsp.start(cfg, { bufnr = bufnr })
+    end
+    -- 0.8's vim.lsp.start ignores opts.bufnr and attaches the current buffer.
+    return vim.api.nvim_buf_call(bufnr, function()
+      return vim.lsp.start(cfg, { bufnr = bufnr })
+    end)
   end
   local id = started[cfg.root_dir]
   local client = id and vim.lsp.get_client_by_id(id)
@@ -473,6 +759,56 @@ function M.start(bufnr, config)
   return id
 end
 
+-- Whether vim.lsp.enable(M.name) is in force (0.11+).
+local function enabled()
+  if vim.lsp.is_enabled then
+    return vim.lsp.is_enabled(M.name)
+  end
+  return type(vim.lsp._enabled_configs) == 'table' and vim.lsp._enabled_configs[M.name] ~= nil
+end
+
+--- Neovim 0.11+: attaches genls to the buffer when vim.lsp.enable('genls')
+--- is in force and did not. vim.lsp.enable starts servers on FileType only,
+--- so buffers with no filetype (:enew, unknown extensions) never get one,
+--- and 0.11.0 also leaves alone the buffers already open when it runs. A
+--- config restricted to filetypes is left to vim.lsp.enable.
+function M.attach_enabled(bufnr)
+  bufnr = resolve_buf(bufnr)
+  if not (vim.lsp.config and vim.lsp.start and enabled()) then
+    return
+  end
+  if not attachable(bufnr) or M.client(bufnr) then
+    return
+  end
+  local config = vim.lsp.config[M.name]
+  if type(config) ~= 'table' or config.filetypes or not runnable(config.cmd) then
+    return
+  end
+  config = vim.deepcopy(config)
+  local function start()
+    if not config.root_dir and config.root_markers and vim.fs and vim.fs.root then
+      config.root_dir = vim.fs.root(bufnr, config.root_markers)
+    end
+    vim.lsp.start(config, { bufnr = bufnr, reuse_client = config.reuse_client })
+  end
+  if type(config.root_dir) == 'function' then
+    config.root_dir(bufnr, function(dir)
+      config.root_dir = dir
+      vim.schedule(start)
+    end)
+  else
+    start()
+  end
+end
+
+local function attach_loaded(attach)
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    if attachable(bufnr) then
+      attach(bufnr)
+    end
+  end
+end
+
 --- Configures and enables genls.
 ---
 --- opts:
@@ -483,35 +819,38 @@ end
 ---   filetypes    restrict to these filetypes (default: all)
 ---   root_markers default { '.git' }
 ---   on_attach    called after the genls commands are created
----   capabilities, flags  passed to the client
+---   capabilities, flags, handlers  passed to the client
 ---   autostart    false to only define the config (default true)
+---
+--- On 0.11+ only what opts set goes to vim.lsp.config, above lsp/genls.lua
+--- files in 'runtimepath'.
 function M.setup(opts)
   opts = opts or {}
   M.init()
-  local config = M.config(opts)
-  M._config = config
   if vim.lsp.config and vim.lsp.enable then
-    vim.lsp.config(M.name, config)
+    M._config = nil
+    vim.lsp.config(M.name, overrides(opts))
     if opts.autostart ~= false then
       vim.lsp.enable(M.name)
+      attach_loaded(M.attach_enabled)
     end
     return
   end
+  local config = M.config(opts)
+  M._config = config
   if opts.autostart == false then
     return
   end
   local group = vim.api.nvim_create_augroup('genls_start', { clear = true })
-  vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile', 'FileType' }, {
+  vim.api.nvim_create_autocmd({ 'BufReadPost', 'BufNewFile', 'BufEnter', 'FileType' }, {
     group = group,
     callback = function(ev)
       M.start(ev.buf, config)
     end,
   })
-  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
-    if vim.api.nvim_buf_is_loaded(bufnr) and vim.api.nvim_buf_get_name(bufnr) ~= '' then
-      M.start(bufnr, config)
-    end
-  end
+  attach_loaded(function(bufnr)
+    M.start(bufnr, config)
+  end)
 end
 
 --- Registers genls with nvim-lspconfig's legacy framework, for
@@ -533,6 +872,7 @@ function M.register_lspconfig()
         init_options = config.init_options,
         flags = config.flags,
         handlers = config.handlers,
+        commands = config.commands,
         on_attach = config.on_attach,
       },
       docs = { description = 'genls: stream LLM output into the document.' },
