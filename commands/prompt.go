@@ -21,9 +21,7 @@ type PromptInput struct {
 // FIM names a model's fill-in-the-middle tokens, e.g. StarCoder's
 // <fim_prefix>, <fim_suffix>, <fim_middle>.
 type FIM struct {
-	Prefix string `json:"prefix"`
-	Suffix string `json:"suffix"`
-	Middle string `json:"middle"`
+	Prefix, Suffix, Middle string
 }
 
 // Enabled reports whether all three tokens are set.

@@ -113,7 +113,7 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 	if err != nil {
 		return err
 	}
-	prompt, err := commands.BuildPrompt(cfg.template, cfg.settings.Prompt.FIM, t.input, t.here)
+	prompt, err := commands.BuildPrompt(cfg.template, cfg.fim, t.input, t.here)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"text/template"
+	"unicode"
 
 	"github.com/genls/genls/commands"
 	"github.com/genls/genls/stream"
@@ -25,20 +27,19 @@ type Settings struct {
 		Token   string `json:"token"`
 	} `json:"endpoint"`
 	Parameters struct {
-		MaxNewTokens      *int     `json:"max_new_tokens"`
-		TopK              *int     `json:"top_k"`
-		TopP              *float64 `json:"top_p"`
-		Temperature       *float64 `json:"temperature"`
-		RepetitionPenalty *float64 `json:"repetition_penalty"`
-		StopSequences     []string `json:"stop_sequences"`
-		Seed              *uint64  `json:"seed"`
-		// Truncate keeps only the last N prompt tokens (TGI).
-		Truncate *int `json:"truncate"`
+		stream.Parameters
+		// MaxNewTokens shadows the embedded field so that an explicit 0
+		// is reported instead of meaning "the default".
+		MaxNewTokens *int `json:"max_new_tokens"`
 	} `json:"parameters"`
 	Prompt struct {
-		Template string       `json:"template"`
-		System   *string      `json:"system"`
-		FIM      commands.FIM `json:"fim"`
+		Template string  `json:"template"`
+		System   *string `json:"system"`
+		FIM      struct {
+			Prefix string `json:"prefix"`
+			Suffix string `json:"suffix"`
+			Middle string `json:"middle"`
+		} `json:"fim"`
 	} `json:"prompt"`
 	Log struct {
 		Level string `json:"level"`
@@ -53,6 +54,7 @@ type config struct {
 	settings Settings
 	params   stream.Parameters
 	template *template.Template
+	fim      commands.FIM
 	system   string
 }
 
@@ -82,7 +84,7 @@ func parseSettings(raw json.RawMessage) (*config, error) {
 		if err := dec.Decode(&s); err != nil && string(raw) != "null" {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
-				return nil, &SettingError{Key: te.Field, Err: fmt.Errorf("want %s, got %s", te.Type, te.Value)}
+				return nil, &SettingError{Key: settingKey(te.Field), Err: fmt.Errorf("want %s, got %s", te.Type, te.Value)}
 			}
 			return nil, &SettingError{Key: "genls", Err: err}
 		}
@@ -100,10 +102,8 @@ func validate(s Settings) (*config, error) {
 		}
 	}
 	p := s.Parameters
-	params := stream.Parameters{
-		TopK: p.TopK, TopP: p.TopP, Temperature: p.Temperature, RepetitionPenalty: p.RepetitionPenalty,
-		StopSequences: p.StopSequences, Seed: p.Seed, Truncate: p.Truncate,
-	}
+	params := p.Parameters
+	params.MaxNewTokens = 0
 	if p.MaxNewTokens != nil {
 		if *p.MaxNewTokens <= 0 {
 			return nil, &SettingError{Key: "parameters.max_new_tokens", Err: fmt.Errorf("must be positive, got %d", *p.MaxNewTokens)}
@@ -117,7 +117,7 @@ func validate(s Settings) (*config, error) {
 	if err != nil {
 		return nil, &SettingError{Key: "prompt.template", Err: err}
 	}
-	fim := s.Prompt.FIM
+	fim := commands.FIM{Prefix: s.Prompt.FIM.Prefix, Suffix: s.Prompt.FIM.Suffix, Middle: s.Prompt.FIM.Middle}
 	if (fim.Prefix != "" || fim.Suffix != "" || fim.Middle != "") && !fim.Enabled() {
 		return nil, &SettingError{Key: "prompt.fim", Err: errors.New("set all of prefix, suffix and middle, or none")}
 	}
@@ -133,7 +133,7 @@ func validate(s Settings) (*config, error) {
 	if s.Prompt.System != nil {
 		system = *s.Prompt.System
 	}
-	return &config{settings: s, params: params, template: tmpl, system: system}, nil
+	return &config{settings: s, params: params, template: tmpl, fim: fim, system: system}, nil
 }
 
 // emptyTablesAsObjects rewrites the empty arrays of raw that stand where
@@ -176,8 +176,7 @@ func objectsFor(v any, typ reflect.Type) any {
 			return map[string]any{}
 		}
 	case map[string]any:
-		for i := range typ.NumField() {
-			f := typ.Field(i)
+		for _, f := range jsonFields(typ) {
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if sub, ok := v[name]; ok {
 				v[name] = objectsFor(sub, f.Type)
@@ -207,8 +206,7 @@ func unknownKeys(raw json.RawMessage) []string {
 
 func walkUnknown(prefix string, obj map[string]any, typ reflect.Type, out *[]string) {
 	fields := map[string]reflect.Type{}
-	for i := range typ.NumField() {
-		f := typ.Field(i)
+	for _, f := range jsonFields(typ) {
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		fields[name] = f.Type
 	}
@@ -222,6 +220,36 @@ func walkUnknown(prefix string, obj map[string]any, typ reflect.Type, out *[]str
 			walkUnknown(prefix+key+".", sub, ft, out)
 		}
 	}
+}
+
+// settingKey turns encoding/json's path to a field into the setting's
+// name: it leaves out embedded structs, whose Go names encoding/json
+// includes ("parameters.Parameters.top_p"); settings keys are lower case.
+func settingKey(field string) string {
+	parts := strings.Split(field, ".")
+	parts = slices.DeleteFunc(parts, func(p string) bool { return p != "" && unicode.IsUpper(rune(p[0])) })
+	return strings.Join(parts, ".")
+}
+
+// jsonFields returns the fields of struct type typ as encoding/json sees
+// them: the fields of an untagged embedded struct are promoted, and a
+// field of the outer struct wins over a promoted one of the same name.
+func jsonFields(typ reflect.Type) []reflect.StructField {
+	var own, promoted []reflect.StructField
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {
+			promoted = append(promoted, jsonFields(f.Type)...)
+			continue
+		}
+		own = append(own, f)
+	}
+	for _, f := range promoted {
+		if !slices.ContainsFunc(own, func(o reflect.StructField) bool { return o.Tag.Get("json") == f.Tag.Get("json") }) {
+			own = append(own, f)
+		}
+	}
+	return own
 }
 
 // CheckSettings reports whether raw is a settings object genls accepts in
