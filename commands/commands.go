@@ -55,12 +55,27 @@ type Progress interface {
 	Report(message string)
 }
 
-// Generation is one genls.generate request, ready to run.
+// Generation is one genls.generate request, ready to run. How it is sent
+// depends on the endpoint's backend: a chat model gets System as its system
+// message, and the markdown code fence it wraps its reply in is removed.
 type Generation struct {
-	Client  *stream.Client
-	Request stream.Request
-	// StripFence removes a markdown code fence wrapping a chat model's reply.
-	StripFence bool
+	Client *stream.Client
+	Prompt string
+	System string
+	Params stream.Parameters
+	// Started, if set, is told the backend once it is known.
+	Started func(stream.Backend)
+}
+
+// request shapes g for backend and says whether the reply's wrapping code
+// fence is to be removed: chat models answer in markdown.
+func (g Generation) request(backend stream.Backend) (req stream.Request, stripFence bool) {
+	req = stream.Request{Prompt: g.Prompt, Params: g.Params}
+	if backend == stream.BackendOpenAI {
+		req.System = g.System
+		return req, true
+	}
+	return req, false
 }
 
 // reportInterval bounds how often progress is reported: often enough to
@@ -71,12 +86,21 @@ const reportInterval = 200 * time.Millisecond
 // fails. Whatever happens, the text generated so far is written to the sink
 // and the sink is closed; the returned error says why the session ended early.
 func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (stream.Result, error) {
-	if progress != nil && g.Request.OnRetry == nil {
-		g.Request.OnRetry = func(wait time.Duration, err error) {
+	backend, err := g.Client.Backend(ctx)
+	if err != nil {
+		closeErr := sink.Close(context.WithoutCancel(ctx))
+		return stream.Result{FinishReason: reasonFor(err)}, errors.Join(err, closeErr)
+	}
+	if g.Started != nil {
+		g.Started(backend)
+	}
+	req, stripFence := g.request(backend)
+	if progress != nil {
+		req.OnRetry = func(wait time.Duration, err error) {
 			progress.Report(fmt.Sprintf("model is loading, retrying in %.0f s", wait.Seconds()))
 		}
 	}
-	s, err := g.Client.Generate(ctx, g.Request)
+	s, err := g.Client.Generate(ctx, req)
 	if err != nil {
 		closeErr := sink.Close(context.WithoutCancel(ctx))
 		return stream.Result{FinishReason: reasonFor(err)}, errors.Join(err, closeErr)
@@ -84,7 +108,7 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 	defer s.Close()
 
 	var fence *stream.FenceStripper
-	if g.StripFence {
+	if stripFence {
 		fence = &stream.FenceStripper{}
 	}
 	var sinkErr error

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -96,7 +97,7 @@ func client(t *testing.T, url string) *stream.Client {
 func TestRun(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a", "b", "c"))
 	sink := &recordingSink{}
-	res, err := Run(context.Background(), Generation{Client: client(t, srv.URL), Request: stream.Request{Prompt: "p"}}, sink, nil)
+	res, err := Run(context.Background(), Generation{Client: client(t, srv.URL), Prompt: "p"}, sink, nil)
 	if err != nil || sink.text.String() != "abc" || !sink.closed || res.FinishReason != stream.FinishLength {
 		t.Fatalf("text %q closed %v res %+v err %v", sink.text.String(), sink.closed, res, err)
 	}
@@ -104,7 +105,7 @@ func TestRun(t *testing.T) {
 	// A failing sink stops the stream (and closes the upstream request).
 	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2], Hang: true})
 	sink = &recordingSink{failAt: 2}
-	_, err = Run(context.Background(), Generation{Client: client(t, srv.URL), Request: stream.Request{Prompt: "p"}}, sink, nil)
+	_, err = Run(context.Background(), Generation{Client: client(t, srv.URL), Prompt: "p"}, sink, nil)
 	if err == nil || err.Error() != "sink broke" || sink.text.String() != "a" || !sink.closed {
 		t.Fatalf("failing sink: text %q err %v", sink.text.String(), err)
 	}
@@ -115,7 +116,7 @@ func TestRun(t *testing.T) {
 	// A request error still closes the sink.
 	srv.Push(streamtest.Error(500, `{"error":"down"}`))
 	sink = &recordingSink{}
-	if _, err = Run(context.Background(), Generation{Client: client(t, srv.URL), Request: stream.Request{Prompt: "p"}}, sink, nil); err == nil || !sink.closed {
+	if _, err = Run(context.Background(), Generation{Client: client(t, srv.URL), Prompt: "p"}, sink, nil); err == nil || !sink.closed {
 		t.Fatalf("500: err %v closed %v", err, sink.closed)
 	}
 }
@@ -124,11 +125,30 @@ func TestRunStripsFence(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "```go\n", "x := 1\n", "```"))
 	c, _ := stream.NewClient(stream.Config{Endpoint: stream.Endpoint{URL: srv.URL + "/v1", Backend: stream.BackendOpenAI}})
 	sink := &recordingSink{}
-	if _, err := Run(context.Background(), Generation{Client: c, Request: stream.Request{Prompt: "p"}, StripFence: true}, sink, nil); err != nil {
+	if _, err := Run(context.Background(), Generation{Client: c, Prompt: "p", System: "sys"}, sink, nil); err != nil {
 		t.Fatal(err)
 	}
 	if sink.text.String() != "x := 1\n" {
 		t.Errorf("text %q", sink.text.String())
+	}
+	req, _ := srv.LastRequest()
+	if msgs := fmt.Sprint(req.JSON()["messages"]); !strings.Contains(msgs, "content:sys role:system") {
+		t.Errorf("messages %s: want the system prompt", msgs)
+	}
+}
+
+// A completion model is sent the prompt alone, and its fences are text.
+func TestRunLeavesCompletionText(t *testing.T) {
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "```go\n", "x := 1\n", "```"))
+	sink := &recordingSink{}
+	if _, err := Run(context.Background(), Generation{Client: client(t, srv.URL), Prompt: "p", System: "sys"}, sink, nil); err != nil {
+		t.Fatal(err)
+	}
+	if sink.text.String() != "```go\nx := 1\n```" {
+		t.Errorf("text %q", sink.text.String())
+	}
+	if req, _ := srv.LastRequest(); strings.Contains(string(req.Body), "sys") {
+		t.Errorf("request %s: a completion model got the system prompt", req.Body)
 	}
 }
 

@@ -157,18 +157,11 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 // generate runs one generation into sink and returns the outcome to end its
 // progress with, and the error to show the user, if any.
 func (s *server) generate(ctx context.Context, client *stream.Client, cfg *config, prompt string, sink *editSink, prog *progress) (outcome string, shown error) {
-	backend, err := client.Backend(ctx)
-	if err != nil {
-		sink.Close(context.WithoutCancel(ctx))
-		return "failed", withDoctorHint(err)
-	}
-	chat := backend == stream.BackendOpenAI
-	req := stream.Request{Prompt: prompt, Params: cfg.params}
-	if chat {
-		req.System = cfg.system
-	}
-	s.log.Info("generation started", zap.String("uri", sink.uri), zap.String("backend", string(backend)))
-	res, err := commands.Run(ctx, commands.Generation{Client: client, Request: req, StripFence: chat}, sink, prog)
+	g := commands.Generation{Client: client, Prompt: prompt, System: cfg.system, Params: cfg.params,
+		Started: func(backend stream.Backend) {
+			s.log.Info("generation started", zap.String("uri", sink.uri), zap.String("backend", string(backend)))
+		}}
+	res, err := commands.Run(ctx, g, sink, prog)
 	tokens := fmt.Sprintf("%d tokens", res.Tokens)
 	if res.Tokens == 1 {
 		tokens = "1 token"
