@@ -559,14 +559,15 @@ func TestTokenNeverMovesHostSilently(t *testing.T) {
 			settings := func(url string) map[string]any {
 				return map[string]any{"endpoint": map[string]any{"url": url, "backend": "tgi", "token": "hf_secret"}}
 			}
-			ed := newFakeEditor(t, editorOptions{versioned: true, answer: answer, settings: settings(home.URL)})
+			logger, logged := bufferLogger()
+			ed := newFaultyEditor(t, editorOptions{versioned: true, answer: answer, settings: settings(home.URL)}, logger)
 			ed.open(uri, "x")
 			ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(otherURL)})
 			ed.await("the question", func() bool { return contains(ed.shownMessages(), "Send your API token to localhost") })
 			if answer == "" {
 				ed.await("the refusal", func() bool { return contains(ed.shownMessages(), "the token was not sent") })
 			} else {
-				time.Sleep(50 * time.Millisecond)
+				ed.await("the new settings", func() bool { return strings.Count(logged.String(), "settings applied") == 2 })
 			}
 			ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
 			ed.awaitEnded(1)

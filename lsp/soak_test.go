@@ -21,9 +21,23 @@ type soakState struct {
 	heap       uint64
 }
 
-func measure() soakState {
-	// Let finished goroutines exit and idle connections close first.
-	time.Sleep(100 * time.Millisecond)
+// measure waits for finished goroutines to exit and idle connections to
+// close (the goroutine count at or below atMost, or steady for 50 ms when
+// atMost is 0; at most 5 s), then measures.
+func measure(atMost int) soakState {
+	last, steady := runtime.NumGoroutine(), 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		n := runtime.NumGoroutine()
+		if atMost > 0 && n <= atMost || atMost == 0 && steady >= 5 {
+			break
+		}
+		if n == last {
+			steady++
+		} else {
+			last, steady = n, 0
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
+	}
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
@@ -91,13 +105,13 @@ func TestSoakSequential(t *testing.T) {
 	for i := 0; i < 20; i++ { // warm up pools, connections and caches
 		run()
 	}
-	before := measure()
+	before := measure(0)
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		run()
 	}
 	elapsed := time.Since(start)
-	after := measure()
+	after := measure(before.goroutines)
 	t.Logf("%d generations in %s (%.1f ms each)", n, elapsed.Round(time.Millisecond), float64(elapsed.Microseconds())/1000/float64(n))
 	checkFlat(t, before, after)
 }
@@ -139,13 +153,13 @@ func TestSoakConcurrent(t *testing.T) {
 		ed.recMu.Unlock()
 	}
 	round()
-	before := measure()
+	before := measure(0)
 	start := time.Now()
 	for i := 0; i < rounds; i++ {
 		round()
 	}
 	elapsed := time.Since(start)
-	after := measure()
+	after := measure(before.goroutines)
 	t.Logf("%d rounds of %d concurrent generations in %s", rounds, width, elapsed.Round(time.Millisecond))
 	checkFlat(t, before, after)
 }
