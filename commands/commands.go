@@ -1,7 +1,10 @@
-// Package commands implements genls's workspace commands: genls.generate
-// runs a generation session that joins a stream from the endpoint to an edit
-// sink in the editor; genls.cancel stops sessions. It knows nothing of JSON-RPC
-// framing: the language server decodes requests and supplies the sink.
+// Package commands runs generations: it builds the prompt, shapes the
+// request for the endpoint's backend (a chat model's system message and
+// code fence), joins the stream to a sink that puts text into a document,
+// and tracks running sessions so they can be cancelled.
+//
+// It uses stream for the endpoint and knows nothing of JSON-RPC: lsp
+// decodes the editor's requests and supplies the sink.
 package commands
 
 import (
