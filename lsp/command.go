@@ -142,14 +142,16 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 		outcome, err := s.generate(sessCtx, client, cfg, prompt, sink, prog)
 		// The session ends before the editor hears of it, so that it is no
 		// longer offered "Cancel generation".
-		end(func() { prog.End(outcome) })
-		if err != nil {
-			typ := messageError
-			if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
-				typ = messageWarning
+		end(func() {
+			prog.End(outcome)
+			if err != nil {
+				typ := messageError
+				if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
+					typ = messageWarning
+				}
+				s.showMessage(typ, err.Error())
 			}
-			s.showMessage(typ, err.Error())
-		}
+		})
 	}()
 	return nil
 }

@@ -386,10 +386,17 @@ func (e *fakeEditor) open(uri, text string) {
 
 // typeAt is the user typing text at offset off of uri.
 func (e *fakeEditor) typeAt(uri string, off int, text string) {
+	e.typeWhere(uri, func(string) int { return off }, text)
+}
+
+// typeWhere is the user typing text at the offset where picks in uri's
+// text as it is at that moment (an edit may land between reading the text
+// and typing).
+func (e *fakeEditor) typeWhere(uri string, where func(text string) int, text string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.docs[uri]
-	p := fakePosition(d.text, off, e.enc())
+	p := fakePosition(d.text, where(d.text), e.enc())
 	e.applyLocked(uri, Range{Start: p, End: p}, text, false)
 }
 

@@ -290,7 +290,7 @@ func testUserTypingDuringGeneration(t *testing.T, mode editorMode) {
 				ed.run(uri, rangeOf(UTF16, doc, 6, 11), "Generate")
 				typed := ""
 				for i := 0; i < 15; i++ {
-					ed.typeAt(uri, tt.typing(ed.text(uri)), "k")
+					ed.typeWhere(uri, tt.typing, "k")
 					typed += "k"
 					time.Sleep(3 * time.Millisecond)
 				}

@@ -150,7 +150,8 @@ func TestVSCode(t *testing.T) {
 		screenshot = abs
 	}
 
-	ctx, stop := context.WithTimeout(context.Background(), 170*time.Second)
+	// Generous: two code-server sessions on a loaded 2-core machine.
+	ctx, stop := context.WithTimeout(context.Background(), 300*time.Second)
 	defer stop()
 	runner := exec.CommandContext(ctx, node, filepath.Join("e2e", "run.mjs"))
 	// On timeout ask the runner to stop its code-server process groups first.
