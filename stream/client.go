@@ -19,20 +19,14 @@ import (
 
 // Endpoint is where generations are sent.
 type Endpoint struct {
+	// URL is the base URL; empty, the client chooses one (see Choose): a
+	// model server on this machine, else Hugging Face's router.
 	URL     string
 	Backend Backend
 	Model   string
 	// Token is sent as a bearer token to URL's host and nowhere else.
 	Token string
 }
-
-// Defaults used when the user configures no endpoint at all: Hugging Face's
-// OpenAI-compatible router, so a user with an HF token gets a result with no
-// flags.
-const (
-	DefaultURL   = "https://router.huggingface.co/v1"
-	DefaultModel = "Qwen/Qwen2.5-Coder-32B-Instruct"
-)
 
 // Config configures a Client.
 type Config struct {
@@ -51,6 +45,9 @@ type Config struct {
 	// OnRetry, when set, is told about each retry before it waits, so the
 	// user can be shown "model is loading, retrying in N s".
 	OnRetry func(wait time.Duration, err error)
+	// Discovery says where to look for a model server when the endpoint
+	// has no URL; it is not used otherwise.
+	Discovery DiscoverOptions
 }
 
 // DefaultIdleTimeout is the idle timeout when Config sets none.
@@ -74,8 +71,16 @@ type Client struct {
 	http *http.Client
 	log  *zap.Logger
 
+	// tokenHost is the only host the token is sent to: the configured
+	// URL's, or the router's when the client chooses its endpoint.
+	tokenHost string
+
 	mu       sync.Mutex
 	resolved *resolvedEndpoint // set once the backend is known
+
+	// choosing is held while a client with no URL chooses its endpoint,
+	// so that concurrent first requests choose once.
+	choosing sync.Mutex
 }
 
 type resolvedEndpoint struct {
@@ -86,9 +91,12 @@ type resolvedEndpoint struct {
 	probed bool
 	// maxStops is TGI's max_stop_sequences (from /info), 0 if unknown.
 	maxStops int
-	// model names the model in requests: the configured one, else an
-	// OpenAI-compatible server's only model; "" names none.
+	// model names the model in requests: the configured or chosen one,
+	// else an OpenAI-compatible server's only model; "" names none.
 	model string
+	// chosen is set when the endpoint was chosen for a client with no
+	// URL, which chooses again after failing to reach it.
+	chosen bool
 }
 
 // CheckURL reports whether raw can be an endpoint's base URL: http or
@@ -101,26 +109,21 @@ func CheckURL(raw string) error {
 	return nil
 }
 
-// NewClient returns a client for cfg.Endpoint (the default router when its
-// URL is empty).
+// NewClient returns a client for cfg.Endpoint. With no URL, it chooses the
+// endpoint before its first request, by the rules of Choose.
 func NewClient(cfg Config) (*Client, error) {
-	if cfg.Endpoint.URL == "" {
-		cfg.Endpoint.URL = DefaultURL
-		if cfg.Endpoint.Backend == "" || cfg.Endpoint.Backend == BackendAuto {
-			cfg.Endpoint.Backend = BackendOpenAI
-		}
-		if cfg.Endpoint.Model == "" {
-			cfg.Endpoint.Model = DefaultModel
-		}
-	}
 	b, err := ParseBackend(string(cfg.Endpoint.Backend))
 	if err != nil {
 		return nil, err
 	}
 	cfg.Endpoint.Backend = b
-	if err := CheckURL(cfg.Endpoint.URL); err != nil {
+	tokenURL := cfg.Endpoint.URL
+	if tokenURL == "" {
+		tokenURL = DefaultURL
+	} else if err := CheckURL(cfg.Endpoint.URL); err != nil {
 		return nil, err
 	}
+	u, _ := url.Parse(tokenURL)
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = NewHTTPClient()
 	}
@@ -133,17 +136,22 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.MaxLoadingWait == 0 {
 		cfg.MaxLoadingWait = defaultMaxLoadingWait
 	}
-	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger}
-	if b != BackendAuto {
+	c := &Client{cfg: cfg, http: cfg.HTTPClient, log: cfg.Logger, tokenHost: u.Host}
+	if b != BackendAuto && cfg.Endpoint.URL != "" {
 		c.resolved = &resolvedEndpoint{backend: b, baseURL: strings.TrimRight(cfg.Endpoint.URL, "/")}
 	}
 	return c, nil
 }
 
-// HasToken reports whether requests carry an API token.
+// HasToken reports whether a token is configured.
 func (c *Client) HasToken() bool { return c.cfg.Endpoint.Token != "" }
 
-// Endpoint returns the endpoint as configured (with defaults applied).
+// TokenHost returns the host (host[:port]) the token may be sent to: the
+// configured URL's, or the router's for a client with no URL.
+func (c *Client) TokenHost() string { return c.tokenHost }
+
+// Endpoint returns the endpoint as configured; its URL is empty when the
+// client chooses one.
 func (c *Client) Endpoint() Endpoint { return c.cfg.Endpoint }
 
 // InsecureTokenWarning returns a warning when the token would travel in clear
@@ -182,6 +190,9 @@ func (c *Client) resolve(ctx context.Context) (*resolvedEndpoint, error) {
 	c.mu.Lock()
 	r := c.resolved
 	c.mu.Unlock()
+	if r == nil && c.cfg.Endpoint.URL == "" {
+		return c.choose(ctx)
+	}
 	if r == nil {
 		var err error
 		r, err = c.detect(ctx)
@@ -193,6 +204,34 @@ func (c *Client) resolve(ctx context.Context) (*resolvedEndpoint, error) {
 	if !r.probed {
 		r = c.probe(ctx, r)
 	}
+	c.mu.Lock()
+	c.resolved = r
+	c.mu.Unlock()
+	return r, nil
+}
+
+// choose chooses the endpoint of a client with no URL, once for concurrent
+// callers, and says what it chose.
+func (c *Client) choose(ctx context.Context) (*resolvedEndpoint, error) {
+	c.choosing.Lock()
+	defer c.choosing.Unlock()
+	c.mu.Lock()
+	r := c.resolved
+	c.mu.Unlock()
+	if r != nil {
+		return r, nil // chosen while this caller waited
+	}
+	choice, err := chooseEndpoint(ctx, c.cfg.Endpoint, c.cfg.Discovery)
+	if err != nil {
+		return nil, err
+	}
+	ep := choice.Endpoint
+	c.log.Info("no endpoint configured; chose one", zap.String("choice", choice.String()),
+		zap.String("url", ep.URL), zap.String("backend", string(ep.Backend)), zap.String("model", ep.Model))
+	if c.cfg.Discovery.OnChoice != nil {
+		c.cfg.Discovery.OnChoice(choice)
+	}
+	r = c.probe(ctx, &resolvedEndpoint{backend: ep.Backend, baseURL: ep.URL, model: ep.Model, chosen: true})
 	c.mu.Lock()
 	c.resolved = r
 	c.mu.Unlock()
@@ -275,7 +314,9 @@ func jsonHas(b []byte, key string) bool {
 func (c *Client) probe(ctx context.Context, r *resolvedEndpoint) *resolvedEndpoint {
 	out := *r
 	out.probed = true
-	out.model = c.cfg.Endpoint.Model
+	if out.model == "" {
+		out.model = c.cfg.Endpoint.Model
+	}
 	switch {
 	case r.backend == BackendTGI:
 		out.maxStops = c.tgiMaxStops(ctx, r.baseURL)
@@ -357,7 +398,7 @@ func (c *Client) get(ctx context.Context, u string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.authorize(req)
+	tokenSent := c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &ConnectionError{URL: u, Err: unwrapURLError(err)}
@@ -368,15 +409,19 @@ func (c *Client) get(ctx context.Context, u string) ([]byte, error) {
 		return nil, &ConnectionError{URL: u, MidStream: true, Err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, newStatusError(resp.StatusCode, u, c.HasToken(), body)
+		return nil, newStatusError(resp.StatusCode, u, tokenSent, body)
 	}
 	return body, nil
 }
 
-func (c *Client) authorize(req *http.Request) {
-	if c.cfg.Endpoint.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Endpoint.Token)
+// authorize adds the token to a request for the token's host, and to no
+// other, and reports whether it did.
+func (c *Client) authorize(req *http.Request) bool {
+	if c.cfg.Endpoint.Token == "" || req.URL.Host != c.tokenHost {
+		return false
 	}
+	req.Header.Set("Authorization", "Bearer "+c.cfg.Endpoint.Token)
+	return true
 }
 
 func unwrapURLError(err error) error {
@@ -409,6 +454,9 @@ func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
 	deadline := start.Add(c.cfg.MaxLoadingWait)
 	for attempt := 1; ; attempt++ {
 		s, err := c.post(ctx, r.backend, target, body, req.Params)
+		if ce := (*ConnectionError)(nil); r.chosen && errors.As(err, &ce) {
+			c.forget(r) // the server went away: choose again next time
+		}
 		var se *StatusError
 		if err == nil || !errors.As(err, &se) || se.StatusCode != http.StatusServiceUnavailable || se.EstimatedTime <= 0 || c.cfg.MaxLoadingWait < 0 {
 			if s != nil {
@@ -433,6 +481,15 @@ func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
 			return nil, ctx.Err()
 		case <-time.After(wait):
 		}
+	}
+}
+
+// forget drops a chosen endpoint, unless another has replaced it.
+func (c *Client) forget(r *resolvedEndpoint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.resolved == r {
+		c.resolved = nil
 	}
 }
 
@@ -472,7 +529,7 @@ func (c *Client) post(ctx context.Context, backend Backend, target string, body 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream, application/x-ndjson, application/json")
-	c.authorize(req)
+	tokenSent := c.authorize(req)
 
 	idle := newIdleTimer(c.cfg.IdleTimeout, cancel)
 	resp, err := c.http.Do(req)
@@ -493,7 +550,7 @@ func (c *Client) post(ctx context.Context, backend Backend, target string, body 
 		resp.Body.Close()
 		idle.stop()
 		cancel(nil)
-		se := newStatusError(resp.StatusCode, target, c.HasToken(), raw)
+		se := newStatusError(resp.StatusCode, target, tokenSent, raw)
 		c.log.Debug("endpoint error response", zap.Int("status", resp.StatusCode), zap.ByteString("body", raw))
 		return nil, se
 	}
