@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,14 +75,37 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 
 	token, source := stream.ResolveToken(ep.Token, getenv)
 	ep.Token = token
+	ports, err := stream.LocalPorts(getenv)
+	if err != nil {
+		r.fail(err.Error(), "give "+stream.LocalPortsVar+" port numbers separated by commas, or unset it")
+		return 1
+	}
+	survey := stream.Discover(ctx, stream.DiscoverOptions{Ports: ports})
+	reportLocal(r, survey)
+	var local *stream.LocalServer
+	if ep.URL == "" {
+		choice, err := stream.Choose(survey, ep)
+		var none *stream.NoEndpointError
+		if errors.As(err, &none) {
+			r.fail(none.Message("set GENLS_ENDPOINT"), "")
+			return 1
+		}
+		r.ok("no endpoint configured; genls uses %s", choice)
+		ep, local = choice.Endpoint, choice.Server
+	} else if len(survey.Found) > 0 {
+		r.info("", "(not used: an endpoint is configured)")
+	}
 	r.info("endpoint", "%s", ep.URL)
 	r.info("backend", "%s", ep.Backend)
 	if ep.Model != "" {
 		r.info("model", "%s", ep.Model)
 	}
-	if token != "" {
+	switch {
+	case token != "" && local != nil:
+		r.info("token", "%s (from %s), not sent to a server genls found on this machine", stream.MaskToken(token), source)
+	case token != "":
 		r.info("token", "%s (from %s)", stream.MaskToken(token), source)
-	} else {
+	default:
 		r.info("token", "none found (looked at endpoint.token, HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH, $HF_HOME/token)")
 	}
 	r.info("proxy", "%s", proxyFor(ep.URL))
@@ -116,6 +140,37 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 	}
 	fmt.Fprintln(out, "Everything works.")
 	return 0
+}
+
+// reportLocal lists the model servers found on this machine, with their
+// backends and models, and the ports where none was.
+func reportLocal(r *doctorReport, s stream.Survey) {
+	seen := map[int]bool{}
+	for _, f := range s.Found {
+		seen[f.Port] = true
+		models := "no model to generate with"
+		if len(f.Models) > 0 {
+			models = someOf(f.Models, 5)
+		}
+		r.info("local", "%s (backend %s): %s", f, f.Backend, models)
+	}
+	for _, p := range s.Problems {
+		seen[p.Port] = true
+		r.info("local", "%s %s", p.Address, p.Why)
+	}
+	var none []string
+	for _, p := range s.Ports {
+		if !seen[p] {
+			none = append(none, strconv.Itoa(p))
+		}
+	}
+	switch len(none) {
+	case 0:
+	case 1:
+		r.info("local", "nothing on port %s (127.0.0.1 and ::1)", none[0])
+	default:
+		r.info("local", "nothing on ports %s (127.0.0.1 and ::1)", strings.Join(none, ", "))
+	}
 }
 
 // testGeneration asks for a few tokens, the end-to-end check.

@@ -254,10 +254,11 @@ type endpointFlags struct {
 }
 
 func (e *endpointFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&e.url, "endpoint", "", "endpoint `URL` (default $GENLS_ENDPOINT, else "+stream.DefaultURL+")")
-	fs.StringVar(&e.backend, "backend", "", "wire `protocol`: "+backendNames()+" (default auto for a given endpoint)")
-	fs.StringVar(&e.model, "model", "", "model `name` (default $GENLS_MODEL; "+stream.DefaultModel+" on the default endpoint;\n"+
-		"an OpenAI-compatible server that serves one model needs none)")
+	fs.StringVar(&e.url, "endpoint", "", "endpoint `URL` (default $GENLS_ENDPOINT, else a model server on this machine,\n"+
+		"else "+stream.DefaultURL+" with your Hugging Face token)")
+	fs.StringVar(&e.backend, "backend", "", "wire `protocol`: "+backendNames()+" (default auto)")
+	fs.StringVar(&e.model, "model", "", "model `name` (default $GENLS_MODEL, else one the server lists, preferring a code model;\n"+
+		stream.DefaultModel+" on Hugging Face's router)")
 	fs.StringVar(&e.logLevel, "log-level", "warn", "log `level` on stderr: debug, info, warn, error")
 }
 
@@ -270,8 +271,9 @@ func backendNames() string {
 	return strings.Join(names, ", ")
 }
 
-// endpoint applies the documented defaults: --endpoint, else GENLS_ENDPOINT
-// (backend auto unless --backend), else Hugging Face's router (openai).
+// endpoint returns the endpoint the flags and the environment configure:
+// --endpoint, else GENLS_ENDPOINT; --model, else GENLS_MODEL. With no URL
+// the client chooses the endpoint (stream.Choose).
 func (e *endpointFlags) endpoint(getenv func(string) string) stream.Endpoint {
 	ep := stream.Endpoint{URL: e.url, Backend: stream.Backend(e.backend), Model: e.model}
 	if ep.URL == "" {
@@ -279,15 +281,6 @@ func (e *endpointFlags) endpoint(getenv func(string) string) stream.Endpoint {
 	}
 	if ep.Model == "" {
 		ep.Model = getenv("GENLS_MODEL")
-	}
-	if ep.URL == "" {
-		ep.URL = stream.DefaultURL
-		if ep.Backend == "" {
-			ep.Backend = stream.BackendOpenAI
-		}
-		if ep.Model == "" {
-			ep.Model = stream.DefaultModel
-		}
 	}
 	if ep.Backend == "" {
 		ep.Backend = stream.BackendAuto
@@ -310,7 +303,7 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&repPenalty, "repetition-penalty", "repetition `penalty`, 1 for none (unset: the server's default)")
 	fs.Var(&seed, "seed", "random `seed`, for repeatable sampling (unset: none)")
 	system := fs.String("system", "", "system `prompt` (chat backends)")
-	quiet := fs.Bool("quiet", false, "do not print statistics on stderr")
+	quiet := fs.Bool("quiet", false, "do not print statistics, or the endpoint chosen when none is configured, on stderr")
 	idle := fs.Duration("idle-timeout", stream.DefaultIdleTimeout, "give up when the endpoint sends nothing for this `duration`")
 	fs.Var(&stops, "stop", "stop `sequence` (repeatable)")
 	usage := func(w io.Writer) {
@@ -347,11 +340,21 @@ func runGenerate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer sink.Close()
 	ep := ef.endpoint(os.Getenv)
 	ep.Token, _ = stream.ResolveToken("", os.Getenv)
+	ports, err := stream.LocalPorts(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "genls:", err)
+		return 2
+	}
 	client, err := stream.NewClient(stream.Config{
 		Endpoint: ep, Logger: log, IdleTimeout: *idle,
 		OnRetry: func(wait time.Duration, err error) {
 			fmt.Fprintf(stderr, "genls: model is loading, retrying in %.0f s\n", wait.Seconds())
 		},
+		Discovery: stream.DiscoverOptions{Ports: ports, OnChoice: func(c stream.Choice) {
+			if !*quiet {
+				fmt.Fprintln(stderr, "genls: no endpoint configured; using", c)
+			}
+		}},
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "genls:", err)
@@ -410,6 +413,10 @@ func readPrompt(arg string, stdin io.Reader) (string, error) {
 
 // explain adds to an error about the setup where to get it diagnosed.
 func explain(err error) string {
+	var none *stream.NoEndpointError
+	if errors.As(err, &none) {
+		return none.Message("set GENLS_ENDPOINT")
+	}
 	if stream.IsSetupError(err) {
 		return err.Error() + "; run `genls doctor` to check the setup"
 	}

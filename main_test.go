@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,17 @@ func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 	var out, errb bytes.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
+}
+
+// testEnv is an environment of env's variables alone, but for the ports
+// to look for local servers at, which TestMain sets for the whole process.
+func testEnv(env map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := env[k]; ok || k != stream.LocalPortsVar {
+			return v
+		}
+		return os.Getenv(k)
+	}
 }
 
 // noToken makes sure no API token is found, whatever the machine has.
@@ -275,10 +288,15 @@ func TestDefaultEndpoint(t *testing.T) {
 	var ef endpointFlags
 	env := map[string]string{}
 	getenv := func(k string) string { return env[k] }
-	ep := ef.endpoint(getenv)
-	if ep.URL != stream.DefaultURL || ep.Backend != stream.BackendOpenAI || ep.Model != stream.DefaultModel {
+	// No URL: the client chooses (a local server, else the router).
+	if ep := ef.endpoint(getenv); ep != (stream.Endpoint{Backend: stream.BackendAuto}) {
 		t.Errorf("no endpoint: %+v", ep)
 	}
+	env["GENLS_MODEL"] = "m"
+	if ep := ef.endpoint(getenv); ep != (stream.Endpoint{Backend: stream.BackendAuto, Model: "m"}) {
+		t.Errorf("GENLS_MODEL: %+v", ep)
+	}
+	delete(env, "GENLS_MODEL")
 	env["GENLS_ENDPOINT"] = "http://127.0.0.1:8080"
 	if ep := ef.endpoint(getenv); ep.URL != "http://127.0.0.1:8080" || ep.Backend != stream.BackendAuto || ep.Model != "" {
 		t.Errorf("GENLS_ENDPOINT: %+v", ep)
@@ -292,8 +310,7 @@ func TestDefaultEndpoint(t *testing.T) {
 func TestDoctor(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a", "b", "c", "d", "e"))
 	srv.Route("/info", `{"model_id":"bigcode/starcoder","max_input_tokens":4096,"max_total_tokens":8192,"max_stop_sequences":4,"version":"3.0.1"}`)
-	env := map[string]string{"HF_TOKEN": "hf_doctor_secret"}
-	getenv := func(k string) string { return env[k] }
+	getenv := testEnv(map[string]string{"HF_TOKEN": "hf_doctor_secret"})
 	var out bytes.Buffer
 	code := doctor(context.Background(), stream.Endpoint{URL: srv.URL, Backend: stream.BackendAuto}, getenv, &out)
 	report := out.String()
@@ -342,12 +359,7 @@ func TestDoctorFailures(t *testing.T) {
 			if url == "" {
 				url = srv.URL
 			}
-			getenv := func(k string) string {
-				if k == "HF_TOKEN" {
-					return tt.token
-				}
-				return ""
-			}
+			getenv := testEnv(map[string]string{"HF_TOKEN": tt.token})
 			var out bytes.Buffer
 			code := doctor(context.Background(), stream.Endpoint{URL: url, Backend: tt.backend}, getenv, &out)
 			report := out.String()
@@ -431,6 +443,16 @@ func TestProxyEnvironmentHonoured(t *testing.T) {
 // with GENLS_PROXY_CHILD=1 the test binary runs one generation as genls
 // would and prints its output.
 func TestMain(m *testing.M) {
+	if os.Getenv(stream.LocalPortsVar) == "" {
+		// No test looks at this machine's real servers: those that look
+		// for local servers set their own ports.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		os.Setenv(stream.LocalPortsVar, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
 	if os.Getenv("GENLS_SERVE_CHILD") == "1" {
 		os.Exit(run([]string{"--log-level", "debug"}, os.Stdin, os.Stdout, os.Stderr))
 	}
