@@ -199,6 +199,9 @@ func (s *server) applyEdit(ctx context.Context, params applyEditParams) (bool, s
 // token missing or rejected, wrong URL) at `genls doctor`, which diagnoses
 // those.
 func withDoctorHint(err error) error {
+	if msg, ok := noEndpointMessage(err); ok {
+		return errors.New(msg)
+	}
 	if stream.IsSetupError(err) {
 		return fmt.Errorf("%w (run `genls doctor` in a terminal to check the setup)", err)
 	}

@@ -3,7 +3,6 @@ package lsp
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -39,7 +38,7 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 			return
 		}
 	}
-	host := hostOf(client.Endpoint().URL)
+	host := client.TokenHost()
 	s.mu.Lock()
 	trusted := s.tokenHost
 	s.mu.Unlock()
@@ -83,20 +82,12 @@ func (s *server) install(cfg *config, client *stream.Client, from string) {
 	s.cfg = cfg
 	s.client = client
 	if client.HasToken() {
-		s.tokenHost = hostOf(ep.URL)
+		s.tokenHost = client.TokenHost()
 	}
 	s.mu.Unlock()
 	s.log.Info("settings applied", zap.String("from", from), zap.String("url", ep.URL),
 		zap.String("backend", string(ep.Backend)), zap.String("model", ep.Model),
 		zap.String("token", stream.MaskToken(ep.Token)))
-}
-
-func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Host
 }
 
 // newClient builds the endpoint client for cfg; the token comes from the
@@ -108,11 +99,16 @@ func (s *server) newClient(cfg *config) (*stream.Client, error) {
 	if cfg.settings.IdleTimeoutSeconds != nil {
 		idle = time.Duration(*cfg.settings.IdleTimeoutSeconds * float64(time.Second))
 	}
+	discovery, err := s.discovery(e.URL)
+	if err != nil {
+		return nil, err
+	}
 	return stream.NewClient(stream.Config{
 		Endpoint:    stream.Endpoint{URL: e.URL, Backend: stream.Backend(e.Backend), Model: e.Model, Token: token},
 		HTTPClient:  s.http,
 		Logger:      s.log.Named("stream"),
 		IdleTimeout: idle,
+		Discovery:   discovery,
 	})
 }
 

@@ -106,6 +106,9 @@ type editorOptions struct {
 	setLogFile func(string) error
 	// limits is passed to the server as Options.EditLimits.
 	limits EditLimits
+	// getenv is the server's environment (Options.Getenv); nil means an
+	// empty one.
+	getenv func(string) string
 }
 
 func newFakeEditor(t testing.TB, opts editorOptions) *fakeEditor {
@@ -128,9 +131,13 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 	e := &fakeEditor{t: t, opts: opts, docs: map[string]*editorDoc{}, progress: map[string][]map[string]any{},
 		config: opts.config, served: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
+	getenv := opts.getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	go func() {
 		e.served <- Serve(ctx, Options{In: serverSide, Out: serverSide, Logger: log, Version: "test",
-			Getenv: func(string) string { return "" }, SetLogFile: opts.setLogFile, EditLimits: opts.limits})
+			Getenv: getenv, SetLogFile: opts.setLogFile, EditLimits: opts.limits})
 		serverSide.Close()
 	}()
 	handle := jsonrpc2.Handler(e.handle)

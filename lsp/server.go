@@ -94,6 +94,9 @@ type server struct {
 	// tokenHost is the host the token has been configured for; moving it
 	// elsewhere needs the user's consent.
 	tokenHost string
+	// announced is the endpoint chosen with no endpoint.url that the user
+	// was last told of.
+	announced string
 }
 
 // clientCaps is what genls needs to know of the client's capabilities.
