@@ -22,7 +22,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	var ef endpointFlags
 	ef.register(fs)
 	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: genls doctor [flags]\n\nChecks the endpoint, token and proxy settings genls would use, runs a 5-token test generation, and says how to fix each problem.")
+		fmt.Fprintln(w, "Usage: genls doctor [flags]\n\nLists the model servers on this machine, checks the endpoint, token and proxy settings genls would use, runs a 5-token test generation, and says how to fix each problem.")
 		printDefaults(fs, w)
 	}
 	if code, ok := parseFlags(fs, args, usage, stdout, stderr); !ok {

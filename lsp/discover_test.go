@@ -93,6 +93,25 @@ func TestNoLocalServerMessage(t *testing.T) {
 
 }
 
+// With no endpoint.url the token may go only to the router: settings that
+// then move the endpoint elsewhere with the token ask the user first.
+func TestTokenConsentWithNoEndpointURL(t *testing.T) {
+	t.Parallel()
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "ok"))
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: map[string]any{"endpoint": map[string]any{"token": "hf_secret"}},
+		getenv: env(map[string]string{stream.LocalPortsVar: streamtest.Ports(streamtest.ClosedPort(t))})})
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": tgiSettings(srv.URL, func(s map[string]any) {
+		s["endpoint"].(map[string]any)["token"] = "hf_secret"
+	})})
+	ed.await("the question", func() bool {
+		return contains(ed.shownMessages(), "move the endpoint from router.huggingface.co to "+strings.TrimPrefix(srv.URL, "http://"))
+	})
+	ed.await("the refusal", func() bool { return contains(ed.shownMessages(), "the token was not sent") })
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests", n)
+	}
+}
+
 // posts counts the generations srv received.
 func posts(srv *streamtest.Server) int {
 	n := 0

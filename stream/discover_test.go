@@ -30,8 +30,10 @@ func TestDiscoverIdentifiesServers(t *testing.T) {
 	closed := streamtest.ClosedPort(t)
 
 	ports := []int{ollama.Port(), closed, llama.Port(), vllm.Port(), tgi.Port(), lmstudio.Port(), web.Port(), silent.Port}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	start := time.Now()
-	s := stream.Discover(context.Background(), stream.DiscoverOptions{Ports: ports, AnswerTimeout: 300 * time.Millisecond})
+	s := stream.Discover(ctx, stream.DiscoverOptions{Ports: ports, AnswerTimeout: 300 * time.Millisecond})
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("took %s", took)
 	}
@@ -358,6 +360,48 @@ func TestClientChoosesAgainWhenTheServerGoes(t *testing.T) {
 	}
 	if got := choices(); len(got) != 2 || got[1].Server.Name != "TGI" {
 		t.Errorf("choices %+v", got)
+	}
+}
+
+// Concurrent first requests choose once.
+func TestClientChoosesOnce(t *testing.T) {
+	tgi := streamtest.NewTGI(t, streamtest.TGI(0, "length", "ok"), "m")
+	c, choices := chooser(t, "", []int{streamtest.ClosedPort(t), tgi.Port()})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if b, err := c.Backend(context.Background()); err != nil || b != stream.BackendTGI {
+				t.Errorf("backend %q, %v", b, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(choices()); n != 1 {
+		t.Errorf("chose %d times", n)
+	}
+}
+
+// Finding nothing is not remembered: a server started since is found at
+// the next request.
+func TestClientChoosesAgainAfterNothingFound(t *testing.T) {
+	port := streamtest.ClosedPort(t)
+	c, _ := chooser(t, "", []int{port})
+	var none *stream.NoEndpointError
+	if _, err := c.Backend(context.Background()); !errors.As(err, &none) {
+		t.Fatalf("error %v", err)
+	}
+	tgi := streamtest.NewTGI(t, streamtest.TGI(0, "length", "ok"), "m")
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Skip("the port was taken meanwhile:", err)
+	}
+	srv := &http.Server{Handler: tgi.Config.Handler}
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(l) })
+	defer wg.Wait()
+	defer srv.Close()
+	if b, err := c.Backend(context.Background()); err != nil || b != stream.BackendTGI {
+		t.Errorf("backend %q, %v", b, err)
 	}
 }
 
