@@ -46,6 +46,10 @@ type fakeEditor struct {
 	// held are didChange notifications not sent yet (echoDelay): sent in
 	// order before any later notification.
 	held []any
+	// violations are applyEdit requests that break the wire contract
+	// (versioned documentChanges if and only if the editor advertised them);
+	// the test fails with them when it ends.
+	violations []string
 
 	served chan error
 }
@@ -144,7 +148,7 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 	if wrap != nil {
 		handle = wrap(handle)
 	}
-	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(stdCodec{}))
+	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(editorCodec{}))
 	e.conn.Go(ctx, handle)
 	t.Cleanup(func() {
 		cancel()
@@ -155,6 +159,11 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 			t.Errorf("server did not stop")
 		}
 		e.conn.Close()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, v := range e.violations {
+			t.Errorf("workspace/applyEdit: %s", v)
+		}
 	})
 	e.initialize()
 	return e
@@ -221,7 +230,7 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 	params := json.RawMessage(req.Params())
 	switch req.Method() {
 	case "workspace/applyEdit":
-		var p applyEditParams
+		var p wireApplyEdit
 		if err := json.Unmarshal(params, &p); err != nil {
 			return nil, err
 		}
@@ -271,22 +280,32 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 	return nil, jsonrpc2.NewError(jsonrpc2.MethodNotFound, req.Method())
 }
 
-func (e *fakeEditor) applyEdit(p applyEditParams) map[string]any {
+func (e *fakeEditor) applyEdit(p wireApplyEdit) map[string]any {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.edits++
-	if p.Label != "" {
+	if p.Label != nil {
 		e.labelled++
+	}
+	versioned := len(p.Edit.DocumentChanges) > 0
+	switch {
+	case versioned == (len(p.Edit.Changes) > 0):
+		e.violations = append(e.violations, "want exactly one of documentChanges and changes")
+	case versioned != e.opts.versioned:
+		e.violations = append(e.violations, fmt.Sprintf("documentChanges sent: %v, but advertised: %v", versioned, e.opts.versioned))
 	}
 	if e.opts.rejectAlways || e.edits <= e.opts.rejectFirst {
 		return map[string]any{"applied": false, "failureReason": "rejected by test"}
 	}
 	var uri string
-	var edits []textEdit
-	if len(p.Edit.DocumentChanges) > 0 {
+	var edits []wireTextEdit
+	if versioned {
 		dc := p.Edit.DocumentChanges[0]
 		uri, edits = dc.TextDocument.URI, dc.Edits
-		if d := e.docs[uri]; d == nil || d.version != dc.TextDocument.Version {
+		if dc.TextDocument.Version == nil {
+			e.violations = append(e.violations, "documentChanges without a version")
+		}
+		if d := e.docs[uri]; d == nil || dc.TextDocument.Version == nil || d.version != *dc.TextDocument.Version {
 			if e.opts.dropStale {
 				return map[string]any{"applied": true}
 			}
@@ -427,8 +446,8 @@ func (e *fakeEditor) text(uri string) string {
 	return e.docs[uri].text
 }
 
-func (e *fakeEditor) codeActions(uri string, rng Range) []codeAction {
-	var actions []codeAction
+func (e *fakeEditor) codeActions(uri string, rng Range) []wireCodeAction {
+	var actions []wireCodeAction
 	if err := e.call("textDocument/codeAction", map[string]any{
 		"textDocument": map[string]any{"uri": uri}, "range": rng, "context": map[string]any{"diagnostics": []any{}}}, &actions); err != nil {
 		e.t.Fatalf("codeAction: %v", err)
@@ -570,6 +589,58 @@ func fakePosition(text string, off int, enc Encoding) Position {
 		units += fakeUnits(r, enc)
 	}
 	return Position{Line: uint32(line), Character: uint32(units)}
+}
+
+// The fake editor reads the server's messages as the specification shapes
+// them, with its own types and plain encoding/json, as any client would.
+
+// editorCodec is the fake editor's JSON-RPC payload codec.
+type editorCodec struct{}
+
+func (editorCodec) Marshal(v any) ([]byte, error) {
+	if raw, ok := v.(jsonrpc2.RawMessage); ok {
+		return raw, nil
+	}
+	return json.Marshal(v)
+}
+
+func (editorCodec) Unmarshal(data []byte, v any) error {
+	if raw, ok := v.(*jsonrpc2.RawMessage); ok {
+		*raw = append((*raw)[:0], data...)
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
+
+// wireApplyEdit is workspace/applyEdit's params.
+type wireApplyEdit struct {
+	Label *string `json:"label"`
+	Edit  struct {
+		Changes         map[string][]wireTextEdit `json:"changes"`
+		DocumentChanges []struct {
+			TextDocument struct {
+				URI     string `json:"uri"`
+				Version *int32 `json:"version"`
+			} `json:"textDocument"`
+			Edits []wireTextEdit `json:"edits"`
+		} `json:"documentChanges"`
+	} `json:"edit"`
+}
+
+type wireTextEdit struct {
+	Range   Range  `json:"range"`
+	NewText string `json:"newText"`
+}
+
+// wireCodeAction is one code action of textDocument/codeAction's answer.
+type wireCodeAction struct {
+	Title   string `json:"title"`
+	Kind    string `json:"kind"`
+	Command struct {
+		Title     string            `json:"title"`
+		Command   string            `json:"command"`
+		Arguments []json.RawMessage `json:"arguments"`
+	} `json:"command"`
 }
 
 func contains(list []string, sub string) bool {
