@@ -833,13 +833,14 @@ func TestHugeDocument(t *testing.T) {
 	}
 }
 
-// Odd URIs and positions past the end: positions clamp to the text (the
+// Odd URIs, kept exactly as the client spells them, and positions past the
+// end: positions clamp to the text (the
 // specification's rule), nothing panics, and the text lands at the end.
 func TestInvalidURIsAndPositions(t *testing.T) {
 	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
-	for _, u := range []string{"not a uri", "file:///%zz", "untitled:Untitled-1", "file:///a b/ü.go", "\x00"} {
+	for _, u := range []string{"not a uri", "file:///%zz", "untitled:Untitled-1", "file:///a b/ü.go", "file:///C:/work/x.go", "\x00"} {
 		t.Run(fmt.Sprintf("uri %q", u), func(t *testing.T) {
 			ed.open(u, "ab\ncd")
 			ed.reset()
@@ -912,6 +913,45 @@ func TestChangesToUnknownDocuments(t *testing.T) {
 	ed.generateAndWait(uri, 0, 1)
 	if got := ed.text(uri); got != "x!" {
 		t.Errorf("text %q", got)
+	}
+}
+
+// What genls does not read never refuses a message: an initialize whose
+// unused capabilities have another shape (Visual Studio 2019 sends
+// publishDiagnostics.tagSupport: true) still starts the server with the
+// capabilities genls reads, and a code action request carrying diagnostics
+// genls cannot decode still gets its actions.
+func TestUnreadPartsOfMessagesIgnored(t *testing.T) {
+	t.Parallel()
+	c := newRawClient(t, zaptest.NewLogger(t))
+	c.send(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":null,"capabilities":{"general":{"positionEncodings":["utf-8"]},` +
+		`"textDocument":{"publishDiagnostics":{"tagSupport":true},"foldingRange":{"rangeLimit":-1}}}}}`)
+	result, _ := c.reply(1)["result"].(map[string]any)
+	if caps, _ := result["capabilities"].(map[string]any); caps["positionEncoding"] != "utf-8" {
+		t.Fatalf("initialize with unusual capabilities: %v", result)
+	}
+	const rng = `{"start":{"line":0,"character":0},"end":{"line":0,"character":1}}`
+	c.send(`{"jsonrpc":"2.0","id":2,"method":"textDocument/codeAction","params":{"textDocument":{"uri":"file:///p.go"},"range":` + rng +
+		`,"context":{"diagnostics":[{"range":` + rng + `,"message":"m","code":4294967296},{"range":` + rng + `,"message":"m","code":1.5}]}}}`)
+	if m := c.reply(2); m["error"] != nil || len(m["result"].([]any)) == 0 {
+		t.Errorf("code actions with unusual diagnostics: %v", m)
+	}
+	c.close()
+}
+
+// A didChange with a range that cannot be read (a negative line) is dropped
+// whole; it is never taken for the document's new text.
+func TestUnreadableChangeDropped(t *testing.T) {
+	t.Parallel()
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
+	ed.open(uri, "abc")
+	bad := map[string]any{"start": map[string]any{"line": -1, "character": 0}, "end": map[string]any{"line": 0, "character": 0}}
+	ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": uri, "version": 2},
+		"contentChanges": []any{map[string]any{"range": bad, "text": "x"}}})
+	ed.generateAndWait(uri, 0, 3)
+	if got := ed.text(uri); got != "abc!" {
+		t.Errorf("text %q, want %q", got, "abc!")
 	}
 }
 
