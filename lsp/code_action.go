@@ -2,8 +2,10 @@ package lsp
 
 import (
 	"encoding/json"
+	"strings"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 
 	"github.com/genls/genls/commands"
 )
@@ -11,49 +13,43 @@ import (
 // Code action kinds. Each action has its own kind so clients that pick an
 // action by kind (eglot, Neovim's filter) find exactly one.
 const (
-	kindGenerate = "refactor.genls.generate"
-	kindContinue = "refactor.genls.continue"
-	kindCancel   = "refactor.genls.cancel"
+	kindGenerate protocol.CodeActionKind = "refactor.genls.generate"
+	kindContinue protocol.CodeActionKind = "refactor.genls.continue"
+	kindCancel   protocol.CodeActionKind = "refactor.genls.cancel"
 )
-
-type codeAction struct {
-	Title   string  `json:"title"`
-	Kind    string  `json:"kind"`
-	Command command `json:"command"`
-}
-
-type command struct {
-	Title     string `json:"title"`
-	Command   string `json:"command"`
-	Arguments []any  `json:"arguments,omitempty"`
-}
 
 // codeAction offers Generate on any range, Generate here at a cursor, and
 // Cancel generation while one runs in the document.
 func (s *server) codeAction(params json.RawMessage) (any, error) {
+	// What genls reads, not protocol.CodeActionParams: that canonicalises
+	// the URI (see didOpen) and decodes context.diagnostics, which genls
+	// ignores, failing the request on one it cannot read (another
+	// extension's code 1.5 or 2^32, say).
 	var p struct {
 		TextDocument struct {
 			URI string `json:"uri"`
 		} `json:"textDocument"`
-		Range   Range `json:"range"`
+		Range   protocol.Range `json:"range"`
 		Context struct {
-			Only []string `json:"only"`
+			Only []protocol.CodeActionKind `json:"only"`
 		} `json:"context"`
 	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
 	}
 	uri := p.TextDocument.URI
-	actions := []codeAction{}
-	add := func(title, kind, cmd string, arg any) {
-		if !wanted(kind, p.Context.Only) {
+	actions := []protocol.CodeAction{}
+	var err error
+	add := func(title string, kind protocol.CodeActionKind, cmd string, arg any) {
+		if err != nil || !wanted(kind, p.Context.Only) {
 			return
 		}
-		c := command{Title: title, Command: cmd}
-		if arg != nil {
-			c.Arguments = []any{arg}
+		// The arguments are commands' types, tagged for encoding/json.
+		var raw []byte
+		if raw, err = json.Marshal(arg); err == nil {
+			actions = append(actions, protocol.CodeAction{Title: title, Kind: &kind,
+				Command: protocol.Command{Title: title, Command: cmd, Arguments: []protocol.LSPAny{raw}}})
 		}
-		actions = append(actions, codeAction{Title: title, Kind: kind, Command: c})
 	}
 	add("Generate", kindGenerate, commands.Generate, commands.GenerateArgs{URI: uri, Range: p.Range})
 	if p.Range.Start == p.Range.End {
@@ -62,17 +58,20 @@ func (s *server) codeAction(params json.RawMessage) (any, error) {
 	if s.sessions.Running(uri) {
 		add("Cancel generation", kindCancel, commands.Cancel, commands.CancelArgs{URI: uri})
 	}
+	if err != nil {
+		return nil, jsonrpc2.NewError(jsonrpc2.InternalError, err.Error())
+	}
 	return actions, nil
 }
 
 // wanted applies the client's "only" filter: a kind matches a requested kind
 // equal to it or a parent of it ("refactor" matches "refactor.genls.cancel").
-func wanted(kind string, only []string) bool {
+func wanted(kind protocol.CodeActionKind, only []protocol.CodeActionKind) bool {
 	if len(only) == 0 {
 		return true
 	}
 	for _, o := range only {
-		if kind == o || len(kind) > len(o) && kind[:len(o)] == o && kind[len(o)] == '.' {
+		if kind == o || strings.HasPrefix(string(kind), string(o)+".") {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/genls/genls/commands"
@@ -19,11 +20,8 @@ import (
 // at once (editors time out long requests) and the generation runs in the
 // background on the connection's lifetime.
 func (s *server) executeCommand(params json.RawMessage) (any, error) {
-	var p struct {
-		Command   string            `json:"command"`
-		Arguments []json.RawMessage `json:"arguments"`
-	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	var p protocol.ExecuteCommandParams
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
 	}
 	switch p.Command {
@@ -33,7 +31,7 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, `genls.generate takes one argument {"uri": …, "range": …}`)
 		}
 		if err := s.startGeneration(args); err != nil {
-			s.showMessage(messageError, err.Error())
+			s.showMessage(protocol.MessageTypeError, err.Error())
 			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
 		}
 		return nil, nil
@@ -135,7 +133,10 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 	}
 	sink.limits = s.editLimits
 	sink.nudge = func() {
-		s.conn.Notify(s.ctx, "window/logMessage", map[string]any{"type": 4, "message": "genls: waiting for the editor to apply an edit"})
+		nudge := &protocol.LogMessageParams{Type: protocol.MessageTypeLog, Message: "genls: waiting for the editor to apply an edit"}
+		if err := s.conn.Notify(s.ctx, "window/logMessage", nudge); err != nil {
+			s.log.Debug("logMessage failed", zap.Error(err))
+		}
 	}
 	go func() {
 		defer cancelCtx(nil)
@@ -145,9 +146,9 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 		end(func() {
 			prog.End(outcome)
 			if err != nil {
-				typ := messageError
+				typ := protocol.MessageTypeError
 				if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
-					typ = messageWarning
+					typ = protocol.MessageTypeWarning
 				}
 				s.showMessage(typ, err.Error())
 			}
@@ -182,17 +183,16 @@ func (s *server) generate(ctx context.Context, client *stream.Client, cfg *confi
 	return "failed: " + err.Error(), withDoctorHint(err)
 }
 
-// applyEdit sends workspace/applyEdit and decodes the answer into genls's own
-// result struct.
-func (s *server) applyEdit(ctx context.Context, params applyEditParams) (bool, string, error) {
-	var res struct {
-		Applied       bool   `json:"applied"`
-		FailureReason string `json:"failureReason"`
-	}
+// applyEdit sends workspace/applyEdit and returns the editor's answer.
+func (s *server) applyEdit(ctx context.Context, params *protocol.ApplyWorkspaceEditParams) (applied bool, reason string, err error) {
+	var res protocol.ApplyWorkspaceEditResult
 	if _, err := s.conn.Call(ctx, "workspace/applyEdit", params, &res); err != nil {
 		return false, "", err
 	}
-	return res.Applied, res.FailureReason, nil
+	if res.FailureReason != nil {
+		reason = *res.FailureReason
+	}
+	return res.Applied, reason, nil
 }
 
 // withDoctorHint points an error about the endpoint's setup (unreachable,

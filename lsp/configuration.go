@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/genls/genls/stream"
@@ -19,22 +20,22 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 	cfg, err := parseSettings(raw)
 	if err != nil {
 		s.log.Warn("rejected settings", zap.String("from", from), zap.Error(err))
-		s.showMessage(messageError, err.Error())
+		s.showMessage(protocol.MessageTypeError, err.Error())
 		return
 	}
 	if keys := unknownKeys(raw); len(keys) > 0 {
-		s.showMessage(messageWarning, fmt.Sprintf("unknown setting %s (ignored); see the configuration reference in genls's README", strings.Join(keys, ", ")))
+		s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("unknown setting %s (ignored); see the configuration reference in genls's README", strings.Join(keys, ", ")))
 	}
 	client, err := s.newClient(cfg)
 	if err != nil {
 		err = &SettingError{Key: "endpoint", Err: err}
 		s.log.Warn("rejected settings", zap.String("from", from), zap.Error(err))
-		s.showMessage(messageError, err.Error())
+		s.showMessage(protocol.MessageTypeError, err.Error())
 		return
 	}
 	if cfg.settings.Log.File != "" && s.setLogFile != nil {
 		if err := s.setLogFile(cfg.settings.Log.File); err != nil {
-			s.showMessage(messageError, (&SettingError{Key: "log.file", Err: err}).Error())
+			s.showMessage(protocol.MessageTypeError, (&SettingError{Key: "log.file", Err: err}).Error())
 			return
 		}
 	}
@@ -54,17 +55,15 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 func (s *server) confirmHost(cfg *config, client *stream.Client, from, to, source string) {
 	const send = "Send token"
 	keep := "Keep " + from
-	var choice *struct {
-		Title string `json:"title"`
-	}
-	params := map[string]any{
-		"type":    messageWarning,
-		"message": fmt.Sprintf("genls: the settings (%s) move the endpoint from %s to %s. Send your API token to %s?", source, from, to, to),
-		"actions": []map[string]string{{"title": send}, {"title": keep}},
+	var choice *protocol.MessageActionItem
+	params := &protocol.ShowMessageRequestParams{
+		Type:    protocol.MessageTypeWarning,
+		Message: fmt.Sprintf("genls: the settings (%s) move the endpoint from %s to %s. Send your API token to %s?", source, from, to, to),
+		Actions: []protocol.MessageActionItem{{Title: send}, {Title: keep}},
 	}
 	if _, err := s.conn.Call(s.ctx, "window/showMessageRequest", params, &choice); err != nil || choice == nil || choice.Title != send {
 		s.log.Warn("endpoint change not confirmed; keeping the previous settings", zap.String("to", to), zap.Error(err))
-		s.showMessage(messageInfo, fmt.Sprintf("kept the endpoint at %s; the token was not sent to %s", from, to))
+		s.showMessage(protocol.MessageTypeInfo, fmt.Sprintf("kept the endpoint at %s; the token was not sent to %s", from, to))
 		return
 	}
 	s.install(cfg, client, source)
@@ -72,7 +71,7 @@ func (s *server) confirmHost(cfg *config, client *stream.Client, from, to, sourc
 
 func (s *server) install(cfg *config, client *stream.Client, from string) {
 	if w := client.InsecureTokenWarning(); w != "" {
-		s.showMessage(messageWarning, w)
+		s.showMessage(protocol.MessageTypeWarning, w)
 	}
 	if s.level != nil && cfg.settings.Log.Level != "" {
 		_ = s.level.UnmarshalText([]byte(cfg.settings.Log.Level))
@@ -136,8 +135,8 @@ func (s *server) pullConfiguration() {
 	if !supported {
 		return
 	}
-	var result []json.RawMessage
-	params := map[string]any{"items": []map[string]any{{"section": "genls"}}}
+	var result []protocol.LSPAny
+	params := &protocol.ConfigurationParams{Items: []protocol.ConfigurationItem{{Section: new("genls")}}}
 	if _, err := s.conn.Call(s.ctx, "workspace/configuration", params, &result); err != nil {
 		s.log.Debug("workspace/configuration failed", zap.Error(err))
 		return
@@ -145,14 +144,12 @@ func (s *server) pullConfiguration() {
 	if len(result) == 0 || isNull(result[0]) {
 		return
 	}
-	s.applySettings(result[0], "workspace/configuration")
+	s.applySettings(json.RawMessage(result[0]), "workspace/configuration")
 }
 
 func (s *server) didChangeConfiguration(params json.RawMessage) error {
-	var p struct {
-		Settings json.RawMessage `json:"settings"`
-	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	var p protocol.DidChangeConfigurationParams
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return err
 	}
 	if isNull(p.Settings) || string(p.Settings) == "{}" {
@@ -160,10 +157,10 @@ func (s *server) didChangeConfiguration(params json.RawMessage) error {
 		go s.pullConfiguration()
 		return nil
 	}
-	s.applySettings(p.Settings, "didChangeConfiguration")
+	s.applySettings(json.RawMessage(p.Settings), "didChangeConfiguration")
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool {
+func isNull(raw []byte) bool {
 	return len(raw) == 0 || string(raw) == "null"
 }

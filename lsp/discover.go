@@ -3,6 +3,8 @@ package lsp
 import (
 	"errors"
 
+	"go.lsp.dev/protocol"
+
 	"github.com/genls/genls/stream"
 )
 
@@ -29,7 +31,7 @@ func (s *server) announceChoice(c stream.Choice) {
 	s.announced = key
 	s.mu.Unlock()
 	if !told {
-		s.showMessage(messageInfo, "no endpoint.url set; using "+c.String())
+		s.showMessage(protocol.MessageTypeInfo, "no endpoint.url set; using "+c.String())
 	}
 }
 

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"go.lsp.dev/protocol"
+	lspuri "go.lsp.dev/uri"
 )
 
 // Errors that end a generation from the editor's side.
@@ -52,7 +55,7 @@ func (l EditLimits) orDefaults() EditLimits {
 
 // applyEditFunc sends workspace/applyEdit and returns whether the editor
 // applied it.
-type applyEditFunc func(ctx context.Context, params applyEditParams) (applied bool, reason string, err error)
+type applyEditFunc func(ctx context.Context, params *protocol.ApplyWorkspaceEditParams) (applied bool, reason string, err error)
 
 // editSink writes one generation's text into a document through
 // workspace/applyEdit, with at most one request in flight: text that arrives
@@ -278,41 +281,24 @@ func indexEdit(es []*sentEdit, e *sentEdit) int {
 	return -1
 }
 
-// applyEditParams is workspace/applyEdit's params, with the edit as either
-// versioned documentChanges or plain changes.
-type applyEditParams struct {
-	Label string        `json:"label,omitempty"`
-	Edit  workspaceEdit `json:"edit"`
-}
-
-type workspaceEdit struct {
-	Changes         map[string][]textEdit `json:"changes,omitempty"`
-	DocumentChanges []textDocumentEdit    `json:"documentChanges,omitempty"`
-}
-
-type textDocumentEdit struct {
-	TextDocument versionedDocument `json:"textDocument"`
-	Edits        []textEdit        `json:"edits"`
-}
-
-type versionedDocument struct {
-	URI     string `json:"uri"`
-	Version int32  `json:"version"`
-}
-
-type textEdit struct {
-	Range   Range  `json:"range"`
-	NewText string `json:"newText"`
-}
-
-func insertEdit(uri string, version int32, versioned bool, pos Position, text string) applyEditParams {
-	edit := textEdit{Range: Range{Start: pos, End: pos}, NewText: text}
+// insertEdit is workspace/applyEdit's params inserting text at pos of uri:
+// versioned documentChanges, which the editor rejects when its document has
+// another version, or plain changes.
+func insertEdit(uri string, version int32, versioned bool, pos protocol.Position, text string) *protocol.ApplyWorkspaceEditParams {
+	edit := protocol.TextEdit{Range: protocol.Range{Start: pos, End: pos}, NewText: text}
 	// No label: Neovim prints every labelled edit, one line per streamed edit.
-	p := applyEditParams{}
+	p := &protocol.ApplyWorkspaceEditParams{}
 	if versioned {
-		p.Edit.DocumentChanges = []textDocumentEdit{{TextDocument: versionedDocument{URI: uri, Version: version}, Edits: []textEdit{edit}}}
+		p.Edit.DocumentChanges = []protocol.DocumentChange{&protocol.TextDocumentEdit{
+			TextDocument: protocol.OptionalVersionedTextDocumentIdentifier{
+				// The client's URI verbatim, not canonicalised by uri.Parse.
+				TextDocumentIdentifier: protocol.TextDocumentIdentifier{URI: lspuri.URI(uri)},
+				Version:                &version,
+			},
+			Edits: []protocol.TextDocumentEditElement{&edit},
+		}}
 	} else {
-		p.Edit.Changes = map[string][]textEdit{uri: {edit}}
+		p.Edit.Changes = map[lspuri.URI][]protocol.TextEdit{lspuri.URI(uri): {edit}}
 	}
 	return p
 }

@@ -2,10 +2,11 @@ package lsp
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 )
 
@@ -29,12 +30,12 @@ func (s *server) beginProgress(ctx context.Context, title, message string) *prog
 		return nil
 	}
 	token := fmt.Sprintf("genls-%d", progressSeq.Add(1))
-	if _, err := s.conn.Call(ctx, "window/workDoneProgress/create", map[string]any{"token": token}, nil); err != nil {
+	if _, err := s.conn.Call(ctx, "window/workDoneProgress/create", &protocol.WorkDoneProgressCreateParams{Token: protocol.String(token)}, nil); err != nil {
 		s.log.Debug("workDoneProgress/create failed", zap.Error(err))
 		return nil
 	}
 	p := &progress{s: s, token: token}
-	p.send(map[string]any{"kind": "begin", "title": title, "cancellable": true, "message": message})
+	p.send(&protocol.WorkDoneProgressBegin{Kind: "begin", Title: title, Cancellable: new(true), Message: &message})
 	return p
 }
 
@@ -42,14 +43,14 @@ func (p *progress) Report(message string) {
 	if p == nil {
 		return
 	}
-	p.send(map[string]any{"kind": "report", "message": message})
+	p.send(&protocol.WorkDoneProgressReport{Kind: "report", Message: &message})
 }
 
 func (p *progress) End(message string) {
 	if p == nil {
 		return
 	}
-	p.send(map[string]any{"kind": "end", "message": message})
+	p.send(&protocol.WorkDoneProgressEnd{Kind: "end", Message: &message})
 }
 
 func (p *progress) Token() string {
@@ -59,18 +60,25 @@ func (p *progress) Token() string {
 	return p.token
 }
 
-func (p *progress) send(value map[string]any) {
-	if err := p.s.conn.Notify(p.s.ctx, "$/progress", map[string]any{"token": p.token, "value": value}); err != nil {
+// send sends one $/progress value: a WorkDoneProgressBegin, Report or End.
+func (p *progress) send(value any) {
+	raw, err := protocol.Marshal(value)
+	if err == nil {
+		err = p.s.conn.Notify(p.s.ctx, "$/progress", &protocol.ProgressParams{Token: protocol.String(p.token), Value: raw})
+	}
+	if err != nil {
 		p.s.log.Debug("$/progress failed", zap.Error(err))
 	}
 }
 
-// tokenKey normalises a progress token (a string or an integer) to the
-// string genls created it as.
-func tokenKey(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
+// tokenKey is a progress token as the string genls created it as; an
+// integer token is spelled in decimal.
+func tokenKey(token protocol.ProgressToken) string {
+	switch t := token.(type) {
+	case protocol.String:
+		return string(t)
+	case protocol.Integer:
+		return strconv.Itoa(int(t))
 	}
-	return string(raw)
+	return ""
 }

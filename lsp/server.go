@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/genls/genls/commands"
@@ -125,7 +126,7 @@ func Serve(ctx context.Context, opts Options) error {
 		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
 	}
 	s.cfg, _ = validate(Settings{})
-	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(stdCodec{}))
+	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(protocolCodec{}))
 	s.conn.Go(ctx, s.handle)
 
 	var err error
@@ -235,10 +236,8 @@ func (s *server) notification(method string, params json.RawMessage) {
 	case "workspace/didChangeConfiguration":
 		err = s.didChangeConfiguration(params)
 	case "window/workDoneProgress/cancel":
-		var p struct {
-			Token json.RawMessage `json:"token"`
-		}
-		if err = json.Unmarshal(params, &p); err == nil {
+		var p protocol.WorkDoneProgressCancelParams
+		if err = protocol.Unmarshal(params, &p); err == nil {
 			s.sessions.CancelToken(tokenKey(p.Token))
 		}
 	}
@@ -248,12 +247,15 @@ func (s *server) notification(method string, params json.RawMessage) {
 }
 
 func (s *server) initialize(params json.RawMessage) (any, error) {
+	// What genls reads, not protocol.InitializeParams: decoding every
+	// capability fails initialize (the server never starts) when a client
+	// shapes one genls ignores otherwise, as Visual Studio 2019 sends
+	// publishDiagnostics.tagSupport: true (LSP issue 1097).
 	var p struct {
-		ProcessID             *int            `json:"processId"`
-		InitializationOptions json.RawMessage `json:"initializationOptions"`
+		InitializationOptions protocol.LSPAny `json:"initializationOptions"`
 		Capabilities          struct {
 			General struct {
-				PositionEncodings []string `json:"positionEncodings"`
+				PositionEncodings []protocol.PositionEncodingKind `json:"positionEncodings"`
 			} `json:"general"`
 			Window struct {
 				WorkDoneProgress bool `json:"workDoneProgress"`
@@ -261,17 +263,14 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 			Workspace struct {
 				Configuration bool `json:"configuration"`
 				WorkspaceEdit struct {
-					DocumentChanges    bool     `json:"documentChanges"`
-					ResourceOperations []string `json:"resourceOperations"`
+					DocumentChanges    bool                             `json:"documentChanges"`
+					ResourceOperations []protocol.ResourceOperationKind `json:"resourceOperations"`
 				} `json:"workspaceEdit"`
 			} `json:"workspace"`
 		} `json:"capabilities"`
-		ClientInfo struct {
-			Name    string `json:"name"`
-			Version string `json:"version"`
-		} `json:"clientInfo"`
+		ClientInfo protocol.ClientInfo `json:"clientInfo"`
 	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, "initialize: "+err.Error())
 	}
 	caps := clientCaps{
@@ -287,28 +286,32 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 	s.caps = caps
 	s.state = stateInitialized
 	s.mu.Unlock()
-	s.log.Info("initialize", zap.String("client", p.ClientInfo.Name+" "+p.ClientInfo.Version),
+	clientVersion, _ := p.ClientInfo.Version.Get()
+	s.log.Info("initialize", zap.String("client", p.ClientInfo.Name+" "+clientVersion),
 		zap.String("positionEncoding", string(caps.encoding)), zap.Bool("progress", caps.progress),
 		zap.Bool("documentChanges", caps.documentChanges))
 	if len(p.InitializationOptions) > 0 {
-		s.applySettings(p.InitializationOptions, "initializationOptions")
+		s.applySettings(json.RawMessage(p.InitializationOptions), "initializationOptions")
 	}
-	return map[string]any{
-		"capabilities": map[string]any{
-			"positionEncoding": caps.encoding,
-			"textDocumentSync": map[string]any{"openClose": true, "change": 2},
-			"codeActionProvider": map[string]any{
-				"codeActionKinds": []string{kindGenerate, kindContinue, kindCancel},
+	return &protocol.InitializeResult{
+		Capabilities: protocol.ServerCapabilities{
+			PositionEncoding: protocol.PositionEncodingKind(caps.encoding),
+			TextDocumentSync: &protocol.TextDocumentSyncOptions{
+				OpenClose: new(true),
+				Change:    new(protocol.TextDocumentSyncKindIncremental),
 			},
-			"executeCommandProvider": map[string]any{"commands": []string{commands.Generate, commands.Cancel}},
+			CodeActionProvider: &protocol.CodeActionOptions{
+				CodeActionKinds: []protocol.CodeActionKind{kindGenerate, kindContinue, kindCancel},
+			},
+			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{commands.Generate, commands.Cancel}},
 		},
-		"serverInfo": map[string]any{"name": "genls", "version": s.version},
+		ServerInfo: protocol.ServerInfo{Name: "genls", Version: protocol.NewOptional(s.version)},
 	}, nil
 }
 
 // negotiateEncoding prefers UTF-8 (the document's own bytes), then UTF-32,
 // and falls back to the mandatory UTF-16.
-func negotiateEncoding(offered []string) Encoding {
+func negotiateEncoding(offered []protocol.PositionEncodingKind) Encoding {
 	for _, want := range []Encoding{UTF8, UTF32} {
 		for _, o := range offered {
 			if Encoding(o) == want {
@@ -327,6 +330,11 @@ func (s *server) shutdown() (any, error) {
 	return nil, nil
 }
 
+// The text document notifications are decoded into structs with the URI as
+// a string, not into the protocol package's types: their uri.URI fields
+// canonicalise a URI when decoding it ("file:///C:/x" becomes
+// "file:///c%3A/x"), and edits must name a document as the client does.
+
 func (s *server) didOpen(params json.RawMessage) error {
 	var p struct {
 		TextDocument struct {
@@ -336,7 +344,7 @@ func (s *server) didOpen(params json.RawMessage) error {
 			Text       string `json:"text"`
 		} `json:"textDocument"`
 	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return err
 	}
 	td := p.TextDocument
@@ -345,6 +353,9 @@ func (s *server) didOpen(params json.RawMessage) error {
 }
 
 func (s *server) didChange(params json.RawMessage) error {
+	// contentChange, not protocol.TextDocumentContentChangeEvent: that
+	// union's decoder reads a change whose range it cannot decode (a
+	// negative line) as the document's whole new text.
 	var p struct {
 		TextDocument struct {
 			URI     string `json:"uri"`
@@ -352,7 +363,7 @@ func (s *server) didChange(params json.RawMessage) error {
 		} `json:"textDocument"`
 		ContentChanges []contentChange `json:"contentChanges"`
 	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return err
 	}
 	if !s.docs.applyChanges(p.TextDocument.URI, p.TextDocument.Version, p.ContentChanges, s.encoding()) {
@@ -367,7 +378,7 @@ func (s *server) didClose(params json.RawMessage) error {
 			URI string `json:"uri"`
 		} `json:"textDocument"`
 	}
-	if err := json.Unmarshal(params, &p); err != nil {
+	if err := protocol.Unmarshal(params, &p); err != nil {
 		return err
 	}
 	s.sessions.Cancel(p.TextDocument.URI)
@@ -384,22 +395,15 @@ func (s *server) encoding() Encoding {
 // showMessage tells the user something through window/showMessage. It does
 // not wait for the write: it may be called on the read loop, which must never
 // block on the client (the client may be blocked writing to us).
-func (s *server) showMessage(typ int, msg string) {
+func (s *server) showMessage(typ protocol.MessageType, msg string) {
 	s.notes.Add(1)
 	go func() {
 		defer s.notes.Done()
-		if err := s.conn.Notify(s.ctx, "window/showMessage", map[string]any{"type": typ, "message": "genls: " + msg}); err != nil {
+		if err := s.conn.Notify(s.ctx, "window/showMessage", &protocol.ShowMessageParams{Type: typ, Message: "genls: " + msg}); err != nil {
 			s.log.Debug("showMessage failed", zap.Error(err))
 		}
 	}()
 }
-
-// Message types of window/showMessage.
-const (
-	messageError   = 1
-	messageWarning = 2
-	messageInfo    = 3
-)
 
 // rwc joins stdin and stdout into the connection's stream. Close does not
 // close them: the process owns its standard streams.
@@ -410,21 +414,22 @@ type rwc struct {
 
 func (rwc) Close() error { return nil }
 
-// stdCodec encodes payloads with encoding/json, so the plain structs in this
-// package (and the protocol package's) marshal exactly as tagged.
-type stdCodec struct{}
+// protocolCodec encodes and decodes payloads with the protocol package, the
+// only codec that handles its union and optional fields. Its generated
+// encoders take pointers: a value goes through reflection instead.
+type protocolCodec struct{}
 
-func (stdCodec) Marshal(v any) ([]byte, error) {
+func (protocolCodec) Marshal(v any) ([]byte, error) {
 	if raw, ok := v.(jsonrpc2.RawMessage); ok {
 		return raw, nil
 	}
-	return json.Marshal(v)
+	return protocol.Marshal(v)
 }
 
-func (stdCodec) Unmarshal(data []byte, v any) error {
+func (protocolCodec) Unmarshal(data []byte, v any) error {
 	if raw, ok := v.(*jsonrpc2.RawMessage); ok {
 		*raw = append((*raw)[:0], data...)
 		return nil
 	}
-	return json.Unmarshal(data, v)
+	return protocol.Unmarshal(data, v)
 }

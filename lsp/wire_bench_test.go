@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkEncodeApplyEdit(b *testing.B) {
 	b.ReportAllocs()
 	pos := Position{Line: 41, Character: 17}
 	for b.Loop() {
-		if _, err := (stdCodec{}).Marshal(insertEdit(uri, 1234, true, pos, benchEditText)); err != nil {
+		if _, err := (protocolCodec{}).Marshal(insertEdit(uri, 1234, true, pos, benchEditText)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -31,11 +32,8 @@ func BenchmarkDecodeApplyEditResult(b *testing.B) {
 	b.ReportAllocs()
 	data := []byte(`{"applied":true}`)
 	for b.Loop() {
-		var res struct {
-			Applied       bool   `json:"applied"`
-			FailureReason string `json:"failureReason"`
-		}
-		if err := (stdCodec{}).Unmarshal(data, &res); err != nil || !res.Applied {
+		var res protocol.ApplyWorkspaceEditResult
+		if err := (protocolCodec{}).Unmarshal(data, &res); err != nil || !res.Applied {
 			b.Fatal(err)
 		}
 	}
