@@ -75,7 +75,7 @@ func BenchmarkTokenToEditLatency(b *testing.B) {
 			ed.open(uri, "x")
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+				ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 				ed.awaitEnded(i + 1)
 			}
 			b.StopTimer()
@@ -100,7 +100,7 @@ func BenchmarkBurst(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
-				ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+				ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 				ed.awaitEnded(i + 1)
 			}
 			elapsed := time.Since(start)
@@ -126,7 +126,7 @@ func BenchmarkLongGenerationMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+		ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 		ed.awaitEnded(1)
 		runtime.GC()
 		runtime.ReadMemStats(&after)

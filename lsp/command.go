@@ -59,7 +59,7 @@ type target struct {
 // locate reads the prompt input and the insertion point from the document:
 // after a selection; after the cursor's line for Generate without one; at
 // the cursor for Generate here (or on an empty line).
-func (s *server) locate(args commands.GenerateArgs, enc Encoding) (target, error) {
+func (s *server) locate(args commands.GenerateArgs, enc encoding) (target, error) {
 	s.docs.mu.Lock()
 	defer s.docs.mu.Unlock()
 	d, ok := s.docs.docs[args.URI]
@@ -67,7 +67,7 @@ func (s *server) locate(args commands.GenerateArgs, enc Encoding) (target, error
 		return target{}, fmt.Errorf("%s is not open in the editor", args.URI)
 	}
 	text := d.text
-	a, b := enc.Offset(text, args.Range.Start), enc.Offset(text, args.Range.End)
+	a, b := enc.offset(text, args.Range.Start), enc.offset(text, args.Range.End)
 	if b < a {
 		a, b = b, a
 	}
@@ -77,7 +77,7 @@ func (s *server) locate(args commands.GenerateArgs, enc Encoding) (target, error
 		t.input.Selection = text[a:b]
 		t.anchor = b
 	case !args.Here:
-		start := lineStart(text, enc.Position(text, a).Line)
+		start := lineStart(text, enc.position(text, a).Line)
 		end := lineEnd(text, start)
 		if start != end {
 			t.input.Selection = text[start:end]
@@ -147,7 +147,7 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 			prog.End(outcome)
 			if err != nil {
 				typ := protocol.MessageTypeError
-				if errors.Is(err, ErrUserEdited) || errors.Is(err, ErrDocClosed) {
+				if errors.Is(err, errUserEdited) || errors.Is(err, errDocClosed) {
 					typ = protocol.MessageTypeWarning
 				}
 				s.showMessage(typ, err.Error())

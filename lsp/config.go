@@ -16,10 +16,10 @@ import (
 	"github.com/genls/genls/stream"
 )
 
-// Settings is genls's configuration: one JSON object, the same in
+// settings is genls's configuration: one JSON object, the same in
 // initializationOptions, workspace/configuration (section "genls") and
 // workspace/didChangeConfiguration.
-type Settings struct {
+type settings struct {
 	Endpoint struct {
 		URL     string `json:"url"`
 		Backend string `json:"backend"`
@@ -51,20 +51,20 @@ type Settings struct {
 
 // config is validated settings, ready to use.
 type config struct {
-	settings Settings
+	settings settings
 	params   stream.Parameters
 	template *template.Template
 	fim      commands.FIM
 	system   string
 }
 
-// SettingError names the setting that is wrong.
-type SettingError struct {
+// settingError names the setting that is wrong.
+type settingError struct {
 	Key string
 	Err error
 }
 
-func (e *SettingError) Error() string {
+func (e *settingError) Error() string {
 	return fmt.Sprintf("invalid setting %s: %v; keeping the previous settings", e.Key, e.Err)
 }
 
@@ -72,7 +72,7 @@ func (e *SettingError) Error() string {
 // object itself or wrapped as {"genls": {...}}. null or empty means defaults.
 func parseSettings(raw json.RawMessage) (*config, error) {
 	raw = emptyTablesAsObjects(bytes.TrimSpace(raw))
-	var s Settings
+	var s settings
 	if len(raw) > 0 && string(raw) != "null" {
 		var wrapped map[string]json.RawMessage
 		if json.Unmarshal(raw, &wrapped) == nil {
@@ -84,21 +84,21 @@ func parseSettings(raw json.RawMessage) (*config, error) {
 		if err := dec.Decode(&s); err != nil && string(raw) != "null" {
 			var te *json.UnmarshalTypeError
 			if errors.As(err, &te) {
-				return nil, &SettingError{Key: settingKey(te.Field), Err: fmt.Errorf("want %s, got %s", te.Type, te.Value)}
+				return nil, &settingError{Key: settingKey(te.Field), Err: fmt.Errorf("want %s, got %s", te.Type, te.Value)}
 			}
-			return nil, &SettingError{Key: "genls", Err: err}
+			return nil, &settingError{Key: "genls", Err: err}
 		}
 	}
 	return validate(s)
 }
 
-func validate(s Settings) (*config, error) {
+func validate(s settings) (*config, error) {
 	if _, err := stream.ParseBackend(s.Endpoint.Backend); err != nil {
-		return nil, &SettingError{Key: "endpoint.backend", Err: err}
+		return nil, &settingError{Key: "endpoint.backend", Err: err}
 	}
 	if s.Endpoint.URL != "" {
 		if err := stream.CheckURL(s.Endpoint.URL); err != nil {
-			return nil, &SettingError{Key: "endpoint.url", Err: err}
+			return nil, &settingError{Key: "endpoint.url", Err: err}
 		}
 	}
 	p := s.Parameters
@@ -106,28 +106,28 @@ func validate(s Settings) (*config, error) {
 	params.MaxNewTokens = 0
 	if p.MaxNewTokens != nil {
 		if *p.MaxNewTokens <= 0 {
-			return nil, &SettingError{Key: "parameters.max_new_tokens", Err: fmt.Errorf("must be positive, got %d", *p.MaxNewTokens)}
+			return nil, &settingError{Key: "parameters.max_new_tokens", Err: fmt.Errorf("must be positive, got %d", *p.MaxNewTokens)}
 		}
 		params.MaxNewTokens = *p.MaxNewTokens
 	}
 	if err := params.Validate(); err != nil {
-		return nil, &SettingError{Key: "parameters", Err: err}
+		return nil, &settingError{Key: "parameters", Err: err}
 	}
 	tmpl, err := commands.ParseTemplate(s.Prompt.Template)
 	if err != nil {
-		return nil, &SettingError{Key: "prompt.template", Err: err}
+		return nil, &settingError{Key: "prompt.template", Err: err}
 	}
 	fim := commands.FIM{Prefix: s.Prompt.FIM.Prefix, Suffix: s.Prompt.FIM.Suffix, Middle: s.Prompt.FIM.Middle}
 	if (fim.Prefix != "" || fim.Suffix != "" || fim.Middle != "") && !fim.Enabled() {
-		return nil, &SettingError{Key: "prompt.fim", Err: errors.New("set all of prefix, suffix and middle, or none")}
+		return nil, &settingError{Key: "prompt.fim", Err: errors.New("set all of prefix, suffix and middle, or none")}
 	}
 	if s.IdleTimeoutSeconds != nil && *s.IdleTimeoutSeconds <= 0 {
-		return nil, &SettingError{Key: "idle_timeout_seconds", Err: errors.New("must be positive")}
+		return nil, &settingError{Key: "idle_timeout_seconds", Err: errors.New("must be positive")}
 	}
 	switch s.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		return nil, &SettingError{Key: "log.level", Err: fmt.Errorf("%q is not one of debug, info, warn, error", s.Log.Level)}
+		return nil, &settingError{Key: "log.level", Err: fmt.Errorf("%q is not one of debug, info, warn, error", s.Log.Level)}
 	}
 	system := commands.DefaultSystemPrompt
 	if s.Prompt.System != nil {
@@ -137,7 +137,7 @@ func validate(s Settings) (*config, error) {
 }
 
 // emptyTablesAsObjects rewrites the empty arrays of raw that stand where
-// Settings has an object as {}: Lua-configured clients (Neovim, and any
+// settings has an object as {}: Lua-configured clients (Neovim, and any
 // client whose config language cannot tell an empty table from an empty
 // list) send `init_options = {}` as [], and `endpoint = {}` as
 // "endpoint": []. raw is returned unchanged when it has none.
@@ -150,9 +150,9 @@ func emptyTablesAsObjects(raw json.RawMessage) json.RawMessage {
 		return raw // reported by the decoder
 	}
 	if obj, ok := v.(map[string]any); ok && len(obj) == 1 && obj["genls"] != nil {
-		obj["genls"] = objectsFor(obj["genls"], reflect.TypeFor[Settings]())
+		obj["genls"] = objectsFor(obj["genls"], reflect.TypeFor[settings]())
 	} else {
-		v = objectsFor(v, reflect.TypeFor[Settings]())
+		v = objectsFor(v, reflect.TypeFor[settings]())
 	}
 	out, err := json.Marshal(v)
 	if err != nil {
@@ -186,7 +186,7 @@ func objectsFor(v any, typ reflect.Type) any {
 	return v
 }
 
-// unknownKeys lists the keys of raw (dotted paths) that no field of Settings
+// unknownKeys lists the keys of raw (dotted paths) that no field of settings
 // reads, so a typo such as "max_new_token" is reported instead of silently
 // ignored.
 func unknownKeys(raw json.RawMessage) []string {
@@ -199,7 +199,7 @@ func unknownKeys(raw json.RawMessage) []string {
 		obj = inner
 	}
 	var out []string
-	walkUnknown("", obj, reflect.TypeFor[Settings](), &out)
+	walkUnknown("", obj, reflect.TypeFor[settings](), &out)
 	sort.Strings(out)
 	return out
 }
@@ -257,7 +257,7 @@ func jsonFields(typ reflect.Type) []reflect.StructField {
 // check their snippets against the server itself.
 func CheckSettings(raw json.RawMessage) error {
 	if keys := unknownKeys(raw); len(keys) > 0 {
-		return &SettingError{Key: strings.Join(keys, ", "), Err: errors.New("genls has no such setting")}
+		return &settingError{Key: strings.Join(keys, ", "), Err: errors.New("genls has no such setting")}
 	}
 	_, err := parseSettings(raw)
 	return err

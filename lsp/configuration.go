@@ -28,14 +28,14 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 	}
 	client, err := s.newClient(cfg)
 	if err != nil {
-		err = &SettingError{Key: "endpoint", Err: err}
+		err = &settingError{Key: "endpoint", Err: err}
 		s.log.Warn("rejected settings", zap.String("from", from), zap.Error(err))
 		s.showMessage(protocol.MessageTypeError, err.Error())
 		return
 	}
 	if cfg.settings.Log.File != "" && s.setLogFile != nil {
 		if err := s.setLogFile(cfg.settings.Log.File); err != nil {
-			s.showMessage(protocol.MessageTypeError, (&SettingError{Key: "log.file", Err: err}).Error())
+			s.showMessage(protocol.MessageTypeError, (&settingError{Key: "log.file", Err: err}).Error())
 			return
 		}
 	}

@@ -31,7 +31,7 @@ func TestFindsLocalServerAtFirstGeneration(t *testing.T) {
 		t.Errorf("%d requests to local servers before any generation", n)
 	}
 
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.awaitEnded(1)
 	if got := ed.text(uri); got != "xfrom ollama" {
 		t.Fatalf("text %q", got)
@@ -44,11 +44,11 @@ func TestFindsLocalServerAtFirstGeneration(t *testing.T) {
 
 	// Told once: neither the next generation nor a client made for new
 	// settings, choosing the same server, says it again.
-	ed.run(uri, rangeOf(UTF16, ed.text(uri), 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, ed.text(uri), 0, 1), "Generate")
 	ed.awaitEnded(2)
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{
 		"endpoint": map[string]any{"token": "hf_secret"}, "parameters": map[string]any{"max_new_tokens": 9}}})
-	ed.run(uri, rangeOf(UTF16, ed.text(uri), 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, ed.text(uri), 0, 1), "Generate")
 	ed.awaitEnded(3)
 	if got := ed.text(uri); got != "xfrom ollamafrom ollamafrom ollama" {
 		t.Fatalf("text %q", got)
@@ -82,7 +82,7 @@ func TestNoLocalServerMessage(t *testing.T) {
 	closed := streamtest.ClosedPort(t)
 	ed := newFakeEditor(t, editorOptions{versioned: true, getenv: env(map[string]string{stream.LocalPortsVar: streamtest.Ports(closed)})})
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.awaitEnded(1)
 	want := fmt.Sprintf("genls: no model server found on this machine (looked at ports %d on 127.0.0.1 and ::1) and no Hugging Face token: "+
 		"start one (such as `ollama serve` or `llama-server`), set HF_TOKEN to use Hugging Face's router, or set endpoint.url to your server's URL", closed)

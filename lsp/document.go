@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"go.lsp.dev/protocol"
 )
 
 // store holds the open documents as the client last described them, and the
@@ -16,7 +18,6 @@ type store struct {
 }
 
 type document struct {
-	uri        string
 	languageID string
 	text       string
 	version    int32
@@ -69,8 +70,8 @@ type region struct {
 	// endPos caches end as a position in enc, so that writing at the end of
 	// a large document does not rescan it for every edit; endValid is
 	// cleared by any change it cannot follow cheaply.
-	enc      Encoding
-	endPos   Position
+	enc      encoding
+	endPos   protocol.Position
 	endValid bool
 }
 
@@ -89,15 +90,15 @@ type sentEdit struct {
 // but whose change never arrived.
 var errUnconfirmed = errors.New("generation stopped: the editor reported an edit as applied, but the document changed without it; stopped rather than risk writing text twice")
 
-func newRegion(at int, versioned bool, enc Encoding) *region {
+func newRegion(at int, versioned bool, enc encoding) *region {
 	return &region{start: at, end: at, versioned: versioned, changed: make(chan struct{}, 1), enc: enc}
 }
 
 // endPosition returns end as a position in text (the document's current
 // text), from the cache when it is valid.
-func (r *region) endPosition(text string) Position {
+func (r *region) endPosition(text string) protocol.Position {
 	if !r.endValid {
-		r.endPos = r.enc.Position(text, r.end)
+		r.endPos = r.enc.position(text, r.end)
 		r.endValid = true
 	}
 	return r.endPos
@@ -118,11 +119,11 @@ func (s *store) open(uri, languageID, text string, version int32) {
 	if d, ok := s.docs[uri]; ok {
 		// Reopened without a close: treat as a full change so regions
 		// follow.
-		s.change(d, nil, text, UTF8)
+		s.change(d, nil, text, encUTF8)
 		d.version = version
 		return
 	}
-	s.docs[uri] = &document{uri: uri, languageID: languageID, text: text, version: version, regions: map[*region]struct{}{}}
+	s.docs[uri] = &document{languageID: languageID, text: text, version: version, regions: map[*region]struct{}{}}
 }
 
 func (s *store) close(uri string) {
@@ -134,13 +135,13 @@ func (s *store) close(uri string) {
 // contentChange is one entry of didChange's contentChanges: a range
 // replacement, or the full text when Range is nil.
 type contentChange struct {
-	Range *Range `json:"range,omitempty"`
-	Text  string `json:"text"`
+	Range *protocol.Range `json:"range,omitempty"`
+	Text  string          `json:"text"`
 }
 
 // applyChanges applies a didChange in order. It reports false for an unknown
 // document.
-func (s *store) applyChanges(uri string, version int32, changes []contentChange, enc Encoding) bool {
+func (s *store) applyChanges(uri string, version int32, changes []contentChange, enc encoding) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.docs[uri]
@@ -155,14 +156,14 @@ func (s *store) applyChanges(uri string, version int32, changes []contentChange,
 }
 
 // change applies one change to d and moves its regions.
-func (s *store) change(d *document, rng *Range, text string, enc Encoding) {
+func (s *store) change(d *document, rng *protocol.Range, text string, enc encoding) {
 	var a, b int
 	if rng == nil {
 		// Full text: reduce to the single replacement that differs, so
 		// regions survive clients that sync whole documents.
 		a, b, text = diff(d.text, text)
 	} else {
-		a, b = enc.Offset(d.text, rng.Start), enc.Offset(d.text, rng.End)
+		a, b = enc.offset(d.text, rng.Start), enc.offset(d.text, rng.End)
 		if b < a {
 			a, b = b, a
 		}

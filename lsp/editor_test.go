@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -360,20 +361,20 @@ func (e *fakeEditor) lineBreaksApplied(uri, text string) string {
 
 // enc is the position encoding the editor offered first among those it
 // prefers (the server picks the same).
-func (e *fakeEditor) enc() Encoding {
-	for _, want := range []Encoding{UTF8, UTF32} {
+func (e *fakeEditor) enc() encoding {
+	for _, want := range []encoding{encUTF8, encUTF32} {
 		for _, o := range e.opts.encodings {
-			if Encoding(o) == want {
+			if encoding(o) == want {
 				return want
 			}
 		}
 	}
-	return UTF16
+	return encUTF16
 }
 
 // applyLocked applies a change and sends its didChange (held when hold is
 // set); e.mu is held so versions reach the server in order.
-func (e *fakeEditor) applyLocked(uri string, rng Range, text string, hold bool) {
+func (e *fakeEditor) applyLocked(uri string, rng protocol.Range, text string, hold bool) {
 	d := e.docs[uri]
 	a, b := fakeOffset(d.text, rng.Start, e.enc()), fakeOffset(d.text, rng.End, e.enc())
 	if b < a {
@@ -423,7 +424,7 @@ func (e *fakeEditor) typeWhere(uri string, where func(text string) int, text str
 	defer e.mu.Unlock()
 	d := e.docs[uri]
 	p := fakePosition(d.text, where(d.text), e.enc())
-	e.applyLocked(uri, Range{Start: p, End: p}, text, false)
+	e.applyLocked(uri, protocol.Range{Start: p, End: p}, text, false)
 }
 
 // replace is the user replacing [a, b) of uri with text.
@@ -431,7 +432,7 @@ func (e *fakeEditor) replace(uri string, a, b int, text string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	d := e.docs[uri]
-	e.applyLocked(uri, Range{Start: fakePosition(d.text, a, e.enc()), End: fakePosition(d.text, b, e.enc())}, text, false)
+	e.applyLocked(uri, protocol.Range{Start: fakePosition(d.text, a, e.enc()), End: fakePosition(d.text, b, e.enc())}, text, false)
 }
 
 func (e *fakeEditor) configRequests() int {
@@ -446,7 +447,7 @@ func (e *fakeEditor) text(uri string) string {
 	return e.docs[uri].text
 }
 
-func (e *fakeEditor) codeActions(uri string, rng Range) []wireCodeAction {
+func (e *fakeEditor) codeActions(uri string, rng protocol.Range) []wireCodeAction {
 	var actions []wireCodeAction
 	if err := e.call("textDocument/codeAction", map[string]any{
 		"textDocument": map[string]any{"uri": uri}, "range": rng, "context": map[string]any{"diagnostics": []any{}}}, &actions); err != nil {
@@ -457,7 +458,7 @@ func (e *fakeEditor) codeActions(uri string, rng Range) []wireCodeAction {
 
 // run executes the code action titled title, as an editor does when the
 // user picks it.
-func (e *fakeEditor) run(uri string, rng Range, title string) error {
+func (e *fakeEditor) run(uri string, rng protocol.Range, title string) error {
 	for _, a := range e.codeActions(uri, rng) {
 		if a.Title == title {
 			return e.call("workspace/executeCommand", map[string]any{"command": a.Command.Command, "arguments": a.Command.Arguments}, nil)
@@ -526,8 +527,8 @@ func tgiSettings(url string, extra ...func(map[string]any)) map[string]any {
 	return s
 }
 
-func rangeOf(enc Encoding, text string, a, b int) Range {
-	return Range{Start: fakePosition(text, a, enc), End: fakePosition(text, b, enc)}
+func rangeOf(enc encoding, text string, a, b int) protocol.Range {
+	return protocol.Range{Start: fakePosition(text, a, enc), End: fakePosition(text, b, enc)}
 }
 
 // fakeLines splits text into lines as LSP does ("\n", "\r\n" and "\r" end
@@ -548,11 +549,11 @@ func fakeLines(text string) (starts, ends []int) {
 }
 
 // fakeUnits is how many code units of enc the character r takes.
-func fakeUnits(r rune, enc Encoding) int {
+func fakeUnits(r rune, enc encoding) int {
 	switch enc {
-	case UTF8:
+	case encUTF8:
 		return utf8.RuneLen(r)
-	case UTF32:
+	case encUTF32:
 		return 1
 	}
 	return utf16.RuneLen(r)
@@ -560,7 +561,7 @@ func fakeUnits(r rune, enc Encoding) int {
 
 // fakeOffset is the editor's own conversion of an LSP position to a byte
 // offset (characters past the line's end clamp to it).
-func fakeOffset(text string, p Position, enc Encoding) int {
+func fakeOffset(text string, p protocol.Position, enc encoding) int {
 	starts, ends := fakeLines(text)
 	if int(p.Line) >= len(starts) {
 		return len(text)
@@ -578,7 +579,7 @@ func fakeOffset(text string, p Position, enc Encoding) int {
 
 // fakePosition is the editor's own conversion of a byte offset (at a
 // character boundary) to an LSP position.
-func fakePosition(text string, off int, enc Encoding) Position {
+func fakePosition(text string, off int, enc encoding) protocol.Position {
 	starts, ends := fakeLines(text)
 	line := 0
 	for line+1 < len(starts) && starts[line+1] <= off {
@@ -588,7 +589,7 @@ func fakePosition(text string, off int, enc Encoding) Position {
 	for _, r := range text[starts[line]:min(off, ends[line])] {
 		units += fakeUnits(r, enc)
 	}
-	return Position{Line: uint32(line), Character: uint32(units)}
+	return protocol.Position{Line: uint32(line), Character: uint32(units)}
 }
 
 // The fake editor reads the server's messages as the specification shapes
@@ -628,8 +629,8 @@ type wireApplyEdit struct {
 }
 
 type wireTextEdit struct {
-	Range   Range  `json:"range"`
-	NewText string `json:"newText"`
+	Range   protocol.Range `json:"range"`
+	NewText string         `json:"newText"`
 }
 
 // wireCodeAction is one code action of textDocument/codeAction's answer.

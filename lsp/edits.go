@@ -13,31 +13,30 @@ import (
 
 // Errors that end a generation from the editor's side.
 var (
-	ErrUserEdited   = errors.New("generation stopped: the generated text was edited")
-	ErrDocClosed    = errors.New("generation stopped: the document was closed")
-	ErrEditRejected = errors.New("generation stopped: the editor keeps rejecting edits")
+	errUserEdited   = errors.New("generation stopped: the generated text was edited")
+	errDocClosed    = errors.New("generation stopped: the document was closed")
+	errEditRejected = errors.New("generation stopped: the editor keeps rejecting edits")
 )
 
-// EditLimits bounds waiting for the editor. Zero fields take the defaults
-// (DefaultEditLimits).
+// EditLimits bounds waiting for the editor. A zero field takes its default,
+// generous enough for a slow editor on a busy machine.
 type EditLimits struct {
-	// Timeout bounds one workspace/applyEdit round trip.
+	// Timeout bounds one workspace/applyEdit round trip (10 s).
 	Timeout time.Duration
 	// EchoTimeout bounds the wait, at the end, for the didChange that
-	// confirms the last edits.
+	// confirms the last edits (3 s).
 	EchoTimeout time.Duration
-	// MaxRejections is how many rejections in a row end a generation.
+	// MaxRejections is how many rejections in a row end a generation (8).
 	MaxRejections int
-	// NudgeAfter is when an unanswered edit gets a nudge.
+	// NudgeAfter is when an unanswered edit gets a nudge (300 ms).
 	NudgeAfter time.Duration
 }
 
-// DefaultEditLimits are generous enough for a slow editor on a busy machine.
-var DefaultEditLimits = EditLimits{Timeout: 10 * time.Second, EchoTimeout: 3 * time.Second, MaxRejections: 8, NudgeAfter: 300 * time.Millisecond}
+var defaultEditLimits = EditLimits{Timeout: 10 * time.Second, EchoTimeout: 3 * time.Second, MaxRejections: 8, NudgeAfter: 300 * time.Millisecond}
 
 // orDefaults returns l with its zero fields set to the defaults.
 func (l EditLimits) orDefaults() EditLimits {
-	d := DefaultEditLimits
+	d := defaultEditLimits
 	if l.Timeout > 0 {
 		d.Timeout = l.Timeout
 	}
@@ -65,7 +64,7 @@ type editSink struct {
 	ctx     context.Context // the connection's lifetime: ends unanswered edits when it ends
 	store   *store
 	uri     string
-	enc     Encoding
+	enc     encoding
 	r       *region
 	apply   applyEditFunc
 	onFail  func(error)
@@ -83,7 +82,7 @@ type editSink struct {
 // documentChanges with a version (the editor rejects stale edits) over plain
 // changes. onFail is called once if the sink fails on its own (user edit,
 // rejection), so the session can stop the stream at once.
-func newEditSink(ctx context.Context, st *store, uri string, at int, enc Encoding, versioned bool, apply applyEditFunc, onFail func(error)) (*editSink, error) {
+func newEditSink(ctx context.Context, st *store, uri string, at int, enc encoding, versioned bool, apply applyEditFunc, onFail func(error)) (*editSink, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	d, ok := st.docs[uri]
@@ -92,7 +91,7 @@ func newEditSink(ctx context.Context, st *store, uri string, at int, enc Encodin
 	}
 	r := newRegion(at, versioned, enc)
 	d.regions[r] = struct{}{}
-	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, limits: DefaultEditLimits, done: make(chan struct{})}, nil
+	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, limits: defaultEditLimits, done: make(chan struct{})}, nil
 }
 
 // Write queues text; it never blocks on the editor.
@@ -162,11 +161,11 @@ func (s *editSink) run() {
 		switch {
 		case !open:
 			s.store.mu.Unlock()
-			s.fail(ErrDocClosed)
+			s.fail(errDocClosed)
 			return
 		case s.r.edited:
 			s.store.mu.Unlock()
-			s.fail(ErrUserEdited)
+			s.fail(errUserEdited)
 			return
 		case s.r.failure != nil:
 			err := s.r.failure
@@ -256,7 +255,7 @@ func (s *editSink) run() {
 			if err != nil {
 				why = err.Error()
 			}
-			s.fail(fmt.Errorf("%w (%s)", ErrEditRejected, why))
+			s.fail(fmt.Errorf("%w (%s)", errEditRejected, why))
 			return
 		}
 		s.waitChange(time.Duration(rejections) * 50 * time.Millisecond)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -280,7 +281,7 @@ func TestCancelWhileModelLoads(t *testing.T) {
 	srv.Push(streamtest.Error(503, `{"error":"Model is currently loading","estimated_time":600}`))
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.await("the retry's progress report", func() bool {
 		ed.mu.Lock()
 		defer ed.mu.Unlock()
@@ -338,7 +339,7 @@ func TestEditorStopsAnsweringEdits(t *testing.T) {
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL),
 		limits: EditLimits{Timeout: 300 * time.Millisecond}}, nil)
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
 	ed.dropEdits.Store(true) // "b" arrives later; its edit is never answered
 	start := time.Now()
@@ -399,7 +400,7 @@ func TestDocumentClosedMidStreamThenReopened(t *testing.T) {
 	srv.Push(streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
 	ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
 	if !srv.WaitDisconnect(5 * time.Second) {
@@ -423,7 +424,7 @@ func TestEditorDiesMidStream(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFaultyEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, nil)
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
 	ed.conn.Close() // closes the client's end of the pipe
 	select {
@@ -823,7 +824,7 @@ func TestHugeDocument(t *testing.T) {
 	// cursor, and the text lands at the cursor.
 	mid := len(doc) / 2 / len(line) * len(line)
 	ed.reset()
-	ed.run(uri, rangeOf(UTF16, ed.text(uri), mid, mid), "Generate here")
+	ed.run(uri, rangeOf(encUTF16, ed.text(uri), mid, mid), "Generate here")
 	ed.awaitEnded(1)
 	if got, want := ed.text(uri), doc[:mid]+"<>"+doc[mid:]+"<>"; got != want {
 		t.Fatalf("Generate here in a huge document: wrong text (len %d, want %d)", len(got), len(want))
@@ -844,9 +845,9 @@ func TestInvalidURIsAndPositions(t *testing.T) {
 		t.Run(fmt.Sprintf("uri %q", u), func(t *testing.T) {
 			ed.open(u, "ab\ncd")
 			ed.reset()
-			big := Position{Line: 1 << 30, Character: 1 << 31}
+			big := protocol.Position{Line: 1 << 30, Character: 1 << 31}
 			if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate",
-				"arguments": []any{map[string]any{"uri": u, "range": Range{Start: Position{Line: 1, Character: 0}, End: big}}}}, nil); err != nil {
+				"arguments": []any{map[string]any{"uri": u, "range": protocol.Range{Start: protocol.Position{Line: 1, Character: 0}, End: big}}}}, nil); err != nil {
 				t.Fatalf("generate: %v", err)
 			}
 			ed.awaitEnded(1)
@@ -859,14 +860,14 @@ func TestInvalidURIsAndPositions(t *testing.T) {
 	t.Run("positions", func(t *testing.T) {
 		ed.open(uri, "ab\ncd")
 		cases := []struct {
-			rng  Range
+			rng  protocol.Range
 			here bool
 			want string
 		}{
-			{Range{Start: Position{Line: 0, Character: 99}, End: Position{Line: 0, Character: 99}}, true, "ab!\ncd"},
-			{Range{Start: Position{Line: 99, Character: 0}, End: Position{Line: 99, Character: 5}}, true, "ab!\ncd!"},
-			{Range{Start: Position{Line: 1, Character: 99}, End: Position{Line: 0, Character: 0}}, false, "ab!\ncd!!"}, // reversed
-			{Range{Start: Position{Line: 0, Character: 4294967295}, End: Position{Line: 4294967295, Character: 4294967295}}, false, "ab!\ncd!!!"},
+			{protocol.Range{Start: protocol.Position{Line: 0, Character: 99}, End: protocol.Position{Line: 0, Character: 99}}, true, "ab!\ncd"},
+			{protocol.Range{Start: protocol.Position{Line: 99, Character: 0}, End: protocol.Position{Line: 99, Character: 5}}, true, "ab!\ncd!"},
+			{protocol.Range{Start: protocol.Position{Line: 1, Character: 99}, End: protocol.Position{Line: 0, Character: 0}}, false, "ab!\ncd!!"}, // reversed
+			{protocol.Range{Start: protocol.Position{Line: 0, Character: 4294967295}, End: protocol.Position{Line: 4294967295, Character: 4294967295}}, false, "ab!\ncd!!!"},
 		}
 		for _, c := range cases {
 			ed.reset()
@@ -880,12 +881,12 @@ func TestInvalidURIsAndPositions(t *testing.T) {
 			}
 		}
 		// Code actions at positions past the end are offered, not refused.
-		if got := ed.codeActions(uri, Range{Start: Position{Line: 1 << 20}, End: Position{Line: 1 << 20}}); len(got) == 0 {
+		if got := ed.codeActions(uri, protocol.Range{Start: protocol.Position{Line: 1 << 20}, End: protocol.Position{Line: 1 << 20}}); len(got) == 0 {
 			t.Errorf("no code actions past the end")
 		}
 		// A didChange whose range is past the end clamps too: it appends.
 		ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": uri, "version": 100},
-			"contentChanges": []any{map[string]any{"range": Range{Start: Position{Line: 50, Character: 50}, End: Position{Line: 60}}, "text": "?"}}})
+			"contentChanges": []any{map[string]any{"range": protocol.Range{Start: protocol.Position{Line: 50, Character: 50}, End: protocol.Position{Line: 60}}, "text": "?"}}})
 		ed.mu.Lock()
 		ed.docs[uri].text += "?"
 		ed.docs[uri].version = 100
@@ -906,7 +907,7 @@ func TestChangesToUnknownDocuments(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		u := fmt.Sprintf("file:///never-%d.go", i)
 		ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": u, "version": i},
-			"contentChanges": []any{map[string]any{"range": Range{End: Position{Line: 3}}, "text": "x"}, map[string]any{"text": "full"}}})
+			"contentChanges": []any{map[string]any{"range": protocol.Range{End: protocol.Position{Line: 3}}, "text": "x"}, map[string]any{"text": "full"}}})
 		ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": u}})
 	}
 	ed.open(uri, "x")
@@ -987,7 +988,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 			})}, logger)
 			ed.open(uri, "x")
 			var errs []string
-			if err := ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate"); err != nil {
+			if err := ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate"); err != nil {
 				errs = append(errs, err.Error())
 			}
 			ed.awaitEnded(1)

@@ -41,9 +41,9 @@ func TestLineEndings(t *testing.T) {
 			[]string{"1\u2028", "2"}, "a1\r\n2\r\n"},
 	}
 	variants := []struct {
-		enc  Encoding
+		enc  encoding
 		slow bool // the editor takes 20 ms to apply an edit
-	}{{UTF16, false}, {UTF16, true}, {UTF8, false}, {UTF32, false}}
+	}{{encUTF16, false}, {encUTF16, true}, {encUTF8, false}, {encUTF32, false}}
 	for _, tt := range tests {
 		for _, v := range variants {
 			t.Run(fmt.Sprintf("%s/%s/slow=%v", tt.name, v.enc, v.slow), func(t *testing.T) {
@@ -137,7 +137,7 @@ func TestEditConfirmedButDropped(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.TGI(time.Millisecond, "length", tokens...))
 	ed := newFakeEditor(t, editorOptions{versioned: true, dropStale: true, editLatency: 2 * time.Millisecond, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "top\n>")
-	ed.run(uri, rangeOf(UTF16, "top\n>", 5, 5), "Generate here")
+	ed.run(uri, rangeOf(encUTF16, "top\n>", 5, 5), "Generate here")
 	for i := 0; i < 10; i++ {
 		ed.typeAt(uri, 0, "#")
 		time.Sleep(3 * time.Millisecond)
@@ -158,7 +158,7 @@ func TestEditConfirmedButDropped(t *testing.T) {
 // it longer ends the generation instead of going on.
 func TestRegionNeverOutgrowsGeneratedText(t *testing.T) {
 	t.Parallel()
-	r := newRegion(0, true, UTF16)
+	r := newRegion(0, true, encUTF16)
 	r.pending, r.budget = "", 4
 	r.unechoed = []*sentEdit{{text: "ab\n", canon: "ab\n"}, {text: "cd", canon: "cd"}}
 	r.observe("", 0, 0, "ab\r\n")

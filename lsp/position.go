@@ -7,28 +7,21 @@ import (
 	"go.lsp.dev/protocol"
 )
 
-// Position is an LSP position: a zero-based line and a character offset
-// counted in the negotiated encoding's code units.
-type Position = protocol.Position
-
-// Range is an LSP range.
-type Range = protocol.Range
-
-// Encoding is the negotiated position encoding: how Character counts.
-type Encoding string
+// encoding is the negotiated position encoding: how Character counts.
+type encoding string
 
 const (
-	UTF8  Encoding = "utf-8"
-	UTF16 Encoding = "utf-16" // the LSP default
-	UTF32 Encoding = "utf-32"
+	encUTF8  encoding = "utf-8"
+	encUTF16 encoding = "utf-16" // the LSP default
+	encUTF32 encoding = "utf-32"
 )
 
 // units returns how many code units of enc s takes.
-func (enc Encoding) units(s string) int {
+func (enc encoding) units(s string) int {
 	switch enc {
-	case UTF8:
+	case encUTF8:
 		return len(s)
-	case UTF32:
+	case encUTF32:
 		return utf8.RuneCountInString(s)
 	}
 	n := 0
@@ -70,18 +63,18 @@ func lineEnd(text string, off int) int {
 	return len(text)
 }
 
-// Offset converts p to a byte offset in text. As the specification says, a
+// offset converts p to a byte offset in text. As the specification says, a
 // character past the end of its line means the line's end, and a line past
 // the end of the text means the text's end; a position inside a UTF-16
 // surrogate pair or a multi-byte character rounds down to its start.
-func (enc Encoding) Offset(text string, p Position) int {
+func (enc encoding) offset(text string, p protocol.Position) int {
 	start := lineStart(text, p.Line)
 	if start < 0 {
 		return len(text)
 	}
 	end := lineEnd(text, start)
 	want := int(p.Character)
-	if enc == UTF8 {
+	if enc == encUTF8 {
 		off := min(start+want, end)
 		for off > start && off < end && !utf8.RuneStart(text[off]) {
 			off--
@@ -91,7 +84,7 @@ func (enc Encoding) Offset(text string, p Position) int {
 	units := 0
 	for i, r := range text[start:end] {
 		w := 1
-		if enc == UTF16 && r >= 0x10000 {
+		if enc == encUTF16 && r >= 0x10000 {
 			w = 2
 		}
 		if units+w > want {
@@ -102,8 +95,8 @@ func (enc Encoding) Offset(text string, p Position) int {
 	return end
 }
 
-// Position converts a byte offset in text to a position.
-func (enc Encoding) Position(text string, off int) Position {
+// position converts a byte offset in text to a position.
+func (enc encoding) position(text string, off int) protocol.Position {
 	off = max(0, min(off, len(text)))
 	before := text[:off]
 	line := uint32(0)
@@ -121,12 +114,12 @@ func (enc Encoding) Position(text string, off int) Position {
 			lastStart = i + 1
 		}
 	}
-	return Position{Line: line, Character: uint32(enc.units(before[lastStart:]))}
+	return protocol.Position{Line: line, Character: uint32(enc.units(before[lastStart:]))}
 }
 
 // advance returns the position reached by inserting s at p: how the
 // insertion point moves as generated text is written.
-func (enc Encoding) advance(p Position, s string) Position {
+func (enc encoding) advance(p protocol.Position, s string) protocol.Position {
 	i := strings.LastIndexAny(s, "\r\n")
 	if i < 0 {
 		p.Character += uint32(enc.units(s))

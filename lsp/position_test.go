@@ -3,6 +3,8 @@ package lsp
 import (
 	"fmt"
 	"testing"
+
+	"go.lsp.dev/protocol"
 )
 
 // Positions pinned by hand: the server's conversion and the fake editor's
@@ -28,16 +30,16 @@ func TestPositionsPinned(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, c := range []struct {
-			enc  Encoding
+			enc  encoding
 			char uint32
-		}{{UTF8, tt.utf8}, {UTF16, tt.utf16}, {UTF32, tt.u32}} {
+		}{{encUTF8, tt.utf8}, {encUTF16, tt.utf16}, {encUTF32, tt.u32}} {
 			name := fmt.Sprintf("%q@%d/%s", tt.text, tt.off, c.enc)
-			want := Position{Line: tt.line, Character: c.char}
-			if got := c.enc.Position(tt.text, tt.off); got != want {
-				t.Errorf("%s: server Position = %v, want %v", name, got, want)
+			want := protocol.Position{Line: tt.line, Character: c.char}
+			if got := c.enc.position(tt.text, tt.off); got != want {
+				t.Errorf("%s: server position = %v, want %v", name, got, want)
 			}
-			if got := c.enc.Offset(tt.text, want); got != tt.off {
-				t.Errorf("%s: server Offset = %d, want %d", name, got, tt.off)
+			if got := c.enc.offset(tt.text, want); got != tt.off {
+				t.Errorf("%s: server offset = %d, want %d", name, got, tt.off)
 			}
 			if got := fakePosition(tt.text, tt.off, c.enc); got != want {
 				t.Errorf("%s: fake editor position = %v, want %v", name, got, want)

@@ -102,7 +102,7 @@ type server struct {
 
 // clientCaps is what genls needs to know of the client's capabilities.
 type clientCaps struct {
-	encoding        Encoding
+	encoding        encoding
 	progress        bool
 	documentChanges bool
 	configuration   bool
@@ -125,7 +125,7 @@ func Serve(ctx context.Context, opts Options) error {
 		setLogFile: opts.SetLogFile, editLimits: opts.EditLimits.orDefaults(),
 		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
 	}
-	s.cfg, _ = validate(Settings{})
+	s.cfg, _ = validate(settings{})
 	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(protocolCodec{}))
 	s.conn.Go(ctx, s.handle)
 
@@ -311,15 +311,15 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 
 // negotiateEncoding prefers UTF-8 (the document's own bytes), then UTF-32,
 // and falls back to the mandatory UTF-16.
-func negotiateEncoding(offered []protocol.PositionEncodingKind) Encoding {
-	for _, want := range []Encoding{UTF8, UTF32} {
+func negotiateEncoding(offered []protocol.PositionEncodingKind) encoding {
+	for _, want := range []encoding{encUTF8, encUTF32} {
 		for _, o := range offered {
-			if Encoding(o) == want {
+			if encoding(o) == want {
 				return want
 			}
 		}
 	}
-	return UTF16
+	return encUTF16
 }
 
 func (s *server) shutdown() (any, error) {
@@ -366,7 +366,7 @@ func (s *server) didChange(params json.RawMessage) error {
 	if err := protocol.Unmarshal(params, &p); err != nil {
 		return err
 	}
-	if !s.docs.applyChanges(p.TextDocument.URI, p.TextDocument.Version, p.ContentChanges, s.encoding()) {
+	if !s.docs.applyChanges(p.TextDocument.URI, p.TextDocument.Version, p.ContentChanges, s.positionEncoding()) {
 		return fmt.Errorf("didChange for %s, which is not open", p.TextDocument.URI)
 	}
 	return nil
@@ -386,7 +386,7 @@ func (s *server) didClose(params json.RawMessage) error {
 	return nil
 }
 
-func (s *server) encoding() Encoding {
+func (s *server) positionEncoding() encoding {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.caps.encoding

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.lsp.dev/protocol"
 	"go.uber.org/goleak"
 
 	"github.com/genls/genls/stream/streamtest"
@@ -39,7 +40,7 @@ func testGenerateSelection(t *testing.T, mode editorMode) {
 			ed := newFakeEditor(t, editorOptions{mode: mode, versioned: versioned, settings: tgiSettings(srv.URL)})
 			doc := "// greet\nfunc main() {}\n"
 			ed.open(uri, doc)
-			sel := rangeOf(UTF16, doc, 0, len("// greet"))
+			sel := rangeOf(encUTF16, doc, 0, len("// greet"))
 			if err := ed.run(uri, sel, "Generate"); err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,7 @@ func testGenerateHereAndLine(t *testing.T, mode editorMode) {
 	ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 	doc := "abc\ndef\n"
 	ed.open(uri, doc)
-	cursor := rangeOf(UTF16, doc, 5, 5) // d|ef
+	cursor := rangeOf(encUTF16, doc, 5, 5) // d|ef
 
 	titles := []string{}
 	for _, a := range ed.codeActions(uri, cursor) {
@@ -86,7 +87,7 @@ func testGenerateHereAndLine(t *testing.T, mode editorMode) {
 	}
 
 	// Generate with an empty range uses the cursor's line and writes after it.
-	ed.run(uri, rangeOf(UTF16, ed.text(uri), 1, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, ed.text(uri), 1, 1), "Generate")
 	ed.awaitEnded(2)
 	if got := ed.text(uri); got != "abcXY\ndXYef\n" {
 		t.Fatalf("Generate on a line: %q", got)
@@ -103,7 +104,7 @@ func TestFIMPrompt(t *testing.T) {
 		s["prompt"] = map[string]any{"fim": map[string]any{"prefix": "<PRE>", "suffix": "<SUF>", "middle": "<MID>"}}
 	})})
 	ed.open(uri, "x = \ny")
-	ed.run(uri, rangeOf(UTF16, "x = \ny", 4, 4), "Generate here")
+	ed.run(uri, rangeOf(encUTF16, "x = \ny", 4, 4), "Generate here")
 	ed.awaitEnded(1)
 	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "<PRE>x = <SUF>\ny<MID>" {
 		t.Errorf("FIM prompt %q", req.JSON()["inputs"])
@@ -120,7 +121,7 @@ func TestPromptTemplate(t *testing.T) {
 		s["prompt"] = map[string]any{"template": "[{{.Language}} {{.FileName}}] {{.Selection}}"}
 	})})
 	ed.open(uri, "hi")
-	ed.run(uri, rangeOf(UTF16, "hi", 0, 2), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "hi", 0, 2), "Generate")
 	ed.awaitEnded(1)
 	if req, _ := srv.LastRequest(); req.JSON()["inputs"] != "[go main.go] hi" {
 		t.Errorf("templated prompt %q", req.JSON()["inputs"])
@@ -136,7 +137,7 @@ func TestStopAndSpecialTokens(t *testing.T) {
 		s["parameters"] = map[string]any{"stop_sequences": []string{"\n\n"}}
 	})})
 	ed.open(uri, "def f():\n    ")
-	ed.run(uri, rangeOf(UTF16, "def f():\n    ", 13, 13), "Generate here")
+	ed.run(uri, rangeOf(encUTF16, "def f():\n    ", 13, 13), "Generate here")
 	msgs := ed.awaitEnded(1)
 	if got := ed.text(uri); got != "def f():\n    return 1" {
 		t.Fatalf("text %q", got)
@@ -152,7 +153,7 @@ func TestStopAndSpecialTokens(t *testing.T) {
 // units.
 func TestAstralCharactersBeforeInsertion(t *testing.T) {
 	t.Parallel()
-	for _, enc := range []Encoding{UTF16, UTF8, UTF32} {
+	for _, enc := range []encoding{encUTF16, encUTF8, encUTF32} {
 		t.Run(string(enc), func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "→", "ok"))
 			ed := newFakeEditor(t, editorOptions{versioned: true, encodings: []string{string(enc)}, settings: tgiSettings(srv.URL)})
@@ -188,7 +189,7 @@ func testErrorsKeepTextSoFar(t *testing.T, mode editorMode) {
 			srv := streamtest.NewServer(t, tt.script)
 			ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 			ed.open(uri, "x")
-			ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+			ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 			ed.awaitEnded(1)
 			if got := ed.text(uri); got != "x"+tt.want {
 				t.Fatalf("text %q, want %q", got, "x"+tt.want)
@@ -196,7 +197,7 @@ func testErrorsKeepTextSoFar(t *testing.T, mode editorMode) {
 			ed.await("an error message", func() bool { return contains(ed.shownMessages(), tt.message) })
 			// The server still serves: the next generation works.
 			srv.Push(streamtest.TGI(0, "length", "!"))
-			ed.run(uri, rangeOf(UTF16, ed.text(uri), 0, 1), "Generate")
+			ed.run(uri, rangeOf(encUTF16, ed.text(uri), 0, 1), "Generate")
 			ed.awaitEnded(2)
 			if got := ed.text(uri); got != "x!"+tt.want {
 				t.Fatalf("after recovery: %q", got)
@@ -213,13 +214,13 @@ func testCancel(t *testing.T, mode editorMode) {
 			srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2], Hang: true})
 			ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 			ed.open(uri, "q")
-			ed.run(uri, rangeOf(UTF16, "q", 0, 1), "Generate")
+			ed.run(uri, rangeOf(encUTF16, "q", 0, 1), "Generate")
 			ed.await("the first tokens", func() bool { return ed.text(uri) == "qab" })
 			switch how {
 			case "command":
 				ed.call("workspace/executeCommand", map[string]any{"command": "genls.cancel"}, nil)
 			case "code action":
-				ed.run(uri, rangeOf(UTF16, "qab", 0, 0), "Cancel generation")
+				ed.run(uri, rangeOf(encUTF16, "qab", 0, 0), "Cancel generation")
 			case "progress":
 				ed.mu.Lock()
 				var token string
@@ -238,7 +239,7 @@ func testCancel(t *testing.T, mode editorMode) {
 			if got := ed.text(uri); got != "qab" {
 				t.Errorf("text %q", got)
 			}
-			for _, a := range ed.codeActions(uri, rangeOf(UTF16, "qab", 0, 0)) {
+			for _, a := range ed.codeActions(uri, rangeOf(encUTF16, "qab", 0, 0)) {
 				if a.Title == "Cancel generation" {
 					t.Errorf("Cancel offered after the generation ended")
 				}
@@ -287,7 +288,7 @@ func testUserTypingDuringGeneration(t *testing.T, mode editorMode) {
 				})})
 				doc := "line1\nstart\nend"
 				ed.open(uri, doc)
-				ed.run(uri, rangeOf(UTF16, doc, 6, 11), "Generate")
+				ed.run(uri, rangeOf(encUTF16, doc, 6, 11), "Generate")
 				typed := ""
 				for i := 0; i < 15; i++ {
 					ed.typeWhere(uri, tt.typing, "k")
@@ -309,7 +310,7 @@ func testUserEditsInsideGeneratedText(t *testing.T, mode editorMode) {
 	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "abc", "def", "ghi").Chunks[:2], Hang: true})
 	ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x\n")
-	ed.run(uri, rangeOf(UTF16, "x\n", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x\n", 0, 1), "Generate")
 	ed.await("the first tokens", func() bool { return ed.text(uri) == "xabcdef\n" })
 	ed.replace(uri, 2, 3, "Z") // xa[b]cdef
 	msgs := ed.awaitEnded(1)
@@ -332,7 +333,7 @@ func testEditorRejectsEdits(t *testing.T, mode editorMode) {
 		srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "one", " two"))
 		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, rejectFirst: 2, settings: tgiSettings(srv.URL)})
 		ed.open(uri, "0")
-		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
+		ed.run(uri, rangeOf(encUTF16, "0", 0, 1), "Generate")
 		ed.awaitEnded(1)
 		if got := ed.text(uri); got != "0one two" {
 			t.Fatalf("text %q", got)
@@ -342,7 +343,7 @@ func testEditorRejectsEdits(t *testing.T, mode editorMode) {
 		srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, rejectAlways: true, settings: tgiSettings(srv.URL)})
 		ed.open(uri, "0")
-		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
+		ed.run(uri, rangeOf(encUTF16, "0", 0, 1), "Generate")
 		msgs := ed.awaitEnded(1)
 		if !strings.Contains(msgs[0], "keeps rejecting edits") {
 			t.Errorf("end %q", msgs[0])
@@ -356,7 +357,7 @@ func testEditorRejectsEdits(t *testing.T, mode editorMode) {
 		ed := newFakeEditor(t, editorOptions{mode: mode, versioned: true, neverAnswer: true, settings: tgiSettings(srv.URL),
 			limits: EditLimits{Timeout: 300 * time.Millisecond}})
 		ed.open(uri, "0")
-		ed.run(uri, rangeOf(UTF16, "0", 0, 1), "Generate")
+		ed.run(uri, rangeOf(encUTF16, "0", 0, 1), "Generate")
 		ed.await("an error message", func() bool { return contains(ed.shownMessages(), "did not answer an edit") })
 	})
 }
@@ -376,11 +377,11 @@ func testBurstIsCoalesced(t *testing.T, mode editorMode) {
 		s["parameters"] = map[string]any{"max_new_tokens": n}
 	})})
 	ed.open(uri, "")
-	ed.run(uri, Range{}, "Generate here")
+	ed.run(uri, protocol.Range{}, "Generate here")
 	// An empty document has no prompt: nothing to generate from.
 	ed.await("a message", func() bool { return contains(ed.shownMessages(), "nothing to generate from") })
 	ed.open(uri, "go:")
-	ed.run(uri, rangeOf(UTF16, "go:", 3, 3), "Generate here")
+	ed.run(uri, rangeOf(encUTF16, "go:", 3, 3), "Generate here")
 	ed.awaitEnded(1)
 	if got := ed.text(uri); got != "go:"+want.String() {
 		t.Fatalf("text differs: len %d, want %d", len(got), len(want.String())+3)
@@ -402,9 +403,9 @@ func testTwoGenerationsAtOnce(t *testing.T, mode editorMode) {
 	doc := "A\nB\n"
 	ed.open(uri, doc)
 	ed.open("file:///other.go", "C")
-	ed.run(uri, rangeOf(UTF16, doc, 0, 1), "Generate")
-	ed.run(uri, rangeOf(UTF16, doc, 2, 3), "Generate")
-	ed.run("file:///other.go", rangeOf(UTF16, "C", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, doc, 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, doc, 2, 3), "Generate")
+	ed.run("file:///other.go", rangeOf(encUTF16, "C", 0, 1), "Generate")
 	ed.awaitEnded(3)
 	if got := ed.text(uri); got != "A12345\nB12345\n" {
 		t.Errorf("text %q", got)
@@ -419,7 +420,7 @@ func TestShutdownMidStream(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b").Chunks[:1], Hang: true})
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.await("the first token", func() bool { return ed.text(uri) == "xa" })
 	if err := ed.call("shutdown", nil, nil); err != nil {
 		t.Fatal(err)
@@ -456,7 +457,7 @@ func TestSettings(t *testing.T) {
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"endpoint": map[string]any{"backend": "gpt"}}})
 	ed.await("a message naming the key", func() bool { return contains(ed.shownMessages(), "endpoint.backend") })
 
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.awaitEnded(1)
 	if got := ed.text(uri); got != "xok" {
 		t.Fatalf("text %q: the previous settings were not kept", got)
@@ -470,7 +471,7 @@ func TestSettings(t *testing.T) {
 	asked := ed.configRequests()
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": nil})
 	ed.await("the server to ask for the configuration", func() bool { return ed.configRequests() > asked })
-	ed.run(uri, rangeOf(UTF16, "xok", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "xok", 0, 1), "Generate")
 	ed.awaitEnded(2)
 	if got := ed.text(uri); got != "xokok" {
 		t.Fatalf("text %q after a null configuration", got)
@@ -482,7 +483,7 @@ func TestSettings(t *testing.T) {
 	ed.mu.Unlock()
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": nil})
 	ed.await("the new settings", func() bool {
-		ed.run(uri, rangeOf(UTF16, ed.text(uri), 0, 0), "Generate")
+		ed.run(uri, rangeOf(encUTF16, ed.text(uri), 0, 0), "Generate")
 		time.Sleep(20 * time.Millisecond)
 		return strings.Contains(ed.text(uri), "2")
 	})
@@ -502,7 +503,7 @@ func TestLifecycle(t *testing.T) {
 	ed.notify("textDocument/didChange", map[string]any{"textDocument": map[string]any{"uri": "file:///nope", "version": 2},
 		"contentChanges": []any{map[string]any{"text": "x"}}})
 	if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate",
-		"arguments": []any{map[string]any{"uri": "file:///nope", "range": Range{}}}}, nil); err == nil {
+		"arguments": []any{map[string]any{"uri": "file:///nope", "range": protocol.Range{}}}}, nil); err == nil {
 		t.Errorf("generate in an unopened document accepted")
 	}
 	if err := ed.call("workspace/executeCommand", map[string]any{"command": "genls.generate", "arguments": []any{}}, nil); err == nil {
@@ -531,7 +532,7 @@ func TestChatBackendStripsFence(t *testing.T) {
 	}})
 	doc := "def add(a, b):\n"
 	ed.open(uri, doc)
-	ed.run(uri, rangeOf(UTF16, doc, 0, len(doc)), "Generate")
+	ed.run(uri, rangeOf(encUTF16, doc, 0, len(doc)), "Generate")
 	ed.awaitEnded(1)
 	if got := ed.text(uri); got != doc+"    return a + b\n" {
 		t.Fatalf("text %q", got)
@@ -569,7 +570,7 @@ func TestTokenNeverMovesHostSilently(t *testing.T) {
 			} else {
 				ed.await("the new settings", func() bool { return strings.Count(logged.String(), "settings applied") == 2 })
 			}
-			ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+			ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 			ed.awaitEnded(1)
 			want, got := "xother", ed.text(uri)
 			if answer == "" {
@@ -636,7 +637,7 @@ func TestUnknownSettingIsReported(t *testing.T) {
 		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}, "parameters": map[string]any{"max_new_token": 5}}})
 	ed.await("a warning", func() bool { return contains(ed.shownMessages(), "unknown setting parameters.max_new_token (ignored)") })
 	ed.open(uri, "x")
-	ed.run(uri, rangeOf(UTF16, "x", 0, 1), "Generate")
+	ed.run(uri, rangeOf(encUTF16, "x", 0, 1), "Generate")
 	ed.awaitEnded(1)
 	if got := ed.text(uri); got != "xok" {
 		t.Errorf("text %q: the known settings were not applied", got)
@@ -658,7 +659,7 @@ func TestDidChangeAppliedInWireOrder(t *testing.T) {
 		}
 	}
 	text := ed.text(uri)
-	ed.run(uri, rangeOf(UTF16, text, 0, len(text)), "Generate")
+	ed.run(uri, rangeOf(encUTF16, text, 0, len(text)), "Generate")
 	ed.awaitEnded(1)
 	req, _ := srv.LastRequest()
 	if got := req.JSON()["inputs"]; got != text {

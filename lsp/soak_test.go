@@ -137,7 +137,7 @@ func TestSoakConcurrent(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ed.run(u, rangeOf(UTF16, "p", 0, 1), "Generate")
+				ed.run(u, rangeOf(encUTF16, "p", 0, 1), "Generate")
 			}()
 		}
 		wg.Wait()

@@ -19,7 +19,7 @@ const benchEditText = " tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7"
 // encodes them with the connection's codec.
 func BenchmarkEncodeApplyEdit(b *testing.B) {
 	b.ReportAllocs()
-	pos := Position{Line: 41, Character: 17}
+	pos := protocol.Position{Line: 41, Character: 17}
 	for b.Loop() {
 		if _, err := (protocolCodec{}).Marshal(insertEdit(uri, 1234, true, pos, benchEditText)); err != nil {
 			b.Fatal(err)
@@ -44,12 +44,12 @@ func BenchmarkDecodeApplyEditResult(b *testing.B) {
 // change replaces the text with itself, so the document stays the same).
 func BenchmarkDidChange(b *testing.B) {
 	b.ReportAllocs()
-	s := &server{log: zap.NewNop(), docs: newStore(), caps: clientCaps{encoding: UTF16}}
+	s := &server{log: zap.NewNop(), docs: newStore(), caps: clientCaps{encoding: encUTF16}}
 	s.docs.open(uri, "go", benchEditText, 1)
 	params, err := json.Marshal(map[string]any{
 		"textDocument": map[string]any{"uri": uri, "version": 1235},
 		"contentChanges": []any{map[string]any{
-			"range":       Range{Start: Position{Character: 0}, End: Position{Character: uint32(len(benchEditText))}},
+			"range":       protocol.Range{Start: protocol.Position{Character: 0}, End: protocol.Position{Character: uint32(len(benchEditText))}},
 			"rangeLength": len(benchEditText),
 			"text":        benchEditText,
 		}},
