@@ -334,6 +334,8 @@ func (s *server) shutdown() (any, error) {
 // a string, not into the protocol package's types: their uri.URI fields
 // canonicalise a URI when decoding it ("file:///C:/x" becomes
 // "file:///c%3A/x"), and edits must name a document as the client does.
+// protocol.Unmarshal decodes them all the same: 4 allocations for a
+// didChange against encoding/json's 14 (BenchmarkDecodeDidChange).
 
 func (s *server) didOpen(params json.RawMessage) error {
 	var p struct {
@@ -352,17 +354,20 @@ func (s *server) didOpen(params json.RawMessage) error {
 	return nil
 }
 
+// didChangeParams is didChange's params. The changes are contentChange, not
+// protocol.TextDocumentContentChangeEvent: that union's decoder reads a
+// change whose range it cannot decode (a negative line) as the document's
+// whole new text.
+type didChangeParams struct {
+	TextDocument struct {
+		URI     string `json:"uri"`
+		Version int32  `json:"version"`
+	} `json:"textDocument"`
+	ContentChanges []contentChange `json:"contentChanges"`
+}
+
 func (s *server) didChange(params json.RawMessage) error {
-	// contentChange, not protocol.TextDocumentContentChangeEvent: that
-	// union's decoder reads a change whose range it cannot decode (a
-	// negative line) as the document's whole new text.
-	var p struct {
-		TextDocument struct {
-			URI     string `json:"uri"`
-			Version int32  `json:"version"`
-		} `json:"textDocument"`
-		ContentChanges []contentChange `json:"contentChanges"`
-	}
+	var p didChangeParams
 	if err := protocol.Unmarshal(params, &p); err != nil {
 		return err
 	}
@@ -415,8 +420,10 @@ type rwc struct {
 func (rwc) Close() error { return nil }
 
 // protocolCodec encodes and decodes payloads with the protocol package, the
-// only codec that handles its union and optional fields. Its generated
-// encoders take pointers: a value goes through reflection instead.
+// only codec that handles its union and optional fields (encoding/json writes
+// an Optional as {}). Its generated encoders take pointers: a value goes
+// through reflection, 15 allocations for an applyEdit instead of 7
+// (BenchmarkEncodeApplyEditValue).
 type protocolCodec struct{}
 
 func (protocolCodec) Marshal(v any) ([]byte, error) {

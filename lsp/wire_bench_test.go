@@ -27,6 +27,19 @@ func BenchmarkEncodeApplyEdit(b *testing.B) {
 	}
 }
 
+// BenchmarkEncodeApplyEditValue is BenchmarkEncodeApplyEdit with the params
+// passed by value: the protocol package's generated encoders have pointer
+// receivers, so a value goes through reflection.
+func BenchmarkEncodeApplyEditValue(b *testing.B) {
+	b.ReportAllocs()
+	pos := protocol.Position{Line: 41, Character: 17}
+	for b.Loop() {
+		if _, err := (protocolCodec{}).Marshal(*insertEdit(uri, 1234, true, pos, benchEditText)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkDecodeApplyEditResult decodes the editor's answer to one edit.
 func BenchmarkDecodeApplyEditResult(b *testing.B) {
 	b.ReportAllocs()
@@ -39,6 +52,26 @@ func BenchmarkDecodeApplyEditResult(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeDidChange decodes one didChange's params as the server does
+// (protocol.Unmarshal), and with encoding/json.
+func BenchmarkDecodeDidChange(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		decode func([]byte, any) error
+	}{{"protocol", protocol.Unmarshal}, {"encoding-json", json.Unmarshal}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			params := benchDidChange(b)
+			for b.Loop() {
+				var p didChangeParams
+				if err := c.decode(params, &p); err != nil || len(p.ContentChanges) != 1 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkDidChange handles one didChange as an editor sends it for an
 // applied edit: decoding it and applying it to a one-line document (the
 // change replaces the text with itself, so the document stays the same).
@@ -46,10 +79,21 @@ func BenchmarkDidChange(b *testing.B) {
 	b.ReportAllocs()
 	s := &server{log: zap.NewNop(), docs: newStore(), caps: clientCaps{encoding: encUTF16}}
 	s.docs.open(uri, "go", benchEditText, 1)
+	params := benchDidChange(b)
+	for b.Loop() {
+		if err := s.didChange(params); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchDidChange is a didChange's params as an editor sends them for an
+// applied edit of benchEditText, replacing the whole one-line document.
+func benchDidChange(b *testing.B) []byte {
 	params, err := json.Marshal(map[string]any{
 		"textDocument": map[string]any{"uri": uri, "version": 1235},
 		"contentChanges": []any{map[string]any{
-			"range":       protocol.Range{Start: protocol.Position{Character: 0}, End: protocol.Position{Character: uint32(len(benchEditText))}},
+			"range":       protocol.Range{End: protocol.Position{Character: uint32(len(benchEditText))}},
 			"rangeLength": len(benchEditText),
 			"text":        benchEditText,
 		}},
@@ -57,9 +101,5 @@ func BenchmarkDidChange(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		if err := s.didChange(params); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return params
 }
