@@ -53,42 +53,48 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 type target struct {
 	input  commands.PromptInput
 	here   bool
-	anchor int
+	region *region // where the text goes, moved by every change since locate
 }
 
 // locate reads the prompt input and the insertion point from the document:
 // after a selection; after the cursor's line for Generate without one; at
-// the cursor for Generate here (or on an empty line).
-func (s *server) locate(args commands.GenerateArgs, enc encoding) (target, error) {
+// the cursor for Generate here (or on an empty line). It starts the region
+// at the insertion point under the same lock, so that no change can come
+// between reading the point and tracking it; a caller that does not write
+// into the region untracks it.
+func (s *server) locate(args commands.GenerateArgs, caps clientCaps) (target, error) {
 	s.docs.mu.Lock()
 	defer s.docs.mu.Unlock()
 	d, ok := s.docs.docs[args.URI]
 	if !ok {
 		return target{}, fmt.Errorf("%s is not open in the editor", args.URI)
 	}
-	text := d.text
+	text, enc := d.text, caps.encoding
 	a, b := enc.offset(text, args.Range.Start), enc.offset(text, args.Range.End)
 	if b < a {
 		a, b = b, a
 	}
 	t := target{input: commands.PromptInput{Language: d.languageID, FileName: fileName(args.URI)}}
+	var anchor int
 	switch {
 	case a != b && !args.Here:
 		t.input.Selection = text[a:b]
-		t.anchor = b
+		anchor = b
 	case !args.Here:
 		start := lineStart(text, enc.position(text, a).Line)
 		end := lineEnd(text, start)
 		if start != end {
 			t.input.Selection = text[start:end]
-			t.anchor = end
+			anchor = end
 			break
 		}
-		t.here, t.anchor = true, a
+		t.here, anchor = true, a
 	default:
-		t.here, t.anchor = true, b
+		t.here, anchor = true, b
 	}
-	t.input.Prefix, t.input.Suffix = text[:t.anchor], text[t.anchor:]
+	t.input.Prefix, t.input.Suffix = text[:anchor], text[anchor:]
+	t.region = newRegion(anchor, caps.documentChanges, enc)
+	d.regions[t.region] = struct{}{}
 	return t, nil
 }
 
@@ -107,30 +113,23 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 	s.mu.Lock()
 	caps := s.caps
 	s.mu.Unlock()
-	t, err := s.locate(args, caps.encoding)
+	t, err := s.locate(args, caps)
 	if err != nil {
 		return err
 	}
 	prompt, err := commands.BuildPrompt(cfg.template, cfg.fim, t.input, t.here)
-	if err != nil {
-		return err
+	if err == nil && prompt == "" {
+		err = errors.New("nothing to generate from: select some text, or use Generate here after some text")
 	}
-	if prompt == "" {
-		return errors.New("nothing to generate from: select some text, or use Generate here after some text")
+	if err != nil {
+		s.docs.untrack(args.URI, t.region)
+		return err
 	}
 
 	// The session's context: cancelled by genls.cancel, progress cancel,
 	// closing the document, shutdown, or the connection ending.
 	ctx, cancelCtx := context.WithCancelCause(s.ctx)
-	prog := s.beginProgress(ctx, "Generating…", "starting")
-	sessCtx, end := s.sessions.Start(ctx, args.URI, prog.Token())
-	sink, err := newEditSink(s.ctx, s.docs, args.URI, t.anchor, caps.encoding, caps.documentChanges, s.applyEdit,
-		func(err error) { cancelCtx(err) })
-	if err != nil {
-		end(func() { prog.End("failed") })
-		cancelCtx(nil)
-		return err
-	}
+	sink := newEditSink(s.ctx, s.docs, args.URI, t.region, caps.encoding, s.applyEdit, func(err error) { cancelCtx(err) })
 	sink.limits = s.editLimits
 	sink.nudge = func() {
 		nudge := &protocol.LogMessageParams{Type: protocol.MessageTypeLog, Message: "genls: waiting for the editor to apply an edit"}
@@ -138,6 +137,8 @@ func (s *server) startGeneration(args commands.GenerateArgs) error {
 			s.log.Debug("logMessage failed", zap.Error(err))
 		}
 	}
+	prog := s.beginProgress(ctx, "Generating…", "starting")
+	sessCtx, end := s.sessions.Start(ctx, args.URI, prog.Token())
 	go func() {
 		defer cancelCtx(nil)
 		outcome, err := s.generate(sessCtx, client, cfg, prompt, sink, prog)

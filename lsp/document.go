@@ -126,6 +126,15 @@ func (s *store) open(uri, languageID, text string, version int32) {
 	s.docs[uri] = &document{languageID: languageID, text: text, version: version, regions: map[*region]struct{}{}}
 }
 
+// untrack stops moving r with the changes to uri.
+func (s *store) untrack(uri string, r *region) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.docs[uri]; ok {
+		delete(d.regions, r)
+	}
+}
+
 func (s *store) close(uri string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

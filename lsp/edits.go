@@ -78,20 +78,11 @@ type editSink struct {
 	err    error         // guarded by store.mu
 }
 
-// newEditSink starts a region at offset at of uri. versioned selects
-// documentChanges with a version (the editor rejects stale edits) over plain
-// changes. onFail is called once if the sink fails on its own (user edit,
-// rejection), so the session can stop the stream at once.
-func newEditSink(ctx context.Context, st *store, uri string, at int, enc encoding, versioned bool, apply applyEditFunc, onFail func(error)) (*editSink, error) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	d, ok := st.docs[uri]
-	if !ok {
-		return nil, fmt.Errorf("document %s is not open", uri)
-	}
-	r := newRegion(at, versioned, enc)
-	d.regions[r] = struct{}{}
-	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, limits: defaultEditLimits, done: make(chan struct{})}, nil
+// newEditSink writes into r, a region of uri that the store already moves
+// with every change. onFail is called once if the sink fails on its own
+// (user edit, rejection), so the session can stop the stream at once.
+func newEditSink(ctx context.Context, st *store, uri string, r *region, enc encoding, apply applyEditFunc, onFail func(error)) *editSink {
+	return &editSink{ctx: ctx, store: st, uri: uri, enc: enc, r: r, apply: apply, onFail: onFail, limits: defaultEditLimits, done: make(chan struct{})}
 }
 
 // Write queues text; it never blocks on the editor.

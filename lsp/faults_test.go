@@ -956,6 +956,29 @@ func TestUnreadableChangeDropped(t *testing.T) {
 	}
 }
 
+// The user types before the selection while the editor creates the
+// generation's progress, after the server has read the insertion point: the
+// text still lands right after the selection.
+func TestTypingWhileTheGenerationStarts(t *testing.T) {
+	t.Parallel()
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	var ed *fakeEditor
+	ed = startFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, zaptest.NewLogger(t),
+		func(own jsonrpc2.Handler) jsonrpc2.Handler {
+			return func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+				if req.Method() == "window/workDoneProgress/create" {
+					ed.typeAt(uri, 0, "> ") // its didChange goes out before the answer
+				}
+				return own(ctx, req)
+			}
+		})
+	ed.open(uri, "abc\n")
+	ed.generateAndWait(uri, 0, 3)
+	if got := ed.text(uri); got != "> abc!\n" {
+		t.Errorf("text %q, want %q", got, "> abc!\n")
+	}
+}
+
 // The API token never appears in anything genls writes: the debug log,
 // messages and progress sent to the editor, or errors; and it is sent only
 // to the configured endpoint.
