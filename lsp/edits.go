@@ -26,7 +26,8 @@ type EditLimits struct {
 	// EchoTimeout bounds the wait, at the end, for the didChange that
 	// confirms the last edits (3 s).
 	EchoTimeout time.Duration
-	// MaxRejections is how many rejections in a row end a generation (8).
+	// MaxRejections is how many rejections in a row, while the document
+	// does not change, end a generation (8).
 	MaxRejections int
 	// NudgeAfter is when an unanswered edit gets a nudge (300 ms).
 	NudgeAfter time.Duration
@@ -145,6 +146,7 @@ func (s *editSink) fail(err error) {
 func (s *editSink) run() {
 	defer close(s.done)
 	rejections := 0
+	rejectedAt := int32(-1) // the document's version at the last rejection
 	var echoDeadline time.Time
 	for {
 		s.store.mu.Lock()
@@ -231,6 +233,12 @@ func (s *editSink) run() {
 		if i >= 0 {
 			s.r.unechoed = append(s.r.unechoed[:i], s.r.unechoed[i+1:]...)
 			s.r.pending = sent.canon + s.r.pending
+		}
+		// Only rejections while the document stands still count: a document
+		// that moved on (the user typing, another generation) explains why
+		// the edit was stale.
+		if d, open := s.store.docs[s.uri]; open && d.version != rejectedAt {
+			rejectedAt, rejections = d.version, 0
 		}
 		rejections++
 		s.store.mu.Unlock()

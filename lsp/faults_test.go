@@ -979,6 +979,34 @@ func TestTypingWhileTheGenerationStarts(t *testing.T) {
 	}
 }
 
+// The user types on while each edit is on its way, so that the editor
+// rejects edit after edit as stale, more times in a row than MaxRejections:
+// the generation goes on, since the document keeps moving, and its text
+// lands once the typing stops.
+func TestTypingFasterThanEditsDoesNotStopTheGeneration(t *testing.T) {
+	t.Parallel()
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "!"))
+	const keys = 12 // more than the default MaxRejections (8)
+	var ed *fakeEditor
+	var typed atomic.Int32
+	ed = startFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)}, zaptest.NewLogger(t),
+		func(own jsonrpc2.Handler) jsonrpc2.Handler {
+			return func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+				if req.Method() == "workspace/applyEdit" && typed.Add(1) <= keys {
+					ed.typeAt(uri, len(ed.text(uri)), "~") // makes this edit stale
+				}
+				return own(ctx, req)
+			}
+		})
+	ed.open(uri, "abc\n")
+	if end := ed.generateAndWait(uri, 0, 3); strings.HasPrefix(end, "failed") {
+		t.Fatalf("progress end %q", end)
+	}
+	if got, want := ed.text(uri), "abc!\n"+strings.Repeat("~", keys); got != want {
+		t.Errorf("text %q, want %q", got, want)
+	}
+}
+
 // The API token never appears in anything genls writes: the debug log,
 // messages and progress sent to the editor, or errors; and it is sent only
 // to the configured endpoint.
