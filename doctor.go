@@ -118,7 +118,7 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 	if w := client.InsecureTokenWarning(); w != "" {
 		r.warn(w, "use an https:// URL, or a token-less local endpoint")
 	}
-	if token == "" && !stream.IsLoopback(hostOf(ep.URL)) {
+	if token == "" && !stream.IsLoopback(hostname(ep.URL)) {
 		r.warn("no API token found; remote endpoints usually need one", "set HF_TOKEN or run `huggingface-cli login`")
 	}
 
@@ -303,7 +303,9 @@ func fixFor(err error) string {
 	return "check the URL, or pass --backend explicitly (" + backendNames() + ")"
 }
 
-func hostOf(raw string) string {
+// hostname returns the host name of URL raw, without its port ("" when raw
+// is not a URL).
+func hostname(raw string) string {
 	req, err := http.NewRequest(http.MethodGet, raw, nil)
 	if err != nil {
 		return ""

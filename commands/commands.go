@@ -14,32 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"go.lsp.dev/protocol"
-
 	"github.com/genls/genls/stream"
 )
-
-// Command identifiers, as listed in executeCommandProvider and used by the
-// editor integrations.
-const (
-	Generate = "genls.generate"
-	Cancel   = "genls.cancel"
-)
-
-// GenerateArgs is the single argument of genls.generate.
-type GenerateArgs struct {
-	URI   string         `json:"uri"`
-	Range protocol.Range `json:"range"`
-	// Here continues the document at the cursor (Range.Start) instead of
-	// using the selected text (or the cursor's line) as the prompt.
-	Here bool `json:"here,omitempty"`
-}
-
-// CancelArgs is the optional argument of genls.cancel; no argument (or an
-// empty URI) cancels every generation.
-type CancelArgs struct {
-	URI string `json:"uri,omitempty"`
-}
 
 // Sink receives generated text and puts it into the document.
 type Sink interface {

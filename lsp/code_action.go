@@ -6,8 +6,6 @@ import (
 
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
-
-	"github.com/genls/genls/commands"
 )
 
 // Code action kinds. Each action has its own kind so clients that pick an
@@ -51,12 +49,12 @@ func (s *server) codeAction(params json.RawMessage) (any, error) {
 				Command: protocol.Command{Title: title, Command: cmd, Arguments: []protocol.LSPAny{raw}}})
 		}
 	}
-	add("Generate", kindGenerate, commands.Generate, commands.GenerateArgs{URI: uri, Range: p.Range})
+	add("Generate", kindGenerate, cmdGenerate, generateArgs{URI: uri, Range: p.Range})
 	if p.Range.Start == p.Range.End {
-		add("Generate here", kindContinue, commands.Generate, commands.GenerateArgs{URI: uri, Range: p.Range, Here: true})
+		add("Generate here", kindContinue, cmdGenerate, generateArgs{URI: uri, Range: p.Range, Here: true})
 	}
 	if s.sessions.Running(uri) {
-		add("Cancel generation", kindCancel, commands.Cancel, commands.CancelArgs{URI: uri})
+		add("Cancel generation", kindCancel, cmdCancel, cancelArgs{URI: uri})
 	}
 	if err != nil {
 		return nil, jsonrpc2.NewError(jsonrpc2.InternalError, err.Error())

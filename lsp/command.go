@@ -16,6 +16,28 @@ import (
 	"github.com/genls/genls/stream"
 )
 
+// The commands genls executes, as listed in executeCommandProvider and
+// used by the editor integrations.
+const (
+	cmdGenerate = "genls.generate"
+	cmdCancel   = "genls.cancel"
+)
+
+// generateArgs is the single argument of genls.generate.
+type generateArgs struct {
+	URI   string         `json:"uri"`
+	Range protocol.Range `json:"range"`
+	// Here continues the document at the cursor (Range.Start) instead of
+	// using the selected text (or the cursor's line) as the prompt.
+	Here bool `json:"here,omitempty"`
+}
+
+// cancelArgs is the optional argument of genls.cancel; no argument (or an
+// empty URI) cancels every generation.
+type cancelArgs struct {
+	URI string `json:"uri,omitempty"`
+}
+
 // executeCommand runs genls.generate and genls.cancel. genls.generate replies
 // at once (editors time out long requests) and the generation runs in the
 // background on the connection's lifetime.
@@ -25,8 +47,8 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 		return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
 	}
 	switch p.Command {
-	case commands.Generate:
-		var args commands.GenerateArgs
+	case cmdGenerate:
+		var args generateArgs
 		if len(p.Arguments) != 1 || json.Unmarshal(p.Arguments[0], &args) != nil || args.URI == "" {
 			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, `genls.generate takes one argument {"uri": …, "range": …}`)
 		}
@@ -35,8 +57,8 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
 		}
 		return nil, nil
-	case commands.Cancel:
-		var args commands.CancelArgs
+	case cmdCancel:
+		var args cancelArgs
 		if len(p.Arguments) > 0 {
 			if err := json.Unmarshal(p.Arguments[0], &args); err != nil {
 				return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, `genls.cancel takes no argument or {"uri": …}`)
@@ -62,7 +84,7 @@ type target struct {
 // at the insertion point under the same lock, so that no change can come
 // between reading the point and tracking it; a caller that does not write
 // into the region untracks it.
-func (s *server) locate(args commands.GenerateArgs, caps clientCaps) (target, error) {
+func (s *server) locate(args generateArgs, caps clientCaps) (target, error) {
 	s.docs.mu.Lock()
 	defer s.docs.mu.Unlock()
 	d, ok := s.docs.docs[args.URI]
@@ -105,7 +127,7 @@ func fileName(uri string) string {
 	return ""
 }
 
-func (s *server) startGeneration(args commands.GenerateArgs) error {
+func (s *server) startGeneration(args generateArgs) error {
 	cfg, client, err := s.current()
 	if err != nil {
 		return err

@@ -1,7 +1,10 @@
-// Package lsp is genls's language server: lifecycle, the document store,
-// configuration, code actions, progress, and the edits that put generated
-// text into the editor's documents. It talks to endpoints only through the
-// stream package, by way of commands.
+// Package lsp is genls's language server: the protocol's lifecycle, the
+// documents and positions, settings, code actions, progress, and the edits
+// that put generated text into the editor's documents. It speaks JSON-RPC
+// and nothing else: commands runs each generation, and stream is used only
+// to configure the endpoint client from the settings (and to tell setup
+// errors apart); it makes no HTTP requests of its own (it only hands the
+// endpoint client an *http.Client).
 package lsp
 
 import (
@@ -303,7 +306,7 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 			CodeActionProvider: &protocol.CodeActionOptions{
 				CodeActionKinds: []protocol.CodeActionKind{kindGenerate, kindContinue, kindCancel},
 			},
-			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{commands.Generate, commands.Cancel}},
+			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{cmdGenerate, cmdCancel}},
 		},
 		ServerInfo: protocol.ServerInfo{Name: "genls", Version: protocol.NewOptional(s.version)},
 	}, nil
