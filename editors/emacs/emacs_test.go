@@ -42,6 +42,9 @@ type scenario struct {
 	// the buffer holds more characters than that.
 	maxEdits int
 	maxChars int
+	// settings, when set, replace the default settings (the fake TGI
+	// endpoint srv, which may then be nil).
+	settings map[string]any
 }
 
 type report struct {
@@ -89,9 +92,10 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 	if err := os.WriteFile(expect, []byte(sc.want), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	settings, err := json.Marshal(map[string]any{
-		"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"},
-	})
+	if sc.settings == nil {
+		sc.settings = map[string]any{"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}}
+	}
+	settings, err := json.Marshal(sc.settings)
 	if err != nil {
 		t.Fatal(err)
 	}

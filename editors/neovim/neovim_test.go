@@ -90,11 +90,16 @@ type report struct {
 		Msg   string `json:"msg"`
 		Level int    `json:"level"`
 	} `json:"messages"`
+	// GenerateMS and LastChangeMS are when the last generation began
+	// (:GenlsGenerate) and when the buffer last changed, in milliseconds on
+	// Neovim's monotonic clock.
+	GenerateMS   float64 `json:"generate_ms"`
+	LastChangeMS float64 `json:"last_change_ms"`
 }
 
 // run starts Neovim on a temporary copy of sc.text with genls pointed at
 // srv, and returns the bytes Neovim wrote and its report.
-func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
+func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 	t.Helper()
 	nvim := e2etest.LookPath(t, "nvim", "apt-get install neovim")
 	bin := e2etest.Genls(t)
@@ -193,7 +198,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 // runNvim runs script in a headless Neovim with editors/neovim first in
 // 'runtimepath', in dir, with XDG directories of its own under dir and env
 // added to the environment, and returns what it printed.
-func runNvim(t *testing.T, nvim, dir, script string, timeout time.Duration, env ...string) (string, error) {
+func runNvim(t testing.TB, nvim, dir, script string, timeout time.Duration, env ...string) (string, error) {
 	t.Helper()
 	pluginDir, err := filepath.Abs(".")
 	if err != nil {
@@ -239,13 +244,13 @@ func runNvim(t *testing.T, nvim, dir, script string, timeout time.Duration, env 
 	return output.String(), err
 }
 
-func logFile(t *testing.T, what, path string) {
+func logFile(t testing.TB, what, path string) {
 	if data, err := os.ReadFile(path); err == nil {
 		t.Logf("%s (%s):\n%s", what, path, data)
 	}
 }
 
-func checkProgress(t *testing.T, rep report) {
+func checkProgress(t testing.TB, rep report) {
 	t.Helper()
 	if !rep.ProgressBegin || !rep.ProgressEnd || !rep.Finished {
 		t.Errorf("progress: begin=%v end=%v finished=%v; want all true", rep.ProgressBegin, rep.ProgressEnd, rep.Finished)

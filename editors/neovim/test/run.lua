@@ -276,6 +276,7 @@ local function run()
   -- show up as a failure rather than a race).
   local function generate()
     local ends = R.progress_ends
+    R.generate_ms = now()
     if scenario == 'visual' then
       -- A characterwise Visual selection from byte column a to b (inclusive)
       -- on line 1, then :'<,'>GenlsGenerate as typing ':' in Visual mode gives.
@@ -414,6 +415,7 @@ local function run()
       break
     end
   end
+  R.last_change_ms = last_change
   R.status_after = genls.status()
   R.bytes = vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr))
 
