@@ -1,0 +1,133 @@
+//go:build unix
+
+package neovim_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/genls/genls/commands"
+	"github.com/genls/genls/stream/llamatest"
+)
+
+// llamaDocs are the documents the real-server tests generate into: the
+// same lines with either line ending.
+var llamaDocs = []struct {
+	name, eol string
+}{{"lf", "\n"}, {"crlf", "\r\n"}}
+
+// TestLlamaServer generates from a real llama-server (a tiny random model
+// with Qwen2's tokenizer) into LF and CRLF files: 1,000 tokens through the
+// completions and the chat APIs ("ignore_eos" added by the proxy), and 100
+// tokens constrained by a grammar to hold every kind of line break. The
+// server is asked for its answer first; the written file must be the
+// original with exactly that text inserted once, its line breaks written as
+// the file's.
+func TestLlamaServer(t *testing.T) {
+	srv := llamatest.Start(t, llamatest.Qwen2)
+	for _, c := range llamatest.EditorCases(srv.Model, commands.DefaultSystemPrompt) {
+		proxy := srv.Proxy(t, c.Gen.Rewrite)
+		text := srv.Reference(t, c.Gen)
+		for _, doc := range llamaDocs {
+			t.Run(c.Name+"/"+doc.name, func(t *testing.T) {
+				got, want, _ := llamaSession(t, proxy, c.Gen, text, doc.eol)
+				if got != want {
+					t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q\nfirst difference at byte %d", len(got), clip(got), len(want), clip(want), firstDiff(got, want))
+				}
+			})
+		}
+	}
+}
+
+// llamaSession runs one Neovim session generating g into a two-line file
+// with line ending eol, and returns the written file, the file the server's
+// text makes, and Neovim's report. It fails the test unless genls made
+// exactly the request g describes, once, and the server streamed text.
+func llamaSession(t testing.TB, proxy *llamatest.Proxy, g llamatest.Generation, text, eol string) (got, want string, rep report) {
+	t.Helper()
+	path, body := g.Request()
+	want = g.Prompt + llamatest.ToDocument(text, eol) + eol + "    pass" + eol
+
+	proxy.Reset()
+	got, rep = run(t, nil, scenario{
+		text:     g.Prompt + eol + "    pass" + eol,
+		name:     "range",
+		lines:    "1,1",
+		settings: g.Settings(proxy.URL),
+		timeout:  90 * time.Second,
+		maxEdits: 2*g.MaxTokens + 10,
+		maxBytes: 2*len(want) + 100,
+	})
+	if rep.Runaway != "" {
+		t.Fatalf("runaway: %s", rep.Runaway)
+	}
+	if wantFF := map[string]string{"\n": "unix", "\r\n": "dos"}[eol]; rep.FileFormat != wantFF {
+		t.Fatalf("Neovim read the file as fileformat=%s, want %s", rep.FileFormat, wantFF)
+	}
+	checkProgress(t, rep)
+	gens := proxy.Wait(t, 1)
+	if len(gens) != 1 {
+		t.Fatalf("genls made %d generation requests, want 1", len(gens))
+	}
+	ex := gens[0]
+	if ex.Path != path || !llamatest.SameJSON(ex.Body(), body) {
+		t.Fatalf("genls sent %s %s\nwant %s %v", ex.Path, ex.Sent, path, body)
+	}
+	streamed, err := llamatest.StreamText(ex.Response)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if streamed.Tokens != g.MaxTokens {
+		t.Errorf("the server generated %d tokens, want %d", streamed.Tokens, g.MaxTokens)
+	}
+	if streamed.Text != text {
+		t.Fatalf("the server streamed %q to genls\nbut %q to the same request before", clip(streamed.Text), clip(text))
+	}
+	return got, want, rep
+}
+
+func firstDiff(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// BenchmarkLlamaEndToEnd measures real server → genls → real Neovim: the
+// time from :GenlsGenerate to the last change of the buffer, against the
+// time the same request takes from the server alone (sent to it directly,
+// read to the last byte), and the edits Neovim applied per generated token.
+//
+//	go test ./editors/neovim -run '^$' -bench LlamaEndToEnd -benchtime 5x
+func BenchmarkLlamaEndToEnd(b *testing.B) {
+	srv := llamatest.Start(b, llamatest.Qwen2)
+	proxy := srv.Proxy(b, llamatest.IgnoreEOS)
+	g := llamatest.EditorCases(srv.Model, "")[0].Gen
+	path, body := g.Request()
+	var ratio, editsPerToken, raw, e2e float64
+	for i := 0; i < b.N; i++ {
+		rawBody, rawTime := srv.Raw(b, path, body)
+		streamed, err := llamatest.StreamText(rawBody)
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, want, rep := llamaSession(b, proxy, g, streamed.Text, "\n")
+		if got != want {
+			b.Fatalf("file differs from the server's text at byte %d", firstDiff(got, want))
+		}
+		took := time.Duration((rep.LastChangeMS - rep.GenerateMS) * float64(time.Millisecond))
+		b.Logf("raw stream %v, :GenlsGenerate to last edit %v, %d edits for %d tokens",
+			rawTime.Round(time.Millisecond), took.Round(time.Millisecond), rep.ApplyEdits, streamed.Tokens)
+		ratio += took.Seconds() / rawTime.Seconds()
+		editsPerToken += float64(rep.ApplyEdits) / float64(streamed.Tokens)
+		raw += rawTime.Seconds()
+		e2e += took.Seconds()
+	}
+	n := float64(b.N)
+	b.ReportMetric(ratio/n, "x-raw-stream")
+	b.ReportMetric(editsPerToken/n, "edits/token")
+	b.ReportMetric(raw/n*1000, "raw-ms")
+	b.ReportMetric(e2e/n*1000, "e2e-ms")
+	b.ReportMetric(0, "ns/op")
+}
