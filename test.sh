@@ -1,8 +1,9 @@
 #!/bin/bash
-# Runs every test: unit, fuzz seeds, in-process LSP, and the real-editor
-# end-to-end tests (which skip with a reason when an editor is not installed,
-# unless GENLS_E2E_REQUIRED=1). Short fuzzing runs keep the fuzzers honest on
-# new code.
+# Runs every test: unit, fuzz seeds, in-process LSP, and the end-to-end
+# tests with real editors and a real inference server (which skip with a
+# reason when an editor or llama-server is not installed, unless
+# GENLS_E2E_REQUIRED=1). Short fuzzing runs keep the fuzzers honest on new
+# code.
 set -euo pipefail
 cd "$(dirname "$0")"
 go vet ./...
@@ -11,7 +12,8 @@ export GENLS_SKIP_REPORT
 trap 'rm -f "$GENLS_SKIP_REPORT"' EXIT
 go test -race -count=1 -timeout 20m ./...
 if [ -s "$GENLS_SKIP_REPORT" ]; then
-  echo "Skipped end-to-end tests (install the editors with editors/ci-setup.sh and editors/vscode/ci-setup.sh):"
+  echo "Skipped end-to-end tests (install the editors with editors/ci-setup.sh and editors/vscode/ci-setup.sh,"
+  echo "and llama-server with stream/llamatest/ci-setup.sh):"
   sort -u "$GENLS_SKIP_REPORT" | sed 's/^/  /'
 fi
 # Execution counts, not durations: Go 1.26's fuzz coordinator can report a
