@@ -192,7 +192,7 @@ func TestLlamaServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, want := range []string{
-			"backend detected: openai",
+			"backend detected: openai\n",
 			"model " + srv.Model + " is listed by the server",
 			fmt.Sprintf("test generation: %q, %d tokens in ", streamed.Text, streamed.Tokens),
 			"Everything works.",
