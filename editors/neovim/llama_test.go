@@ -3,6 +3,7 @@
 package neovim_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -138,4 +139,71 @@ func BenchmarkLlamaEndToEnd(b *testing.B) {
 	b.ReportMetric(stream/n*1000, "stream-ms")
 	b.ReportMetric(direct/n*1000, "alone-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestLlamaFIM runs "Generate here" with StarCoder's fill-in-the-middle
+// tokens set, against a real llama-server with a tiny random model that has
+// StarCoder's tokenizer: the prompt genls sends must tokenize into the
+// model's own <fim_prefix>, <fim_suffix> and <fim_middle> tokens around the
+// text before and after the cursor, and the file must hold the server's
+// text between the two, once, in LF and CRLF files.
+func TestLlamaFIM(t *testing.T) {
+	srv := llamatest.Start(t, llamatest.StarCoder)
+	proxy := srv.Proxy(t, llamatest.IgnoreEOS)
+	fim := map[string]any{"prefix": "<fim_prefix>", "suffix": "<fim_suffix>", "middle": "<fim_middle>"}
+	for _, doc := range llamaDocs {
+		t.Run(doc.name, func(t *testing.T) {
+			eol := doc.eol
+			before, after := "def fib(n):"+eol+"    ", eol+"    return a"+eol
+			g := llamatest.Generation{Backend: "openai-completions", Model: srv.Model,
+				Prompt: "<fim_prefix>" + before + "<fim_suffix>" + after + "<fim_middle>", MaxTokens: 300, Seed: 11}
+			path, body := g.Request()
+			text := srv.Reference(t, g)
+
+			var tokens struct {
+				Tokens []struct {
+					ID    int `json:"id"`
+					Piece any `json:"piece"`
+				} `json:"tokens"`
+			}
+			if err := json.Unmarshal(srv.Post(t, "/tokenize", map[string]any{"content": g.Prompt, "with_pieces": true}), &tokens); err != nil {
+				t.Fatal(err)
+			}
+			var specials []any
+			for _, tok := range tokens.Tokens {
+				if tok.ID <= 3 {
+					specials = append(specials, tok.Piece)
+				}
+			}
+			if !llamatest.SameJSON(specials, []string{"<fim_prefix>", "<fim_suffix>", "<fim_middle>"}) {
+				t.Fatalf("the prompt's special tokens are %v, want the three FIM tokens", specials)
+			}
+
+			settings := g.Settings(proxy.URL)
+			settings["prompt"] = map[string]any{"fim": fim}
+			proxy.Reset()
+			// Normal-mode cursor on the last space of the indented line:
+			// "Generate here" writes after it.
+			got, rep := run(t, nil, scenario{
+				text:     before + after,
+				name:     "here",
+				cursor:   "2,3",
+				settings: settings,
+				timeout:  60 * time.Second,
+				maxEdits: 2*g.MaxTokens + 10,
+				maxBytes: 4*len(text) + 100,
+			})
+			if rep.Runaway != "" {
+				t.Fatalf("runaway: %s", rep.Runaway)
+			}
+			checkProgress(t, rep)
+			gens := proxy.Wait(t, 1)
+			if len(gens) != 1 || gens[0].Path != path || !llamatest.SameJSON(gens[0].Body(), body) {
+				t.Fatalf("genls sent %d requests, the last %s %s\nwant one, %s %v", len(gens), gens[len(gens)-1].Path, gens[len(gens)-1].Sent, path, body)
+			}
+			if want := before + llamatest.ToDocument(text, eol) + after; got != want {
+				t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q\nfirst difference at byte %d", len(got), clip(got), len(want), clip(want), firstDiff(got, want))
+			}
+		})
+	}
 }
