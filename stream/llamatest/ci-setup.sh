@@ -9,7 +9,8 @@
 #
 # Layout (override the directory with GENLS_LLAMA_DIR; the Go tests read the
 # same variable):
-#   $DIR/bin/llama-server           static, portable x86-64-v3 (AVX2) build
+#   $DIR/bin/llama-server           llama.cpp's libraries linked in, portable:
+#                                   AVX2 at most (GGML_NATIVE=OFF), not -march=native
 #   $DIR/models/qwen2-tiny.gguf     Qwen2's tokenizer and ChatML template
 #   $DIR/models/starcoder-tiny.gguf StarCoder's tokenizer, with FIM tokens
 #   $DIR/vocab, $DIR/gguf-py        what tinymodel.py needs from the source tree
@@ -89,7 +90,7 @@ fi
 "$DIR/bin/llama-server" --version 2>&1 | grep -m1 version || true
 
 # 3. The models, rewritten when the generator changes (seconds).
-MODEL_STAMP=$(sha256sum "$HERE/tinymodel.py" | cut -d' ' -f1)
+MODEL_STAMP="$(sha256sum "$HERE/tinymodel.py" | cut -d' ' -f1) $VOCABS"
 if [ "$(cat "$DIR/models/.stamp" 2>/dev/null)" != "$MODEL_STAMP" ]; then
   rm -rf "$DIR/models.tmp"
   mkdir -p "$DIR/models.tmp"
