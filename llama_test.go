@@ -210,6 +210,24 @@ func TestLlamaServer(t *testing.T) {
 		if want := `model "no-such-model" is not among the 1 models the server lists`; !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+
+		// No model: the doctor names the one the server lists.
+		out.Reset()
+		doctor(context.Background(), stream.Endpoint{URL: proxy.URL + "/v1", Backend: stream.BackendOpenAICompletions},
+			func(string) string { return "" }, &out)
+		if want := "the server's only model, " + srv.Model + ", will be used"; !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+
+		// A path the server does not serve: the doctor fails, says what
+		// the server answered, and how to fix it.
+		out.Reset()
+		code = doctor(context.Background(), stream.Endpoint{URL: proxy.URL + "/v2", Backend: stream.BackendOpenAI},
+			func(string) string { return "" }, &out)
+		if want := "FAIL  test generation: " + proxy.URL + "/v2/chat/completions answered 404"; code != 1 || !strings.Contains(out.String(), want) ||
+			!strings.Contains(out.String(), "fix: check the endpoint URL") {
+			t.Errorf("exit %d, report lacks %q or its fix:\n%s", code, want, out.String())
+		}
 	})
 }
 
