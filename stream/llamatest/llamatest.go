@@ -46,7 +46,7 @@ const (
 	StarCoder = "starcoder-tiny.gguf"
 )
 
-const setupHint = "run `bash stream/llamatest/ci-setup.sh` (8-20 minutes once, then cached)"
+const setupHint = "run `bash stream/llamatest/ci-setup.sh`: a build of 10-25 minutes once, then cached"
 
 // Dir is where ci-setup.sh puts llama-server and the models:
 // $GENLS_LLAMA_DIR, else /opt/genls-llama.
