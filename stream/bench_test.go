@@ -55,6 +55,9 @@ func BenchmarkDecodeAndPipeline(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
+					if data == "" {
+						continue // a read follows
+					}
 					ev, err := p.parse(data)
 					if err != nil {
 						b.Fatal(err)
@@ -82,8 +85,9 @@ func BenchmarkParse(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				data = d
-				break
+				if data = d; data != "" {
+					break
+				}
 			}
 			p := parserFor(backend)
 			if ev, err := p.parse(data); err != nil || ev.token.Text != " tok0" {
