@@ -3,6 +3,7 @@ module github.com/genls/genls
 go 1.26
 
 require (
+	github.com/segmentio/encoding v0.5.4
 	github.com/tmaxmax/go-sse v0.12.0
 	go.lsp.dev/jsonrpc2 v1.0.1
 	go.lsp.dev/protocol v1.0.1
@@ -13,5 +14,7 @@ require (
 
 require (
 	github.com/go-json-experiment/json v0.0.0-20260623181947-01eb4420fa68 // indirect
+	github.com/segmentio/asm v1.1.3 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
 )

@@ -5,53 +5,100 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/genls/genls/stream/streamtest"
 )
 
-// tgiBody returns a TGI /generate_stream body of n token events, as a
-// server sends it.
-func benchBody(n int) []byte {
-	var b bytes.Buffer
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, `data:{"index":%d,"token":{"id":%d,"text":" tok%d","logprob":-0.25,"special":false},"generated_text":null,"details":null}`+"\n\n", i+1, 1000+i, i%100)
+var benchBackends = []Backend{BackendTGI, BackendOpenAI, BackendOpenAICompletions, BackendOllama}
+
+// benchBody returns a body of n tokens in backend's wire format, as a server
+// sends it. The texts are plain ASCII; a token whose text has to be decoded
+// (an escape, non-ASCII) costs an allocation more.
+func benchBody(b *testing.B, backend Backend, n int) []byte {
+	body, err := streamtest.Load{Backend: string(backend), Tokens: n, Text: func(i int) string { return fmt.Sprintf(" tok%d", i%100) }}.Body()
+	if err != nil {
+		b.Fatal(err)
 	}
-	return b.Bytes()
+	return body
+}
+
+// events splits a body into events the way the client does.
+func events(backend Backend) func(io.Reader) iter.Seq2[string, error] {
+	if backend == BackendOllama {
+		return ndjsonLines
+	}
+	return sseData
 }
 
 // BenchmarkDecodeAndPipeline measures the client's whole per-token path, from
-// response bytes to releasable text: SSE framing, JSON decoding of the TGI
-// event, and the pipeline (special tokens, stop matching with two stop
+// response bytes to releasable text: SSE or NDJSON framing, JSON decoding of
+// the event, and the pipeline (special tokens, stop matching with two stop
 // sequences, UTF-8). The network is not involved.
 func BenchmarkDecodeAndPipeline(b *testing.B) {
-	const n = 10000
-	body := benchBody(n)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		p := &tgiParser{}
-		pipe := NewPipeline([]string{"\n\n\n", "<|endoftext|>"}, 0)
-		tokens := 0
-		for data, err := range sseData(bytes.NewReader(body)) {
-			if err != nil {
-				b.Fatal(err)
+	for _, backend := range benchBackends {
+		b.Run(string(backend), func(b *testing.B) {
+			const n = 10000
+			body := benchBody(b, backend, n)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				p := parserFor(backend)
+				pipe := NewPipeline([]string{"\n\n\n", "<|endoftext|>"}, 0)
+				tokens := 0
+				for data, err := range events(backend)(bytes.NewReader(body)) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					if data == "" {
+						continue // a read follows
+					}
+					ev, err := p.parse(data)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if ev.hasToken {
+						pipe.Push(ev.token)
+						tokens++
+					}
+				}
+				if tokens != n {
+					b.Fatalf("%d tokens", tokens)
+				}
 			}
-			ev, err := p.parse(data)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pipe.Push(ev.token)
-			tokens++
-		}
-		if tokens != n {
-			b.Fatalf("%d tokens", tokens)
-		}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkParse is the JSON decoding of one token event alone.
+func BenchmarkParse(b *testing.B) {
+	for _, backend := range benchBackends {
+		b.Run(string(backend), func(b *testing.B) {
+			var data string
+			for d, err := range events(backend)(bytes.NewReader(benchBody(b, backend, 2))) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				if data = d; data != "" {
+					break
+				}
+			}
+			p := parserFor(backend)
+			if ev, err := p.parse(data); err != nil || ev.token.Text != " tok0" {
+				b.Fatalf("%+v %v", ev, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				p.parse(data)
+			}
+		})
+	}
 }
 
 // BenchmarkPipeline is the pipeline alone, per token.
@@ -74,7 +121,7 @@ func BenchmarkPipeline(b *testing.B) {
 
 // BenchmarkSSEData is the SSE framing alone, per event.
 func BenchmarkSSEData(b *testing.B) {
-	body := benchBody(10000)
+	body := benchBody(b, BackendTGI, 10000)
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -90,21 +137,24 @@ func BenchmarkSSEData(b *testing.B) {
 // BenchmarkStream is BenchmarkDecodeAndPipeline through the Stream type that
 // callers use (pull iterator, result accounting), with the body in memory.
 func BenchmarkStream(b *testing.B) {
-	const n = 10000
-	body := benchBody(n)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		r := io.NopCloser(bytes.NewReader(body))
-		s := newStream(ctx, context.Background(), cancel, r, sseData(r), &tgiParser{},
-			Parameters{MaxNewTokens: n + 1, StopSequences: []string{"\n\n\n"}}, zap.NewNop(), newIdleTimer(time.Minute, cancel))
-		for s.Next() {
-		}
-		if s.Result().Tokens != n {
-			b.Fatalf("%d tokens, err %v", s.Result().Tokens, s.Err())
-		}
-		s.Close()
+	for _, backend := range benchBackends {
+		b.Run(string(backend), func(b *testing.B) {
+			const n = 10000
+			body := benchBody(b, backend, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, cancel := context.WithCancelCause(context.Background())
+				r := io.NopCloser(bytes.NewReader(body))
+				s := newStream(ctx, context.Background(), cancel, r, events(backend)(r), parserFor(backend),
+					Parameters{MaxNewTokens: n + 1, StopSequences: []string{"\n\n\n"}}, zap.NewNop(), newIdleTimer(time.Minute, cancel))
+				for s.Next() {
+				}
+				if s.Result().Tokens != n {
+					b.Fatalf("%d tokens, err %v", s.Result().Tokens, s.Err())
+				}
+				s.Close()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
 	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -2,12 +2,16 @@ package stream
 
 import (
 	"errors"
+	"io"
+	"iter"
 	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
 )
 
+// collect returns the data a decoder yields, without the "" it yields
+// before each read.
 func collect(t *testing.T, seq func(func(string, error) bool)) ([]string, error) {
 	t.Helper()
 	var got []string
@@ -15,9 +19,69 @@ func collect(t *testing.T, seq func(func(string, error) bool)) ([]string, error)
 		if err != nil {
 			return got, err
 		}
-		got = append(got, d)
+		if d != "" {
+			got = append(got, d)
+		}
 	}
 	return got, nil
+}
+
+// chunkReader returns one chunk a read, like a connection on which the
+// server wrote and flushed each chunk in turn.
+type chunkReader []string
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(*r) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, (*r)[0])
+	if (*r)[0] = (*r)[0][n:]; (*r)[0] == "" {
+		*r = (*r)[1:]
+	}
+	return n, nil
+}
+
+// The decoders yield "" before each read, so that the events that arrived
+// together are told from the ones that come later.
+func TestDecodersMarkReads(t *testing.T) {
+	tests := []struct {
+		name   string
+		decode func(io.Reader) iter.Seq2[string, error]
+		chunks chunkReader
+		want   []string
+	}{
+		{"sse", sseData, chunkReader{"data: a\n\ndata: b\n\n", "data: c\n\n"}, []string{"", "a", "b", "", "c", ""}},
+		{"sse event split across reads", sseData, chunkReader{"data: a\n\nda", "ta: b\n\n"}, []string{"", "a", "", "b", ""}},
+		{"ndjson", ndjsonLines, chunkReader{"{\"a\":1}\n{\"b\":2}\n", "{\"c\":3}\n"}, []string{"", `{"a":1}`, `{"b":2}`, "", `{"c":3}`, ""}},
+	}
+	for _, tt := range tests {
+		var got []string
+		for d, err := range tt.decode(&tt.chunks) {
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			got = append(got, d)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	// A consumer that stops at the mark before a read ends the decoder
+	// without that read.
+	for _, decode := range []func(io.Reader) iter.Seq2[string, error]{sseData, ndjsonLines} {
+		r := chunkReader{"data: a\n\n", "data: b\n\n"}
+		marks := 0
+		for d := range decode(&r) {
+			if d == "" {
+				if marks++; marks == 2 {
+					break
+				}
+			}
+		}
+		if len(r) != 1 {
+			t.Errorf("%d chunks read after the consumer stopped", 2-len(r))
+		}
+	}
 }
 
 func TestSSEData(t *testing.T) {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
+
+	segjson "github.com/segmentio/encoding/json"
 )
 
 // event is one decoded message of a stream, whatever its wire protocol.
@@ -26,26 +29,49 @@ type parser interface {
 }
 
 func parserFor(b Backend) parser {
+	return newParser(b, unmarshalInPlace)
+}
+
+func newParser(b Backend, unmarshal unmarshaler) parser {
 	switch b {
 	case BackendTGI:
-		return &tgiParser{}
+		return &tgiParser{unmarshal: unmarshal}
 	case BackendOpenAI:
-		return &openAIParser{chat: true}
+		return &openAIParser{unmarshal: unmarshal, chat: true}
 	case BackendOpenAICompletions:
-		return &openAIParser{}
+		return &openAIParser{unmarshal: unmarshal}
 	case BackendOllama:
-		return &ollamaParser{}
+		return &ollamaParser{unmarshal: unmarshal}
 	}
 	panic("stream: no parser for backend " + string(b))
 }
 
+// unmarshaler decodes JSON like encoding/json's Unmarshal.
+type unmarshaler func(data string, v any) error
+
+// unmarshalInPlace is encoding/json's Unmarshal as segmentio implements
+// it: four to six times faster on these events, and in place, so the
+// strings it stores in v are substrings of data and decoding a token event
+// allocates nothing, unless its text needs decoding (an escape, non-ASCII).
+// The structs it decodes into avoid pointers where a token event would set
+// them, for the same reason. FuzzParsers checks that every event decodes
+// as with encoding/json.
+func unmarshalInPlace(data string, v any) error {
+	// segmentio reads the bytes and never writes them, so they may be the
+	// string's own.
+	rest, err := segjson.Parse(unsafe.Slice(unsafe.StringData(data), len(data)), v, segjson.ZeroCopy)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("invalid character %q after top-level value", rest[0])
+	}
+	return err
+}
+
 // tgiEvent is TGI's StreamResponse, and its in-band error object.
 type tgiEvent struct {
-	Token *struct {
-		Text    string `json:"text"`
-		Special bool   `json:"special"`
-	} `json:"token"`
-	GeneratedText *string `json:"generated_text"`
+	// Token is a tgiToken or null, decoded in a second step: a pointer to
+	// it would be an allocation in every event.
+	Token         json.RawMessage `json:"token"`
+	GeneratedText *string         `json:"generated_text"`
 	Details       *struct {
 		FinishReason    string `json:"finish_reason"`
 		GeneratedTokens int    `json:"generated_tokens"`
@@ -54,25 +80,33 @@ type tgiEvent struct {
 	ErrorType string  `json:"error_type"`
 }
 
-type tgiParser struct{ ev tgiEvent }
+type tgiToken struct {
+	Text    string `json:"text"`
+	Special bool   `json:"special"`
+}
+
+type tgiParser struct {
+	unmarshal unmarshaler
+	ev        tgiEvent
+	tok       tgiToken
+}
 
 func (p *tgiParser) parse(data string) (event, error) {
-	if tok, ok := parseTGIToken(data); ok {
-		return event{token: tok, hasToken: true}, nil
+	p.ev, p.tok = tgiEvent{}, tgiToken{}
+	err := p.unmarshal(data, &p.ev)
+	tok := p.ev.Token
+	hasToken := len(tok) > 0 && string(tok) != "null"
+	if err == nil && hasToken {
+		err = p.unmarshal(unsafe.String(unsafe.SliceData(tok), len(tok)), &p.tok)
 	}
-	p.ev = tgiEvent{}
-	if err := json.Unmarshal([]byte(data), &p.ev); err != nil {
+	if err != nil {
 		return event{}, &MalformedEventError{Data: data, Err: err}
 	}
 	ev := &p.ev
 	if ev.Error != nil {
 		return event{}, &ServerError{Type: ev.ErrorType, Message: *ev.Error}
 	}
-	var out event
-	if ev.Token != nil {
-		out.token = Token{Text: ev.Token.Text, Special: ev.Token.Special}
-		out.hasToken = true
-	}
+	out := event{token: Token{Text: p.tok.Text, Special: p.tok.Special}, hasToken: hasToken}
 	if ev.GeneratedText != nil {
 		out.final = true
 		if ev.Details != nil {
@@ -93,27 +127,31 @@ func (p *tgiParser) parse(data string) (event, error) {
 	return out, nil
 }
 
-// openAIChunk is a chat.completion.chunk or text_completion chunk.
+// openAIChunk is a chat.completion.chunk or text_completion chunk. A
+// missing or null text or finish reason reads as "", which means the same.
 type openAIChunk struct {
-	Choices []struct {
-		Delta struct {
-			Content *string `json:"content"`
-		} `json:"delta"`
-		Text         *string `json:"text"`
-		FinishReason *string `json:"finish_reason"`
-		Logprobs     *struct {
-			Content []tokenLogprob `json:"content"`
-		} `json:"logprobs"`
-	} `json:"choices"`
-	Usage *struct {
+	Choices []openAIChoice `json:"choices"`
+	Usage   *struct {
 		CompletionTokens int `json:"completion_tokens"`
 	} `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
 
+type openAIChoice struct {
+	Delta struct {
+		Content string `json:"content"`
+	} `json:"delta"`
+	Text         string `json:"text"`
+	FinishReason string `json:"finish_reason"`
+	Logprobs     *struct {
+		Content []tokenLogprob `json:"content"`
+	} `json:"logprobs"`
+}
+
 type openAIParser struct {
-	chat bool
-	ev   openAIChunk
+	unmarshal unmarshaler
+	chat      bool
+	ev        openAIChunk
 }
 
 // eosTexts are end-of-sequence tokens that older TGI versions leak into the
@@ -125,8 +163,11 @@ func (p *openAIParser) parse(data string) (event, error) {
 	if strings.TrimSpace(data) == "[DONE]" {
 		return event{final: true, reason: FinishEOS}, nil
 	}
-	p.ev = openAIChunk{}
-	if err := json.Unmarshal([]byte(data), &p.ev); err != nil {
+	// Decode into the last event's choices, not to allocate new ones.
+	choices := p.ev.Choices[:0]
+	clear(choices[:cap(choices)])
+	p.ev = openAIChunk{Choices: choices}
+	if err := p.unmarshal(data, &p.ev); err != nil {
 		return event{}, &MalformedEventError{Data: data, Err: err}
 	}
 	if len(p.ev.Error) > 0 && string(p.ev.Error) != "null" {
@@ -144,21 +185,21 @@ func (p *openAIParser) parse(data string) (event, error) {
 	if p.chat {
 		text = c.Delta.Content
 	}
-	if text != nil && *text != "" {
-		out.token = Token{Text: *text}
+	if text != "" {
+		out.token = Token{Text: text}
 		out.hasToken = true
 		// Where the server also sent each token's bytes, they are the truth:
 		// a character split across tokens arrives as U+FFFD in the text but
 		// as its real bytes here, and the pipeline reassembles it.
-		if c.Logprobs != nil && strings.ContainsRune(*text, utf8.RuneError) {
+		if c.Logprobs != nil && strings.ContainsRune(text, utf8.RuneError) {
 			if raw, ok := tokenBytes(c.Logprobs.Content); ok {
 				out.token.Text = raw
 			}
 		}
 	}
-	if c.FinishReason != nil && *c.FinishReason != "" {
+	if c.FinishReason != "" {
 		out.final = true
-		out.reason = normalizeReason(*c.FinishReason)
+		out.reason = normalizeReason(c.FinishReason)
 		if out.reason == FinishEOS && out.hasToken {
 			for _, eos := range eosTexts {
 				if t, ok := strings.CutSuffix(out.token.Text, eos); ok {
@@ -216,11 +257,14 @@ type ollamaChunk struct {
 	Error      *string `json:"error"`
 }
 
-type ollamaParser struct{ ev ollamaChunk }
+type ollamaParser struct {
+	unmarshal unmarshaler
+	ev        ollamaChunk
+}
 
 func (p *ollamaParser) parse(data string) (event, error) {
 	p.ev = ollamaChunk{}
-	if err := json.Unmarshal([]byte(data), &p.ev); err != nil {
+	if err := p.unmarshal(data, &p.ev); err != nil {
 		return event{}, &MalformedEventError{Data: data, Err: err}
 	}
 	if p.ev.Error != nil {

@@ -47,8 +47,10 @@ func (r Result) TokensPerSecond() float64 {
 //	if err := s.Err(); err != nil { … }
 //	res := s.Result()
 //
-// Next blocks until text is ready. Text is already filtered: no special
-// tokens, no stop sequences, valid UTF-8. A Stream is not safe for concurrent
+// Next blocks until text is ready, and then returns the text of all the
+// events that had arrived: a token's when tokens come one by one, many at
+// once when they come faster than the caller reads them. Text is already
+// filtered: no special tokens, no stop sequences, valid UTF-8. A Stream is not safe for concurrent
 // use, except Close, which may be called from any goroutine to abort it; the
 // goroutine reading the stream then calls Next until it returns false,
 // which releases the reader (it returns false at once after Close).
@@ -66,13 +68,15 @@ type Stream struct {
 	parser parser
 	pipe   *Pipeline
 
-	text  string
-	err   error
-	ended bool
-	final bool
-	out   strings.Builder
-	res   Result
-	start time.Time
+	text string
+	// pieces are the texts released since Next was called.
+	pieces []string
+	err    error
+	ended  bool
+	final  bool
+	out    strings.Builder
+	res    Result
+	start  time.Time
 	// received counts the token events; generated is the server's own
 	// count, 0 until it reports one.
 	received, generated int
@@ -92,7 +96,6 @@ func newStream(ctx, parent context.Context, cancel context.CancelCauseFunc, body
 // Next advances to the next piece of text, returning false at the end of
 // the stream or on error.
 func (s *Stream) Next() bool {
-	s.text = ""
 	for !s.ended {
 		data, err, ok := s.next()
 		if !ok {
@@ -106,6 +109,12 @@ func (s *Stream) Next() bool {
 		if err != nil {
 			s.end(FinishError, s.readError(err))
 			break
+		}
+		if data == "" { // the decoder is about to read: what had arrived is decoded
+			if len(s.pieces) > 0 {
+				break
+			}
+			continue
 		}
 		if ce := s.log.Check(zap.DebugLevel, "stream event"); ce != nil {
 			ce.Write(zap.String("data", data))
@@ -133,10 +142,10 @@ func (s *Stream) Next() bool {
 			s.final = true
 			s.end(ev.reason, nil)
 		}
-		if s.text != "" {
-			return true
-		}
 	}
+	s.text = strings.Join(s.pieces, "")
+	clear(s.pieces)
+	s.pieces = s.pieces[:0]
 	return s.text != ""
 }
 
@@ -170,7 +179,7 @@ func (s *Stream) emit(text string) {
 	if text == "" {
 		return
 	}
-	s.text += text
+	s.pieces = append(s.pieces, text)
 	s.out.WriteString(text)
 }
 
