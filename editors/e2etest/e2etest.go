@@ -149,3 +149,35 @@ func ReadJSON(t testing.TB, path string) map[string]any {
 	}
 	return doc
 }
+
+// Workspace is one editor session's files, in a fresh temporary directory:
+// the file the editor opens, where the harness writes the buffer and its
+// report, the server's log, and the settings genls gets, as JSON.
+type Workspace struct {
+	Dir, File, Out, Result, ServerLog string
+	Settings                          string
+}
+
+// NewWorkspace writes text to work/name in a new temporary directory and
+// encodes settings (nil: a TGI endpoint at url).
+func NewWorkspace(t testing.TB, name, text string, settings map[string]any, url string) Workspace {
+	t.Helper()
+	dir := t.TempDir()
+	w := Workspace{Dir: dir, File: filepath.Join(dir, "work", name), Out: filepath.Join(dir, "out.txt"),
+		Result: filepath.Join(dir, "result.json"), ServerLog: filepath.Join(dir, "genls.log")}
+	if err := os.MkdirAll(filepath.Dir(w.File), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.File, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if settings == nil {
+		settings = map[string]any{"endpoint": map[string]any{"url": url, "backend": "tgi"}}
+	}
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Settings = string(raw)
+	return w
+}

@@ -76,27 +76,11 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	file := filepath.Join(dir, "work", "sample.txt")
-	out := filepath.Join(dir, "out.txt")
-	result := filepath.Join(dir, "result.json")
+	ws := e2etest.NewWorkspace(t, "sample.txt", sc.text, sc.settings, srv.URL)
+	dir, file, out, result, serverLog, settings := ws.Dir, ws.File, ws.Out, ws.Result, ws.ServerLog, ws.Settings
 	expect := filepath.Join(dir, "expect.txt")
 	events := filepath.Join(dir, "events.txt")
-	serverLog := filepath.Join(dir, "genls.log")
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, []byte(sc.text), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(expect, []byte(sc.want), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if sc.settings == nil {
-		sc.settings = map[string]any{"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}}
-	}
-	settings, err := json.Marshal(sc.settings)
-	if err != nil {
 		t.Fatal(err)
 	}
 	if sc.timeout == 0 {
@@ -120,7 +104,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_EXPECT_FILE="+expect,
 		"GENLS_TEST_EVENTS="+events,
 		"GENLS_TEST_SERVER_LOG="+serverLog,
-		"GENLS_TEST_SETTINGS="+string(settings),
+		"GENLS_TEST_SETTINGS="+settings,
 		"GENLS_TEST_SCENARIO="+sc.name,
 		"GENLS_TEST_RANGE="+sc.lines,
 		"GENLS_TEST_POINT="+sc.point,

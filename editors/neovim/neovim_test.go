@@ -108,28 +108,12 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
 	if sc.fileName == "" {
 		sc.fileName = "sample.txt"
 	}
-	file := filepath.Join(dir, "work", sc.fileName)
-	out := filepath.Join(dir, "out.txt")
-	result := filepath.Join(dir, "result.json")
-	serverLog := filepath.Join(dir, "genls.log")
+	ws := e2etest.NewWorkspace(t, sc.fileName, sc.text, sc.settings, srv.URL)
+	dir, file, out, result, serverLog, settings := ws.Dir, ws.File, ws.Out, ws.Result, ws.ServerLog, ws.Settings
 	state := filepath.Join(dir, "xdg")
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, []byte(sc.text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if sc.settings == nil {
-		sc.settings = map[string]any{"endpoint": map[string]any{"url": srv.URL, "backend": "tgi"}}
-	}
-	settings, err := json.Marshal(sc.settings)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if sc.timeout == 0 {
 		sc.timeout = 60 * time.Second
 	}
@@ -140,7 +124,7 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_OUT="+out,
 		"GENLS_TEST_RESULT="+result,
 		"GENLS_TEST_SERVER_LOG="+serverLog,
-		"GENLS_TEST_SETTINGS="+string(settings),
+		"GENLS_TEST_SETTINGS="+settings,
 		"GENLS_TEST_SCENARIO="+sc.name,
 		"GENLS_TEST_SETUP="+sc.setup,
 		"GENLS_TEST_BUFFER="+sc.buffer,
