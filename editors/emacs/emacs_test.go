@@ -76,7 +76,12 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		t.Fatal(err)
 	}
 
-	ws := e2etest.NewWorkspace(t, "sample.txt", sc.text, sc.settings, srv.URL)
+	// srv is nil when sc.settings name another endpoint (a real server).
+	url := ""
+	if srv != nil {
+		url = srv.URL
+	}
+	ws := e2etest.NewWorkspace(t, "sample.txt", sc.text, sc.settings, url)
 	dir, file, out, result, serverLog, settings := ws.Dir, ws.File, ws.Out, ws.Result, ws.ServerLog, ws.Settings
 	expect := filepath.Join(dir, "expect.txt")
 	events := filepath.Join(dir, "events.txt")

@@ -111,7 +111,12 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 	if sc.fileName == "" {
 		sc.fileName = "sample.txt"
 	}
-	ws := e2etest.NewWorkspace(t, sc.fileName, sc.text, sc.settings, srv.URL)
+	// srv is nil when sc.settings name another endpoint (a real server).
+	url := ""
+	if srv != nil {
+		url = srv.URL
+	}
+	ws := e2etest.NewWorkspace(t, sc.fileName, sc.text, sc.settings, url)
 	dir, file, out, result, serverLog, settings := ws.Dir, ws.File, ws.Out, ws.Result, ws.ServerLog, ws.Settings
 	state := filepath.Join(dir, "xdg")
 	if sc.timeout == 0 {
