@@ -134,6 +134,11 @@ type openAIChunk struct {
 	Usage   *struct {
 		CompletionTokens int `json:"completion_tokens"`
 	} `json:"usage"`
+	// Timings is llama.cpp's server's own count, the only one its chat
+	// stream carries without stream_options.include_usage.
+	Timings *struct {
+		PredictedN int `json:"predicted_n"`
+	} `json:"timings"`
 	Error json.RawMessage `json:"error"`
 }
 
@@ -174,8 +179,11 @@ func (p *openAIParser) parse(data string) (event, error) {
 		return event{}, openAIError(p.ev.Error)
 	}
 	var out event
-	if p.ev.Usage != nil {
+	switch {
+	case p.ev.Usage != nil:
 		out.generated = p.ev.Usage.CompletionTokens
+	case p.ev.Timings != nil:
+		out.generated = p.ev.Timings.PredictedN
 	}
 	if len(p.ev.Choices) == 0 {
 		return out, nil // e.g. a usage-only chunk
