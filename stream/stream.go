@@ -68,15 +68,13 @@ type Stream struct {
 	parser parser
 	pipe   *Pipeline
 
-	text string
-	// pieces are the texts released since Next was called.
-	pieces []string
-	err    error
-	ended  bool
-	final  bool
-	out    strings.Builder
-	res    Result
-	start  time.Time
+	text  string
+	err   error
+	ended bool
+	final bool
+	out   strings.Builder
+	res   Result
+	start time.Time
 	// received counts the token events; generated is the server's own
 	// count, 0 until it reports one.
 	received, generated int
@@ -96,6 +94,8 @@ func newStream(ctx, parent context.Context, cancel context.CancelCauseFunc, body
 // Next advances to the next piece of text, returning false at the end of
 // the stream or on error.
 func (s *Stream) Next() bool {
+	// The text released by this call is what it adds to out.
+	start := s.out.Len()
 	for !s.ended {
 		data, err, ok := s.next()
 		if !ok {
@@ -111,7 +111,7 @@ func (s *Stream) Next() bool {
 			break
 		}
 		if data == "" { // the decoder is about to read: what had arrived is decoded
-			if len(s.pieces) > 0 {
+			if s.out.Len() > start {
 				break
 			}
 			continue
@@ -143,9 +143,7 @@ func (s *Stream) Next() bool {
 			s.end(ev.reason, nil)
 		}
 	}
-	s.text = strings.Join(s.pieces, "")
-	clear(s.pieces)
-	s.pieces = s.pieces[:0]
+	s.text = s.out.String()[start:]
 	return s.text != ""
 }
 
@@ -176,10 +174,6 @@ func (s *Stream) Close() error {
 }
 
 func (s *Stream) emit(text string) {
-	if text == "" {
-		return
-	}
-	s.pieces = append(s.pieces, text)
 	s.out.WriteString(text)
 }
 
