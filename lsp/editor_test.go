@@ -508,6 +508,20 @@ func (e *fakeEditor) awaitEnded(n int) []string {
 	return msgs
 }
 
+// shownErrors returns the errors and warnings shown to the user (not log
+// messages, such as the nudge a slow editor gets).
+func (e *fakeEditor) shownErrors() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, m := range e.messages {
+		if typ := fmt.Sprint(m["type"]); typ == "1" || typ == "2" {
+			out = append(out, fmt.Sprint(m["message"]))
+		}
+	}
+	return out
+}
+
 func (e *fakeEditor) shownMessages() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()

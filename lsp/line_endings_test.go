@@ -100,7 +100,7 @@ func generateIntoAt(t *testing.T, opts editorOptions, doc string, tokens []strin
 		t.Fatal(err)
 	}
 	ed.awaitEnded(1)
-	if msgs := ed.shownMessages(); len(msgs) > 0 {
+	if msgs := ed.shownErrors(); len(msgs) > 0 {
 		t.Errorf("messages: %q", msgs)
 	}
 	return ed.text(uri), ed

@@ -136,7 +136,7 @@ type openAIChunk struct {
 	} `json:"usage"`
 	// Timings is llama.cpp's server's own count, the only one its chat
 	// stream carries without stream_options.include_usage.
-	Timings *struct {
+	Timings struct {
 		PredictedN int `json:"predicted_n"`
 	} `json:"timings"`
 	Error json.RawMessage `json:"error"`
@@ -182,7 +182,7 @@ func (p *openAIParser) parse(data string) (event, error) {
 	switch {
 	case p.ev.Usage != nil:
 		out.generated = p.ev.Usage.CompletionTokens
-	case p.ev.Timings != nil:
+	case p.ev.Timings.PredictedN > 0:
 		out.generated = p.ev.Timings.PredictedN
 	}
 	if len(p.ev.Choices) == 0 {
