@@ -54,24 +54,7 @@ func TestLlamaServer(t *testing.T) {
 				if !rep.ReachedExpected {
 					t.Errorf("the buffer did not reach the expected text while the harness waited")
 				}
-				gens := proxy.Wait(t, 1)
-				if len(gens) != 1 {
-					t.Fatalf("genls made %d generation requests, want 1", len(gens))
-				}
-				ex := gens[0]
-				if ex.Path != path || !llamatest.SameJSON(ex.Body(), body) {
-					t.Fatalf("genls sent %s %s\nwant %s %v", ex.Path, ex.Sent, path, body)
-				}
-				streamed, err := llamatest.StreamText(ex.Response)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if streamed.Tokens != g.MaxTokens {
-					t.Errorf("the server generated %d tokens, want %d", streamed.Tokens, g.MaxTokens)
-				}
-				if streamed.Text != text {
-					t.Errorf("the server streamed %q to genls\nbut %q to the same request before", clip(streamed.Text), clip(text))
-				}
+				proxy.CheckOnlyRequest(t, path, body, g.MaxTokens, text)
 			})
 		}
 	}

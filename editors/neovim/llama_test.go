@@ -66,24 +66,7 @@ func llamaSession(t testing.TB, proxy *llamatest.Proxy, g llamatest.Generation, 
 		t.Fatalf("Neovim read the file as fileformat=%s, want %s", rep.FileFormat, wantFF)
 	}
 	checkProgress(t, rep)
-	gens := proxy.Wait(t, 1)
-	if len(gens) != 1 {
-		t.Fatalf("genls made %d generation requests, want 1", len(gens))
-	}
-	ex := gens[0]
-	if ex.Path != path || !llamatest.SameJSON(ex.Body(), body) {
-		t.Fatalf("genls sent %s %s\nwant %s %v", ex.Path, ex.Sent, path, body)
-	}
-	streamed, err := llamatest.StreamText(ex.Response)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if streamed.Tokens != g.MaxTokens {
-		t.Errorf("the server generated %d tokens, want %d", streamed.Tokens, g.MaxTokens)
-	}
-	if streamed.Text != text {
-		t.Fatalf("the server streamed %q to genls\nbut %q to the same request before", clip(streamed.Text), clip(text))
-	}
+	proxy.CheckOnlyRequest(t, path, body, g.MaxTokens, text)
 	return got, want, rep
 }
 

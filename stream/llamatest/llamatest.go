@@ -754,3 +754,38 @@ func (s *Server) Reference(t testing.TB, g Generation) string {
 	}
 	return text
 }
+
+// CheckOnlyRequest checks that genls made exactly one generation request
+// through p, that it was the request predicted (path and body), and that
+// the server streamed it maxTokens tokens of text, the text the same
+// request gave before: the editor tests' proof that what they compare the
+// buffer with is what genls received.
+func (p *Proxy) CheckOnlyRequest(t testing.TB, path string, body any, maxTokens int, text string) {
+	t.Helper()
+	gens := p.Wait(t, 1)
+	if len(gens) != 1 {
+		t.Fatalf("genls made %d generation requests, want 1", len(gens))
+	}
+	ex := gens[0]
+	if ex.Path != path || !SameJSON(ex.Body(), body) {
+		t.Fatalf("genls sent %s %s\nwant %s %v", ex.Path, ex.Sent, path, body)
+	}
+	streamed, err := StreamText(ex.Response)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if streamed.Tokens != maxTokens {
+		t.Errorf("the server generated %d tokens, want %d", streamed.Tokens, maxTokens)
+	}
+	if streamed.Text != text {
+		t.Fatalf("the server streamed %q to genls\nbut %q to the same request before", clip(streamed.Text), clip(text))
+	}
+}
+
+// clip shortens a long text for a failure message.
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
