@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -125,6 +126,26 @@ func TestLlamaServer(t *testing.T) {
 		}
 		if chat != "" && g.out != chat {
 			t.Errorf("auto printed %q, chat printed %q", g.out, chat)
+		}
+	})
+
+	t.Run("no endpoint", func(t *testing.T) {
+		// Nothing configured: genls finds the server on its port (the
+		// list of ports is the test's, so no real service is probed).
+		_, port, err := net.SplitHostPort(strings.TrimPrefix(proxy.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("GENLS_LOCAL_PORTS", port)
+		g := generate(t, proxy, append(sampling, prompt)...)
+		if !strings.Contains(g.stderr, "no endpoint configured; using llama.cpp at http://127.0.0.1:"+port) {
+			t.Errorf("stderr %q does not say which server genls found", g.stderr)
+		}
+		if g.ex.Path != "/v1/chat/completions" {
+			t.Fatalf("posted to %s, want /v1/chat/completions", g.ex.Path)
+		}
+		if chat != "" && g.out != chat {
+			t.Errorf("printed %q, chat printed %q", g.out, chat)
 		}
 	})
 
