@@ -16,7 +16,7 @@
 #   $DIR/vocab, $DIR/gguf-py        what tinymodel.py needs from the source tree
 #
 # The source is the git bundle inside the npm package node-llama-cpp, which
-# pins a llama.cpp commit; the build takes 8-20 minutes on 2 cores. Set
+# pins a llama.cpp commit; the build takes 13-23 minutes on 2 cores. Set
 # GENLS_LLAMA_JOBS to limit the build's parallelism (default: all cores).
 set -euo pipefail
 
