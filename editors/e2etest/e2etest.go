@@ -181,3 +181,20 @@ func NewWorkspace(t testing.TB, name, text string, settings map[string]any, url 
 	w.Settings = string(raw)
 	return w
 }
+
+// LogFile logs the file at path, if it exists, as what: an editor's or the
+// server's log, shown when a test fails.
+func LogFile(t testing.TB, what, path string) {
+	t.Helper()
+	if data, err := os.ReadFile(path); err == nil {
+		t.Logf("%s (%s):\n%s", what, path, data)
+	}
+}
+
+// Clip shortens a long text (a runaway buffer) for a failure message.
+func Clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -119,20 +118,7 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxChars),
 	)
-	// Emacs and the genls it spawns share a process group, killed as a
-	// whole on timeout and again after exit so that nothing outlives the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var output strings.Builder
-	cmd.Stdout = &output
-	cmd.Stderr = &output
-	start := time.Now()
-	runErr := cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	t.Logf("emacs session: %v", time.Since(start).Round(time.Millisecond))
+	output, runErr := e2etest.RunSession(t, "emacs", cmd)
 
 	var rep report
 	data, readErr := os.ReadFile(result)
@@ -144,9 +130,9 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		if !t.Failed() {
 			return
 		}
-		t.Logf("emacs output:\n%s", output.String())
-		logFile(t, "eglot events", events)
-		logFile(t, "genls log", serverLog)
+		t.Logf("emacs output:\n%s", output)
+		e2etest.LogFile(t, "eglot events", events)
+		e2etest.LogFile(t, "genls log", serverLog)
 	})
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatalf("emacs did not finish within %v", sc.timeout)
@@ -177,12 +163,6 @@ func findEglot(t *testing.T) string {
 		e2etest.Missing(t, "eglot.el not found at "+eglotGlob+" (apt-get install elpa-eglot, or set GENLS_EGLOT_EL)")
 	}
 	return matches[len(matches)-1]
-}
-
-func logFile(t *testing.T, what, path string) {
-	if data, err := os.ReadFile(path); err == nil {
-		t.Logf("%s (%s):\n%s", what, path, data)
-	}
 }
 
 func TestGenerateRegion(t *testing.T) {
@@ -283,7 +263,7 @@ func TestLineEndings(t *testing.T) {
 				t.Fatalf("Emacs visited the file with %s line ends, want %s", rep.EOL, tt.eol)
 			}
 			if got != tt.want {
-				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", clip(got), len(got), rep.ApplyEdits, tt.want)
+				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", e2etest.Clip(got), len(got), rep.ApplyEdits, tt.want)
 			}
 			if rep.Runaway != "" {
 				t.Fatalf("runaway: %s", rep.Runaway)
@@ -296,14 +276,6 @@ func TestLineEndings(t *testing.T) {
 			}
 		})
 	}
-}
-
-// clip shortens a runaway buffer for the failure message.
-func clip(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
-	}
-	return s
 }
 
 func TestCancel(t *testing.T) {

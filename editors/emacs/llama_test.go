@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/genls/genls/commands"
+	"github.com/genls/genls/editors/e2etest"
 	"github.com/genls/genls/stream/llamatest"
 )
 
@@ -49,7 +50,7 @@ func TestLlamaServer(t *testing.T) {
 					t.Fatalf("Emacs visited the file with %s line ends, want %s", rep.EOL, wantEOL)
 				}
 				if got != want {
-					t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q", len(got), clip(got), len(want), clip(want))
+					t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q", len(got), e2etest.Clip(got), len(want), e2etest.Clip(want))
 				}
 				if !rep.ReachedExpected {
 					t.Errorf("the buffer did not reach the expected text while the harness waited")

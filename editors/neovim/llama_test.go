@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/genls/genls/commands"
+	"github.com/genls/genls/editors/e2etest"
 	"github.com/genls/genls/stream/llamatest"
 )
 
@@ -33,7 +34,7 @@ func TestLlamaServer(t *testing.T) {
 			t.Run(c.Name+"/"+doc.name, func(t *testing.T) {
 				got, want, _ := llamaSession(t, proxy, c.Gen, text, doc.eol)
 				if got != want {
-					t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q\nfirst difference at byte %d", len(got), clip(got), len(want), clip(want), firstDiff(got, want))
+					t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q\nfirst difference at byte %d", len(got), e2etest.Clip(got), len(want), e2etest.Clip(want), firstDiff(got, want))
 				}
 			})
 		}
@@ -185,7 +186,7 @@ func TestLlamaFIM(t *testing.T) {
 				t.Fatalf("genls sent %d requests, the last %s %s\nwant one, %s %v", len(gens), gens[len(gens)-1].Path, gens[len(gens)-1].Sent, path, body)
 			}
 			if want := before + llamatest.ToDocument(text, eol) + after; got != want {
-				t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q\nfirst difference at byte %d", len(got), clip(got), len(want), clip(want), firstDiff(got, want))
+				t.Errorf("file (%d bytes) = %q\nwant (%d bytes) %q\nfirst difference at byte %d", len(got), e2etest.Clip(got), len(want), e2etest.Clip(want), firstDiff(got, want))
 			}
 		})
 	}

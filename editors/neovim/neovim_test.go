@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -158,9 +157,9 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 		}
 		t.Logf("nvim output:\n%s", output)
 		t.Logf("report: %s", data)
-		logFile(t, "nvim lsp.log", filepath.Join(state, "state", "nvim", "lsp.log"))
-		logFile(t, "nvim lsp.log", filepath.Join(state, "cache", "nvim", "lsp.log"))
-		logFile(t, "genls log", serverLog)
+		e2etest.LogFile(t, "nvim lsp.log", filepath.Join(state, "state", "nvim", "lsp.log"))
+		e2etest.LogFile(t, "nvim lsp.log", filepath.Join(state, "cache", "nvim", "lsp.log"))
+		e2etest.LogFile(t, "genls log", serverLog)
 	})
 	if runErr != nil {
 		t.Fatalf("nvim: %v", runErr)
@@ -213,30 +212,11 @@ func runNvim(t testing.TB, nvim, dir, script string, timeout time.Duration, env 
 		"NO_PROXY=127.0.0.1",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	// Neovim and the genls it spawns share a process group, killed as a
-	// whole on timeout and again after exit so that nothing outlives the test.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var output strings.Builder
-	cmd.Stdout = &output
-	cmd.Stderr = &output
-	start := time.Now()
-	err = cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	t.Logf("nvim session: %v", time.Since(start).Round(time.Millisecond))
+	output, err := e2etest.RunSession(t, "nvim", cmd)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("did not finish within %v", timeout)
 	}
-	return output.String(), err
-}
-
-func logFile(t testing.TB, what, path string) {
-	if data, err := os.ReadFile(path); err == nil {
-		t.Logf("%s (%s):\n%s", what, path, data)
-	}
+	return output, err
 }
 
 func checkProgress(t testing.TB, rep report) {
@@ -413,7 +393,7 @@ func TestLineEndings(t *testing.T) {
 				t.Fatalf("Neovim read the file as fileformat=%s, want %s", rep.FileFormat, tt.ff)
 			}
 			if got != tt.want {
-				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", clip(got), len(got), rep.ApplyEdits, tt.want)
+				t.Errorf("file = %q (%d bytes, %d workspace/applyEdit requests), want %q", e2etest.Clip(got), len(got), rep.ApplyEdits, tt.want)
 			}
 			if rep.Runaway != "" {
 				t.Fatalf("runaway: %s", rep.Runaway)
@@ -424,14 +404,6 @@ func TestLineEndings(t *testing.T) {
 			checkProgress(t, rep)
 		})
 	}
-}
-
-// clip shortens a runaway buffer for the failure message.
-func clip(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
-	}
-	return s
 }
 
 func TestCancel(t *testing.T) {
@@ -568,7 +540,7 @@ func TestUndo(t *testing.T) {
 			}
 			for i, st := range rep.Steps {
 				if st.Text != tt.want[i] {
-					t.Errorf("after step %d (%s): buffer = %q, want %q", i+1, st.Step, clip(st.Text), clip(tt.want[i]))
+					t.Errorf("after step %d (%s): buffer = %q, want %q", i+1, st.Step, e2etest.Clip(st.Text), e2etest.Clip(tt.want[i]))
 				}
 				if st.Step == "gen" {
 					quiet(t, st)

@@ -778,14 +778,6 @@ func (p *Proxy) CheckOnlyRequest(t testing.TB, path string, body any, maxTokens 
 		t.Errorf("the server generated %d tokens, want %d", streamed.Tokens, maxTokens)
 	}
 	if streamed.Text != text {
-		t.Fatalf("the server streamed %q to genls\nbut %q to the same request before", clip(streamed.Text), clip(text))
+		t.Fatalf("the server streamed %q to genls\nbut %q to the same request before", e2etest.Clip(streamed.Text), e2etest.Clip(text))
 	}
-}
-
-// clip shortens a long text for a failure message.
-func clip(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
-	}
-	return s
 }
