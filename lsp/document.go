@@ -86,6 +86,13 @@ type sentEdit struct {
 	overtaken bool
 }
 
+// reportedAs reports whether got is how the editor reports e: its text,
+// or the same lines with the editor's own line breaks (an editor rewrites
+// an applied edit's line breaks as its document's).
+func (e *sentEdit) reportedAs(got string) bool {
+	return got == e.text || canonicalBreaks(got) == e.canon
+}
+
 // errUnconfirmed ends a generation whose edit the editor reported applied
 // but whose change never arrived.
 var errUnconfirmed = errors.New("generation stopped: the editor reported an edit as applied, but the document changed without it; stopped rather than risk writing text twice")
@@ -194,7 +201,7 @@ func (r *region) observe(old string, a, b int, text string) {
 	if len(r.unechoed) > 0 {
 		// The echo is recognised by where it lands, not by its bytes: the
 		// editor may have rewritten its line breaks.
-		if got, ok := insertedAt(old, a, b, text, r.end); ok && sameLines(got, r.unechoed[0].text) {
+		if got, ok := insertedAt(old, a, b, text, r.end); ok && r.unechoed[0].reportedAs(got) {
 			r.echoed(old, got)
 			return
 		}

@@ -110,16 +110,7 @@ func toLineEnding(text, eol string) string {
 	return strings.ReplaceAll(text, "\n", eol)
 }
 
-// sameLines reports whether a and b are the same text once their line
-// breaks are compared as line breaks, however each is spelled: how an
-// editor's report of an applied edit is matched with the edit.
-func sameLines(a, b string) bool {
-	if a == b {
-		return true
-	}
-	return canonicalBreaks(a) == canonicalBreaks(b)
-}
-
+// canonicalBreaks returns s with "\r\n" and "\r" line breaks as "\n".
 func canonicalBreaks(s string) string {
 	if !strings.Contains(s, "\r") {
 		return s
