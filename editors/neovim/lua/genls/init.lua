@@ -618,30 +618,14 @@ M.commands = {
 -- The parts of a client configuration that opts set (see setup).
 local function overrides(opts)
   local config = {}
-  if opts.cmd then
-    config.cmd = opts.cmd
-  end
-  if opts.root_markers then
-    config.root_markers = opts.root_markers
-  end
-  if opts.filetypes then
-    config.filetypes = opts.filetypes
+  for _, key in ipairs({ 'cmd', 'root_markers', 'filetypes', 'capabilities', 'flags', 'handlers', 'on_attach' }) do
+    if opts[key] then
+      config[key] = opts[key]
+    end
   end
   if opts.settings then
     config.init_options = opts.settings
     config.settings = { genls = opts.settings }
-  end
-  if opts.capabilities then
-    config.capabilities = opts.capabilities
-  end
-  if opts.flags then
-    config.flags = opts.flags
-  end
-  if opts.handlers then
-    config.handlers = opts.handlers
-  end
-  if opts.on_attach then
-    config.on_attach = opts.on_attach
   end
   return config
 end
