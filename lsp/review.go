@@ -283,6 +283,7 @@ func (s *server) removeText(g *generation) (bool, error) {
 		}
 		rng := protocol.Range{Start: caps.encoding.position(d.text, g.region.start), End: caps.encoding.position(d.text, g.region.end)}
 		params := replaceEdit(g.uri, d.version, caps.documentChanges, rng, "")
+		g.region.removing = true
 		s.docs.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(s.ctx, s.editLimits.Timeout)
