@@ -139,6 +139,16 @@ func (s *store) open(uri, languageID, text string, version int32) {
 	s.docs[uri] = &document{languageID: languageID, text: text, version: version, regions: map[*region]struct{}{}}
 }
 
+// languageOf returns the languageId uri was opened with.
+func (s *store) languageOf(uri string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.docs[uri]; ok {
+		return d.languageID
+	}
+	return ""
+}
+
 // untrack stops moving r with the changes to uri.
 func (s *store) untrack(uri string, r *region) {
 	s.mu.Lock()

@@ -460,7 +460,7 @@ func TestDiscardRejected(t *testing.T) {
 				ed.await("marks cleared", func() bool { return len(ed.marks(uri)) == 0 })
 				return
 			}
-			ed.await("an error", func() bool { return contains(ed.shownErrors(), "rejected the edit 8 times") })
+			ed.await("an error", func() bool { return contains(ed.shownErrors(), "rejected the edit removing the text 8 times") })
 			if got := ed.text(uri); got != tt.want {
 				t.Errorf("text %q", got)
 			}

@@ -333,7 +333,7 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 				Change:    new(protocol.TextDocumentSyncKindIncremental),
 			},
 			CodeActionProvider: &protocol.CodeActionOptions{
-				CodeActionKinds: []protocol.CodeActionKind{kindAccept, kindDiscard, kindRegenerate, kindGenerate, kindContinue, kindCancel},
+				CodeActionKinds: []protocol.CodeActionKind{kindAccept, kindDiscard, kindRegenerate, kindGenerate, kindContinue, kindRewrite, kindAction, kindCancel},
 			},
 			CodeLensProvider: &protocol.CodeLensOptions{},
 			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{

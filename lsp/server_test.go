@@ -73,7 +73,7 @@ func testGenerateHereAndLine(t *testing.T, mode editorMode) {
 	for _, a := range ed.codeActions(uri, cursor) {
 		titles = append(titles, a.Title)
 	}
-	if strings.Join(titles, ",") != "Generate,Generate here" {
+	if strings.Join(titles, ",") != "Generate,Generate here,Write tests" {
 		t.Fatalf("code actions at a cursor: %v", titles)
 	}
 

@@ -33,6 +33,11 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 		s.showMessage(protocol.MessageTypeError, err.Error())
 		return
 	}
+	for _, p := range cfg.problems {
+		s.log.Warn("bad action", zap.Error(p))
+		s.showMessage(protocol.MessageTypeWarning, p.Error())
+	}
+	s.actionClients(cfg, client)
 	if cfg.settings.Log.File != "" && s.setLogFile != nil {
 		if err := s.setLogFile(cfg.settings.Log.File); err != nil {
 			s.showMessage(protocol.MessageTypeError, (&settingError{Key: "log.file", Err: err}).Error())
@@ -69,6 +74,32 @@ type consent struct {
 	cfg    *config
 	client *stream.Client
 	from   string
+}
+
+// actionClients gives each action with an endpoint of its own its client.
+// The token goes to an action's endpoint only if it is the main endpoint's
+// host or the action names a token of its own: an action, like any
+// setting, must not carry the token somewhere the user has not agreed to.
+func (s *server) actionClients(cfg *config, main *stream.Client) {
+	kept := cfg.actions[:0]
+	for _, a := range cfg.actions {
+		if a.endpoint != nil {
+			acfg := *cfg
+			acfg.settings.Endpoint = *a.endpoint
+			client, err := s.newClient(&acfg)
+			if err == nil && client.HasToken() && a.endpoint.Token == "" && client.TokenHost() != main.TokenHost() {
+				acfg.noToken = true
+				client, err = s.newClient(&acfg)
+			}
+			if err != nil {
+				s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("invalid setting actions (%q) endpoint: %v; that action is left out, the others work", a.title, err))
+				continue
+			}
+			a.client = client
+		}
+		kept = append(kept, a)
+	}
+	cfg.actions = kept
 }
 
 // confirmHost asks the user before the token travels from the host from
@@ -138,6 +169,9 @@ func (s *server) install(cfg *config, client *stream.Client, from string) {
 func (s *server) newClient(cfg *config) (*stream.Client, error) {
 	e := cfg.settings.Endpoint
 	token, _ := stream.ResolveToken(e.Token, s.getenv)
+	if cfg.noToken {
+		token = ""
+	}
 	idle := time.Duration(0)
 	if cfg.settings.IdleTimeoutSeconds != nil {
 		idle = time.Duration(*cfg.settings.IdleTimeoutSeconds * float64(time.Second))
