@@ -45,8 +45,8 @@ type generation struct {
 	// other generations. Guarded by reviews.mu (Regenerate hands it on).
 	original *region
 	req      generationRequest
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed once the stream has ended and its edits are in
+	cancel   context.CancelCauseFunc
+	done     chan struct{} // closed once the stream has ended and its edits are in
 
 	// Guarded by reviews.mu.
 	running bool

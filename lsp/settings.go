@@ -20,9 +20,9 @@ import (
 // initializationOptions, workspace/configuration (section "genls") and
 // workspace/didChangeConfiguration.
 type settings struct {
-	Endpoint   endpointSettings   `json:"endpoint"`
+	Endpoint   endpointSettings  `json:"endpoint"`
 	Parameters parameterSettings `json:"parameters"`
-	Prompt struct {
+	Prompt     struct {
 		Template string  `json:"template"`
 		System   *string `json:"system"`
 		FIM      struct {
