@@ -81,6 +81,10 @@ type Client struct {
 	// choosing is held while a client with no URL chooses its endpoint,
 	// so that concurrent first requests choose once.
 	choosing sync.Mutex
+
+	// budget is what was learned of the server's limits and tokenizer
+	// (limits.go).
+	budget budgetCache
 }
 
 type resolvedEndpoint struct {
