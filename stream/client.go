@@ -338,6 +338,7 @@ func (c *Client) tgiMaxStops(ctx context.Context, baseURL string) int {
 		c.log.Debug("tgi /info unavailable; assuming max_stop_sequences 4", zap.Error(err))
 		return 4
 	}
+	c.keepTGILimits(baseURL, body) // the same answer says what Limits returns
 	var info struct {
 		MaxStopSequences int `json:"max_stop_sequences"`
 	}

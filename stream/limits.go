@@ -115,13 +115,23 @@ func (c *Client) tgiLimits(ctx context.Context, base string) (Limits, error) {
 	if err != nil {
 		return Limits{}, fmt.Errorf("tgi limits: %w", err)
 	}
+	l, ok := c.keepTGILimits(base, body)
+	if !ok {
+		return Limits{}, fmt.Errorf("tgi limits: %s/info is not JSON", base)
+	}
+	return l, nil
+}
+
+// keepTGILimits reads and keeps the limits in the body of TGI's /info,
+// unless it is not JSON.
+func (c *Client) keepTGILimits(base string, body []byte) (Limits, bool) {
 	var info struct {
 		MaxInputTokens int `json:"max_input_tokens"`
 		MaxInputLength int `json:"max_input_length"`
 		MaxTotalTokens int `json:"max_total_tokens"`
 	}
-	if err := json.Unmarshal(body, &info); err != nil {
-		return Limits{}, fmt.Errorf("tgi limits: %s/info: %w", base, err)
+	if json.Unmarshal(body, &info) != nil {
+		return Limits{}, false
 	}
 	l := Limits{MaxInputTokens: info.MaxInputTokens, MaxTotalTokens: info.MaxTotalTokens}
 	if l.MaxInputTokens <= 0 {
@@ -130,7 +140,7 @@ func (c *Client) tgiLimits(ctx context.Context, base string) (Limits, error) {
 	l.MaxInputTokens, l.MaxTotalTokens = max(l.MaxInputTokens, 0), max(l.MaxTotalTokens, 0)
 	c.keepLimits(base, l, false)
 	c.log.Debug("endpoint limits", zap.Int("max_input_tokens", l.MaxInputTokens), zap.Int("max_total_tokens", l.MaxTotalTokens))
-	return l, nil
+	return l, true
 }
 
 // serverRoot is the root of an OpenAI-compatible server whose API is under
