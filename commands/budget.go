@@ -307,24 +307,24 @@ func (f *fitter) count(c cut) (int, error) {
 	return n, nil
 }
 
-// byCount cuts by the counter's counts. The room (in estimated tokens)
-// of the largest cut known to fit and of the smallest known not to are
-// narrowed, each new room guessed from the last count's ratio of tokens
-// to estimate, else halfway, until they are a line apart, the fit is
+// byCount cuts by the counter's counts. It narrows the room (in estimated
+// tokens) between the largest cut counted to fit and the smallest counted
+// not to: the next room is interpolated between the two when both are
+// counted, else stepped from the one that is by the last count's ratio of
+// tokens to estimate. It stops when they are a line apart, the fit is
 // within 1/32 of the budget, or the counts run out.
 func (f *fitter) byCount() (PromptInput, error) {
 	full, err := f.prompt(f.all)
 	if err != nil {
 		return f.in, err
 	}
+	fullEstimate := stream.EstimateTokens(full)
+	fixed := fullEstimate - f.roomOf(f.all) // the prompt's estimate without the document
+	ratio := 1.0                            // tokens counted per token estimated
+	lo, hi := span{room: -1}, span{room: f.roomOf(f.all) + 1}
 	// The whole prompt is counted only when it may fit: the estimate is
 	// never less than the count for ordinary text, nor measured more than
-	// about twice it.
-	fullEstimate := stream.EstimateTokens(full)
-	loRoom, hiRoom := -1, f.roomOf(f.all)+1 // loRoom -1: no fit counted yet
-	loCount := 0
-	hiCounted := false
-	ratio := 1.0 // tokens counted per token estimated
+	// about twice it. A huge document is not sent to be counted.
 	if fullEstimate <= 3*f.budget {
 		n, err := f.count(f.all)
 		if err != nil {
@@ -333,31 +333,37 @@ func (f *fitter) byCount() (PromptInput, error) {
 		if n <= f.budget {
 			return f.in, nil
 		}
-		hiRoom, hiCounted = f.roomOf(f.all), true
+		hi = span{room: f.roomOf(f.all), count: n, counted: true}
 		ratio = float64(n) / float64(fullEstimate)
 	}
-	fixed := stream.EstimateTokens(full) - f.roomOf(f.all) // the prompt's estimate without the document
-	guess := func() int {
-		// Room for the budget if counts keep the last ratio to
-		// estimates, a little under it.
-		return int(float64(f.budget)/ratio*0.98) - fixed
-	}
-	room := guess()
-	for counts, steps := 0, 0; counts < maxCounts && steps < 200; steps++ {
-		lower := max(loRoom, 0)
-		if hiRoom-lower <= 1 || (loRoom >= 0 && f.budget-loCount <= f.budget/32) {
+	for counts, steps := 0, 0; counts < maxCounts && steps < 1000; steps++ {
+		lower := max(lo.room, 0)
+		if hi.room-lower <= 1 || (lo.counted && f.budget-lo.count <= f.budget/32) {
 			break
 		}
-		if room <= lower || room >= hiRoom {
-			room = lower + (hiRoom-lower)/2
+		var room int
+		switch {
+		case lo.counted && hi.counted:
+			room = lo.room + int(float64(f.budget-lo.count)*float64(hi.room-lo.room)/float64(hi.count-lo.count))
+		case lo.counted:
+			room = lo.room + int(float64(f.budget-lo.count)/ratio)
+		default:
+			room = int(float64(f.budget)/ratio*0.98) - fixed
+		}
+		if room <= lower || room >= hi.room {
+			if !hi.counted {
+				room = lower + 1
+			} else {
+				room = lower + (hi.room-lower)/2
+			}
 		}
 		c := f.cutFor(room)
-		if loRoom >= 0 && c == f.cutFor(loRoom) {
-			loRoom, room = room, -1 // the same text as a fit: look higher
+		if lo.counted && c == f.cutFor(lo.room) {
+			lo.room = room // the same text as the fit: look further
 			continue
 		}
-		if hiCounted && c == f.cutFor(hiRoom) {
-			hiRoom, room = room, -1 // the same text as a misfit: look lower
+		if hi.counted && c == f.cutFor(hi.room) {
+			hi.room = room
 			continue
 		}
 		n, err := f.count(c)
@@ -366,16 +372,15 @@ func (f *fitter) byCount() (PromptInput, error) {
 		}
 		counts++
 		if n <= f.budget {
-			loRoom, loCount = room, n
+			lo = span{room: room, count: n, counted: true}
 		} else {
-			hiRoom, hiCounted = room, true
+			hi = span{room: room, count: n, counted: true}
 		}
 		if p, err := f.prompt(c); err == nil {
 			ratio = float64(n) / float64(stream.EstimateTokens(p))
 		}
-		room = guess()
 	}
-	if loRoom < 0 {
+	if !lo.counted {
 		// No cut was counted to fit: the prompt without the document
 		// must, or the selection is too long.
 		none := cut{}
@@ -388,7 +393,13 @@ func (f *fitter) byCount() (PromptInput, error) {
 		}
 		return f.apply(none), nil
 	}
-	return f.apply(f.cutFor(loRoom)), nil
+	return f.apply(f.cutFor(lo.room)), nil
+}
+
+// span is a room byCount tried, and its count.
+type span struct {
+	room, count int
+	counted     bool
 }
 
 // byEstimate cuts by stream.EstimateTokens scaled by percent/100: the
