@@ -351,10 +351,13 @@ func (f *fitter) byCount() (PromptInput, error) {
 			room = int(float64(f.budget)/ratio*0.98) - fixed
 		}
 		if room <= lower || room >= hi.room {
-			if !hi.counted {
-				room = lower + 1
-			} else {
+			switch {
+			case hi.counted:
 				room = lower + (hi.room-lower)/2
+			case room >= hi.room:
+				room = hi.room - 1 // all of it: it has not been counted
+			default:
+				room = lower + 1
 			}
 		}
 		c := f.cutFor(room)

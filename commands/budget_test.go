@@ -220,6 +220,12 @@ func TestFitPromptSelection(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, fmt.Sprint(tl.Tokens)) || !strings.Contains(msg, "500") {
 		t.Errorf("the error does not name the numbers: %s", msg)
 	}
+
+	// Without a counter, by the estimate.
+	_, err = FitPrompt(context.Background(), nil, 500, in, build)
+	if !errors.As(err, &tl) || tl.Exact || tl.Tokens != stream.EstimateTokens(alone) || !strings.Contains(err.Error(), "estimated") {
+		t.Fatalf("a selection over the budget by estimate: %v", err)
+	}
 }
 
 // fakeCounter counts with a function and can fail or only estimate.
@@ -275,10 +281,48 @@ func TestFitPromptWithoutExactCounts(t *testing.T) {
 			if !tc.fits(prompt) || got.Prefix == "" || got.Suffix == "" {
 				t.Errorf("the prompt (estimate %d, %d bytes) does not fit %d, or kept nothing", stream.EstimateTokens(prompt), len(prompt), budget)
 			}
-			if fc, ok := tc.counter.(*fakeCounter); ok && fc.calls > 2+maxCounts {
-				t.Errorf("%d counts", fc.calls)
+			if fc, ok := tc.counter.(*fakeCounter); ok && (fc.calls > 2+maxCounts || fc.estimate && fc.calls != 1) {
+				t.Errorf("%d counts; a counter that only estimates is asked once", fc.calls)
 			}
 		})
+	}
+}
+
+// A template that uses a side twice costs twice its lines; the estimate
+// still keeps the prompt within the budget.
+func TestFitPromptEstimatesASideUsedTwice(t *testing.T) {
+	tmpl, err := ParseTemplate("{{.Prefix}}\n// again:\n{{.Prefix}}<cursor>{{.Suffix}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in, true) }
+	_, in := document(5000, 2500)
+	got, err := FitPrompt(context.Background(), nil, 700, in, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCut(t, in, got)
+	if prompt, _ := build(got); stream.EstimateTokens(prompt) > 700 || got.Prefix == "" {
+		t.Errorf("the prompt's estimate is %d, over 700, or it kept nothing", stream.EstimateTokens(prompt))
+	}
+}
+
+// A document whose estimate is far over the budget but whose count is
+// not is kept whole, in a few counts, though it was not counted first.
+func TestFitPromptKeepsAWholeDocumentThatFits(t *testing.T) {
+	_, in := document(5000, 2500)
+	cheap := &fakeCounter{count: func(s string) int { return streamtest.FakeTokens(s) / 50 }}
+	whole, _ := fimBuild(in)
+	budget := streamtest.FakeTokens(whole)/50 + 10
+	if stream.EstimateTokens(whole) <= 3*budget {
+		t.Fatalf("the document's estimate %d is not far over the budget %d", stream.EstimateTokens(whole), budget)
+	}
+	got, err := FitPrompt(context.Background(), cheap, budget, in, fimBuild)
+	if err != nil || got != in {
+		t.Fatalf("the document was cut (%v): kept %d of %d bytes before the cursor", err, len(got.Prefix), len(in.Prefix))
+	}
+	if cheap.calls > 4 {
+		t.Errorf("%d counts", cheap.calls)
 	}
 }
 
@@ -335,8 +379,13 @@ func TestFitPromptIsNotRefused(t *testing.T) {
 				}
 				return s.Err()
 			}
-			if err := generate(in); err == nil || !strings.Contains(err.Error(), tc.refusal) {
+			err := generate(in)
+			if err == nil || !strings.Contains(err.Error(), tc.refusal) {
 				t.Fatalf("the whole document: %v; want the server's refusal %q", err, tc.refusal)
+			}
+			var inStream *stream.ServerError
+			if errors.As(err, &inStream) != strings.Contains(tc.name, "in the stream") {
+				t.Fatalf("the refusal %T: %v; TGI's /generate_stream refuses inside the stream, /generate with a status", err, err)
 			}
 			l, err := c.Limits(context.Background())
 			if err != nil {

@@ -298,14 +298,15 @@ func TestEstimateTokens(t *testing.T) {
 		text string
 		want int
 	}{
-		{"", 1},                            // the beginning-of-sequence token
-		{"hello", 1 + 2},                   // 5 letters, 3 to a token
-		{"ResponseWriter", 1 + 5},          // Response (3) Writer (2)
-		{"HTTP", 1 + 2},                    // capitals, 2 to a token
+		{"", 1},                   // the beginning-of-sequence token
+		{"hello", 1 + 2},          // 5 letters, 3 to a token
+		{"ResponseWriter", 1 + 5}, // Response (3) Writer (2)
+		{"HTTP", 1 + 2},           // capitals, 2 to a token
+		{"MAXLEN", 1 + 3},
 		{"HTTPServer", 1 + 2 + 2},          // HTTP, Server
 		{"x := 10", 1 + 1 + 1 + 1 + 1 + 2}, // x, :, =, the space before a digit, 1, 0
 		{"\t\treturn\n", 1 + 2 + 2 + 1},    // tabs and line breaks one each
-		{"a         b", 1 + 1 + 2 + 1},     // 9 spaces: 8 of them, 4 to a token
+		{"a      b", 1 + 1 + 2 + 1},        // 6 spaces: 5 of them, 4 to a token, rounded up
 		{"été", 1 + 2 + 1 + 2},             // é is 2 bytes
 		{"日本", 1 + 3 + 3},
 		{"\xff", 1 + 1}, // a byte that is not UTF-8
