@@ -107,24 +107,30 @@ func (e *TooLongError) Error() string {
 	if !e.Exact {
 		size = fmt.Sprintf("about %d tokens (estimated)", e.Tokens)
 	}
-	return fmt.Sprintf("the prompt is too long for the endpoint: without any of the document around the selection it is %s, over the %d the endpoint accepts with max_new_tokens; select less text, or lower max_new_tokens", size, e.Budget)
+	return fmt.Sprintf("the prompt is too long: without any of the document around the selection it is %s, over its budget of %d (what the endpoint accepts less max_new_tokens, or context.max_input_tokens); select less text, or lower max_new_tokens", size, e.Budget)
 }
 
 // FitPrompt returns in with Prefix and Suffix cut so that build(in), the
 // whole prompt, makes at most budget tokens. Prefix keeps its end and
 // Suffix its beginning, each cut at a line boundary (a kept Prefix starts
 // a line; a kept Suffix ends one); a side the prompt does not use is left
-// as it is. When the prompt uses both, they share the room PrefixShare to
-// 1. Selection is never cut: if the prompt is over budget without any
-// of Prefix and Suffix, the error is a *TooLongError naming the numbers.
+// as it is. When the prompt uses both (fill-in-the-middle), they share the
+// room 3 to 1 (PrefixShare). Selection is never cut: if the prompt is over
+// budget without any of Prefix and Suffix, the error is a *TooLongError
+// naming the numbers.
+//
+// build must return all the text the prompt's request carries that the
+// counter should count (for a chat backend, the system message too; its
+// template adds a few tokens more, which the budget should leave room
+// for).
 //
 // Counting is the counter's when it counts exactly: the whole prompt
 // first when its estimate is near the budget, then the prompts of a few
-// cuts chosen by estimate and narrowed by whole lines, at most 1 +
-// maxCounts calls. When the counter only estimates, the cut is made by
-// stream.EstimateTokens, which over-counts; when it fails, by the same
-// estimate with a 10% margin. A nil counter means estimating. A budget of
-// 0 or less means none: in is returned as it is.
+// cuts chosen by estimate and narrowed by whole lines; maxCounts + 2 calls
+// at most, usually 2 to 4. When the counter only estimates, the cut is
+// made by stream.EstimateTokens, which over-counts; when it fails, by the
+// same estimate with a 10% margin. A nil counter means estimating. A
+// budget of 0 or less means none: in is returned as it is.
 func FitPrompt(ctx context.Context, counter TokenCounter, budget int, in PromptInput, build func(PromptInput) (string, error)) (PromptInput, error) {
 	if budget <= 0 {
 		return in, nil
