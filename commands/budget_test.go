@@ -54,8 +54,14 @@ func document(n, cursor int) (lines []string, in PromptInput) {
 
 var testFIM = FIM{Prefix: "<fim_prefix>", Suffix: "<fim_suffix>", Middle: "<fim_middle>"}
 
-func fimBuild(in PromptInput) (string, error)    { return BuildPrompt(nil, testFIM, in, true) }
-func prefixBuild(in PromptInput) (string, error) { return BuildPrompt(nil, FIM{}, in, true) }
+func fimBuild(in PromptInput) (string, error) {
+	in.Mode = ModeHere
+	return BuildPrompt(nil, testFIM, in)
+}
+func prefixBuild(in PromptInput) (string, error) {
+	in.Mode = ModeHere
+	return BuildPrompt(nil, FIM{}, in)
+}
 
 // checkCut fails unless got is orig with only Prefix and Suffix cut, each
 // at a line boundary, keeping the text nearest the cursor.
@@ -191,7 +197,7 @@ func TestFitPromptSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in, false) }
+	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in) }
 	srv := streamtest.NewTGI(t, streamtest.Script{}, "m").Tokenizer(500)
 	c := newBudgetClient(t, srv.URL, stream.BackendTGI)
 
@@ -295,7 +301,7 @@ func TestFitPromptEstimatesASideUsedTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in, true) }
+	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in) }
 	_, in := document(5000, 2500)
 	got, err := FitPrompt(context.Background(), nil, 700, in, build)
 	if err != nil {
