@@ -37,9 +37,9 @@ func TestFitPromptToLlamaServer(t *testing.T) {
 	}
 	text := doc.String()
 	cursor := strings.Index(text, "def handler_2500(")
-	in := commands.PromptInput{Prefix: text[:cursor+8], Suffix: text[cursor+8:], Language: "python"}
+	in := commands.PromptInput{Prefix: text[:cursor+8], Suffix: text[cursor+8:], Language: "python", Mode: commands.ModeHere}
 	fim := commands.FIM{Prefix: "<fim_prefix>", Suffix: "<fim_suffix>", Middle: "<fim_middle>"}
-	build := func(in commands.PromptInput) (string, error) { return commands.BuildPrompt(nil, fim, in, true) }
+	build := func(in commands.PromptInput) (string, error) { return commands.BuildPrompt(nil, fim, in) }
 	generate := func(prompt string) error {
 		s, err := c.Generate(context.Background(), stream.Request{Prompt: prompt, Params: stream.Parameters{MaxNewTokens: maxNew}})
 		if err != nil {

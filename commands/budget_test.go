@@ -49,19 +49,19 @@ func document(n, cursor int) (lines []string, in PromptInput) {
 	before := strings.Join(lines[:cursor], "")
 	line := lines[cursor]
 	after := strings.Join(lines[cursor+1:], "")
-	return lines, PromptInput{Prefix: before + line[:12], Suffix: line[12:] + after, Language: "go", FileName: "table.go"}
+	return lines, PromptInput{Prefix: before + line[:12], Suffix: line[12:] + after, Language: "go", FileName: "table.go", Mode: ModeHere}
 }
 
 var testFIM = FIM{Prefix: "<fim_prefix>", Suffix: "<fim_suffix>", Middle: "<fim_middle>"}
 
-func fimBuild(in PromptInput) (string, error)    { return BuildPrompt(nil, testFIM, in, true) }
-func prefixBuild(in PromptInput) (string, error) { return BuildPrompt(nil, FIM{}, in, true) }
+func fimBuild(in PromptInput) (string, error)    { return BuildPrompt(nil, testFIM, in) }
+func prefixBuild(in PromptInput) (string, error) { return BuildPrompt(nil, FIM{}, in) }
 
 // checkCut fails unless got is orig with only Prefix and Suffix cut, each
 // at a line boundary, keeping the text nearest the cursor.
 func checkCut(t *testing.T, orig, got PromptInput) {
 	t.Helper()
-	if got.Selection != orig.Selection || got.Language != orig.Language || got.FileName != orig.FileName {
+	if got.Selection != orig.Selection || got.Instruction != orig.Instruction || got.Mode != orig.Mode || got.Language != orig.Language || got.FileName != orig.FileName {
 		t.Fatalf("more than Prefix and Suffix changed: %+v", got)
 	}
 	if !strings.HasSuffix(orig.Prefix, got.Prefix) {
@@ -191,7 +191,7 @@ func TestFitPromptSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in, false) }
+	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in) }
 	srv := streamtest.NewTGI(t, streamtest.Script{}, "m").Tokenizer(500)
 	c := newBudgetClient(t, srv.URL, stream.BackendTGI)
 
@@ -295,7 +295,7 @@ func TestFitPromptEstimatesASideUsedTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in, true) }
+	build := func(in PromptInput) (string, error) { return BuildPrompt(tmpl, FIM{}, in) }
 	_, in := document(5000, 2500)
 	got, err := FitPrompt(context.Background(), nil, 700, in, build)
 	if err != nil {
