@@ -115,9 +115,9 @@ func (e *TooLongError) Error() string {
 // Suffix its beginning, each cut at a line boundary (a kept Prefix starts
 // a line; a kept Suffix ends one); a side the prompt does not use is left
 // as it is. When the prompt uses both (fill-in-the-middle), they share the
-// room 3 to 1 (PrefixShare). Selection is never cut: if the prompt is over
-// budget without any of Prefix and Suffix, the error is a *TooLongError
-// naming the numbers.
+// room 3 to 1 (PrefixShare). Nothing else is cut, the selection and the
+// instruction never: if the prompt is over budget without any of Prefix
+// and Suffix, the error is a *TooLongError naming the numbers.
 //
 // build must return all the text the prompt's request carries that the
 // counter should count (for a chat backend, the system message too; its

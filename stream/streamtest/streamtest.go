@@ -208,6 +208,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.serveTokenizer(w, r, body) {
 		return
 	}
+	if r.URL.Path == "/tokenize" {
+		// No tokenizer configured: like a server without the route,
+		// and never an answer queued for a generation.
+		http.NotFound(w, r)
+		return
+	}
 	s.mu.Lock()
 	if r.Method == http.MethodGet {
 		route, ok := s.routes[r.URL.Path]
