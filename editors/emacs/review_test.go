@@ -1,0 +1,206 @@
+//go:build unix
+
+package emacs_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/stream/streamtest"
+)
+
+// words returns n tokens " w001", " w002", … (prefix w), every tenth a line
+// break instead when breaks is set, and their concatenation.
+func words(prefix string, n int, breaks bool) ([]string, string) {
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = fmt.Sprintf(" %s%03d", prefix, i+1)
+		if breaks && i%10 == 9 {
+			toks[i] = "\n"
+		}
+	}
+	return toks, strings.Join(toks, "")
+}
+
+// TestReview generates, then runs genls-accept, genls-discard and
+// genls-regenerate at point or (with C-u) in the whole buffer, and undo, in
+// an interactive Emacs whose command loop runs a command every 50 ms while
+// text streams in, as a user moving around would: each command closes an
+// undo step. After each step it compares the buffer's text, the genls
+// notes flymake shows and the server's answer; at the end, the written
+// file byte for byte.
+func TestReview(t *testing.T) {
+	gen, genText := words("w", 60, false)
+	again, againText := words("r", 30, false)
+	broken, brokenText := words("w", 60, true)
+	second := []string{" two", " three"}
+	type want struct {
+		text   string
+		marks  int
+		result int // the server's answer to a review command; -1: none
+	}
+	tests := []struct {
+		name    string
+		text    string // the file
+		eol     string // its line ends as Emacs must detect them
+		scripts []streamtest.Script
+		steps   []string
+		want    []want
+		file    string // the written file
+	}{{
+		name:    "accept keeps the text and clears the mark",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", gen...)},
+		steps:   []string{"gen=1", "accept@1:10=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext\n", 1, -1},
+			{"Hello" + genText + "\nnext\n", 0, 1},
+		},
+		file: "Hello" + genText + "\nnext\n",
+	}, {
+		name:    "discard restores the file byte for byte",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", broken...)},
+		steps:   []string{"gen=1", "discard@3:2=0"},
+		want: []want{
+			{"Hello" + brokenText + "\nnext\n", 1, -1},
+			{"Hello\nnext\n", 0, 1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		name:    "discard restores a CRLF file byte for byte",
+		text:    "Hello\r\nnext\r\n",
+		eol:     "dos",
+		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", broken...)},
+		steps:   []string{"gen=1", "discard@3:2=0"},
+		want: []want{
+			{"Hello" + brokenText + "\nnext\n", 1, -1},
+			{"Hello\nnext\n", 0, 1},
+		},
+		file: "Hello\r\nnext\r\n",
+	}, {
+		// The discard is an undo step of its own: undo brings the text
+		// back (no longer pending: genls forgot it), a second undo
+		// removes it.
+		name:    "undo after a discard brings the text back",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", gen...)},
+		steps:   []string{"gen=1", "discard@1:10=0", "undo=0", "undo=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext\n", 1, -1},
+			{"Hello\nnext\n", 0, 1},
+			{"Hello" + genText + "\nnext\n", 0, -1},
+			{"Hello\nnext\n", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		name:    "one undo removes a generation and its mark",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", gen...)},
+		steps:   []string{"gen=1", "undo=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext\n", 1, -1},
+			{"Hello\nnext\n", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		// Regenerate replaces the text in place, once; one undo undoes
+		// the Regenerate (the old text is back, no longer pending), the
+		// next the generation.
+		name: "regenerate writes the text again in place, one undo step",
+		text: "Hello\nnext\n",
+		scripts: []streamtest.Script{
+			streamtest.TGI(10*time.Millisecond, "length", gen...),
+			streamtest.TGI(10*time.Millisecond, "length", again...),
+		},
+		steps: []string{"gen=1", "regenerate@1:10=1", "undo=0", "undo=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext\n", 1, -1},
+			{"Hello" + againText + "\nnext\n", 1, 1},
+			{"Hello" + genText + "\nnext\n", 0, -1},
+			{"Hello\nnext\n", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		// Two pending generations: genls-accept at point takes the one
+		// there, C-u genls-discard the other.
+		name: "at point one of two, with a prefix argument the rest",
+		text: "Hello\nnext\n",
+		scripts: []streamtest.Script{
+			streamtest.TGI(10*time.Millisecond, "length", gen...),
+			streamtest.TGI(2*time.Millisecond, "length", second...),
+		},
+		steps: []string{"gen:1-1=1", "gen:2-2=2", "accept@1:10=1", "discard!=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext\n", 1, -1},
+			{"Hello" + genText + "\nnext two three\n", 2, -1},
+			{"Hello" + genText + "\nnext two three\n", 1, 1},
+			{"Hello" + genText + "\nnext\n", 0, 1},
+		},
+		file: "Hello" + genText + "\nnext\n",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
+			srv.Push(tt.scripts...)
+			texts := make([]string, len(tt.want))
+			for i, w := range tt.want {
+				texts[i] = w.text
+			}
+			got, rep := runReview(t, srv, scenario{
+				text:      tt.text,
+				lines:     "1,1",
+				steps:     tt.steps,
+				stepTexts: texts,
+				timeout:   60 * time.Second,
+			})
+			eol := tt.eol
+			if eol == "" {
+				eol = "unix"
+			}
+			if rep.EOL != eol {
+				t.Fatalf("Emacs visited the file with %s line ends, want %s", rep.EOL, eol)
+			}
+			if len(rep.Steps) != len(tt.steps) {
+				t.Fatalf("%d steps reported, want %d", len(rep.Steps), len(tt.steps))
+			}
+			for i, st := range rep.Steps {
+				w := tt.want[i]
+				if st.Text != w.text {
+					t.Errorf("after step %d (%s): buffer = %q, want %q", i+1, st.Step, e2etest.Clip(st.Text), e2etest.Clip(w.text))
+				}
+				if len(st.Marks) != w.marks {
+					t.Errorf("after step %d (%s): %d genls notes %+v, want %d", i+1, st.Step, len(st.Marks), st.Marks, w.marks)
+				}
+				for _, m := range st.Marks {
+					if m.Type != "eglot-note" || !strings.Contains(m.Text, "[genls.pending]") {
+						t.Errorf("after step %d (%s): diagnostic %+v, want an eglot-note (Hint) with code genls.pending", i+1, st.Step, m)
+					}
+				}
+				switch {
+				case w.result >= 0 && (st.Result == nil || *st.Result != w.result):
+					t.Errorf("step %d (%s): the server answered %v (arguments %s), want %d", i+1, st.Step, st.Result, st.Arguments, w.result)
+				case w.result < 0 && st.Result != nil:
+					t.Errorf("step %d (%s): a review command ran, answered %d", i+1, st.Step, *st.Result)
+				}
+			}
+			if got != tt.file {
+				t.Errorf("file = %q, want %q", e2etest.Clip(got), e2etest.Clip(tt.file))
+			}
+			// A generation of many edits, with commands in between: the
+			// undo and discard steps must handle each of them.
+			if first := rep.Steps[0]; first.ApplyEdits < 20 || first.Pokes < 5 {
+				t.Errorf("the first generation came in %d workspace/applyEdit requests with %d commands in between, want at least 20 and 5",
+					first.ApplyEdits, first.Pokes)
+			}
+			edits := make([]int, len(rep.Steps))
+			for i, st := range rep.Steps {
+				edits[i] = st.ApplyEdits
+			}
+			t.Logf("workspace/applyEdit requests per step: %v; commands during the first: %d", edits, rep.Steps[0].Pokes)
+		})
+	}
+}

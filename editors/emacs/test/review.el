@@ -1,0 +1,222 @@
+;;; review.el --- drive genls.el's review commands in an interactive Emacs  -*- lexical-binding: t -*-
+
+;; emacs -nw -Q -l .../eglot.el -l genls.el -l test/review.el
+;;
+;; in a terminal (emacs_test.go gives it one with `script').  Unlike
+;; harness.el, which runs in batch mode, this runs Emacs's own command
+;; loop: every step is a key sequence the loop reads and runs as a
+;; command, as if typed, and the loop closes an undo step after each
+;; command.  While text streams in, a do-nothing command runs every 50 ms,
+;; as a user moving around would, so a generation's edits are separated by
+;; undo boundaries as they are in use.
+;;
+;; GENLS_TEST_STEPS is a comma-separated list of steps
+;; NAME[!][@LINE:COL][:FIRST-LAST][=MARKS]:
+;;
+;;   gen         generate from lines FIRST-LAST (default GENLS_TEST_RANGE)
+;;   accept, discard, regenerate
+;;               M-x genls-accept, … at point (with !: C-u, the buffer)
+;;   undo        C-/
+;;
+;; @LINE:COL moves point first (1-based line, character column); =MARKS
+;; waits until the buffer has that many genls notes (flymake), none of a
+;; running generation.  GENLS_TEST_EXPECT_STEPS is a JSON array of the
+;; text each step waits for (null: none).  The report's "steps" say what
+;; each step left: the text, the notes, the server's answer.
+
+(load (expand-file-name "common.el" (file-name-directory load-file-name)))
+(require 'flymake)
+
+(defvar genls-test-steps (split-string (genls-test-env "STEPS" "gen") "," t))
+(defvar genls-test-expect-steps
+  (json-parse-string (genls-test-env "EXPECT_STEPS" "[]") :null-object nil))
+(defvar genls-test-timeout (string-to-number (genls-test-env "TIMEOUT" "20")))
+(defvar genls-test-server nil)
+(defvar genls-test-buffer nil)
+(defvar genls-test-step-reports nil)
+
+;;; Commands, run by the command loop from keys.
+
+(defun genls-test-generate ()
+  "Mark the lines of the current step and run `genls-generate'."
+  (interactive)
+  (genls-test-mark-lines genls-test-lines)
+  (call-interactively #'genls-generate))
+
+(defvar genls-test-pokes 0)
+(defun genls-test-poke ()
+  "Do nothing, as a command: what moving around does to undo."
+  (interactive)
+  (cl-incf genls-test-pokes))
+
+(global-set-key (kbd "C-c t g") #'genls-test-generate)
+(global-set-key (kbd "C-c t a") #'genls-accept)
+(global-set-key (kbd "C-c t d") #'genls-discard)
+(global-set-key (kbd "C-c t r") #'genls-regenerate)
+(global-set-key (kbd "C-c t n") #'genls-test-poke)
+
+(defvar genls-test-ran nil "Commands the command loop ran since the step began.")
+(defun genls-test-record-command ()
+  (push this-command genls-test-ran))
+(add-hook 'post-command-hook #'genls-test-record-command)
+
+(defun genls-test-type (keys)
+  "Have the command loop read KEYS next, as if typed."
+  (setq unread-command-events
+        (append unread-command-events (listify-key-sequence (kbd keys)))))
+
+;;; What the server answered to the review commands, however they ran.
+
+(defvar genls-test-answers nil)
+(defun genls-test-record-answer (execute server command arguments)
+  (let ((result (funcall execute server command arguments)))
+    (when (member (format "%s" command) '("genls.accept" "genls.discard" "genls.regenerate"))
+      (push (list :command (format "%s" command) :arguments arguments :result result)
+            genls-test-answers))
+    result))
+(advice-add 'eglot-execute-command :around #'genls-test-record-answer)
+
+;;; Observations.
+
+(defun genls-test-text ()
+  (with-current-buffer genls-test-buffer
+    (buffer-substring-no-properties (point-min) (point-max))))
+
+(defun genls-test-position (pos)
+  (save-excursion
+    (goto-char pos)
+    (list (1- (line-number-at-pos)) (- pos (line-beginning-position)))))
+
+(defun genls-test-marks ()
+  "The genls notes flymake has in the buffer."
+  (with-current-buffer genls-test-buffer
+    (cl-loop for d in (flymake-diagnostics)
+             for text = (flymake-diagnostic-text d)
+             when (string-prefix-p "genls" text)
+             collect (pcase-let ((`(,line ,col) (genls-test-position (flymake-diagnostic-beg d)))
+                                 (`(,end-line ,end-col) (genls-test-position (flymake-diagnostic-end d))))
+                       (list :line line :col col :end_line end-line :end_col end-col
+                             :type (symbol-name (flymake-diagnostic-type d)) :text text)))))
+
+(defun genls-test-settled-marks-p (n)
+  (let ((marks (genls-test-marks)))
+    (and (= (length marks) n)
+         (cl-notany (lambda (m) (string-match-p "genls\\.generating" (plist-get m :text))) marks))))
+
+;;; Steps, one after the other, each waiting on timers so that the command
+;;; loop runs in between.
+
+(defun genls-test-fail (err)
+  (genls-test-put :error (format "%S" err))
+  (genls-test-end 1))
+
+(defmacro genls-test-guard (&rest body)
+  `(condition-case err (progn ,@body) (error (genls-test-fail err))))
+
+(defun genls-test-poll (secs pred then)
+  "Call THEN with PRED's value once PRED holds or SECS have passed."
+  (let* ((deadline (+ (float-time) secs))
+         (timer nil))
+    (setq timer (run-with-timer
+                 0.02 0.02
+                 (lambda ()
+                   (genls-test-guard
+                    (let ((v (funcall pred)))
+                      (when (or v (> (float-time) deadline))
+                        (cancel-timer timer)
+                        (funcall then v)))))))))
+
+(defvar genls-test-lines nil "The region FIRST,LAST of the current gen step.")
+
+(defun genls-test-parse (spec)
+  (unless (string-match "\\`\\([a-z]+\\)\\(.*\\)\\'" spec)
+    (error "Bad step %S" spec))
+  (let ((name (match-string 1 spec))
+        (rest (match-string 2 spec)))
+    (list :name name
+          :bang (string-match-p "!" rest)
+          :point (and (string-match "@\\([0-9]+\\):\\([0-9]+\\)" rest)
+                      (format "%s,%s" (match-string 1 rest) (match-string 2 rest)))
+          :lines (and (string-match ":\\([0-9]+\\)-\\([0-9]+\\)" rest)
+                      (format "%s,%s" (match-string 1 rest) (match-string 2 rest)))
+          :marks (and (string-match "=\\([0-9]+\\)" rest)
+                      (string-to-number (match-string 1 rest))))))
+
+(defun genls-test-step (i)
+  (if (>= i (length genls-test-steps))
+      (genls-test-end 0)
+    (let* ((spec (nth i genls-test-steps))
+           (step (genls-test-parse spec))
+           (name (plist-get step :name))
+           (expect (and (< i (length genls-test-expect-steps))
+                        (aref genls-test-expect-steps i)))
+           (edits genls-test-apply-edits)
+           (answers (length genls-test-answers))
+           (streams (member name '("gen" "regenerate")))
+           (command (pcase name
+                      ("gen" 'genls-test-generate) ("accept" 'genls-accept)
+                      ("discard" 'genls-discard) ("regenerate" 'genls-regenerate)
+                      ("undo" 'undo) (_ (error "Unknown step %S" spec))))
+           (poker nil))
+      (with-current-buffer genls-test-buffer
+        (when (plist-get step :point)
+          (deactivate-mark)
+          (goto-char (genls-test-line-col (plist-get step :point)))))
+      (setq genls-test-lines (or (plist-get step :lines) (genls-test-env "RANGE" "1,1")))
+      (setq genls-test-ran nil)
+      (genls-test-type (concat (if (plist-get step :bang) "C-u " "")
+                               (pcase name
+                                 ("gen" "C-c t g") ("accept" "C-c t a") ("discard" "C-c t d")
+                                 ("regenerate" "C-c t r") ("undo" "C-/"))))
+      (when streams
+        (setq genls-test-pokes 0)
+        (setq poker (run-with-timer 0.05 0.05 (lambda () (genls-test-type "C-c t n")))))
+      (genls-test-poll
+       genls-test-timeout
+       (lambda ()
+         (and (memq command genls-test-ran)
+              (or (not expect) (string= (genls-test-text) expect))))
+       (lambda (_)
+         (when poker (cancel-timer poker))
+         ;; Any edit still on its way shows up as a failure, not a race.
+         (genls-test-poll
+          5 (genls-test-quiet-for 0.5)
+          (lambda (_)
+            (genls-test-poll
+             (if (plist-get step :marks) 5 0)
+             (lambda () (or (not (plist-get step :marks))
+                            (genls-test-settled-marks-p (plist-get step :marks))))
+             (lambda (_)
+               (let ((report (list :step spec
+                                   :text (genls-test-text)
+                                   :marks (vconcat (genls-test-marks))
+                                   :apply_edits (- genls-test-apply-edits edits)
+                                   :pokes (if streams genls-test-pokes 0)
+                                   :ran (mapcar (lambda (c) (format "%s" c)) (reverse genls-test-ran)))))
+                 (when (> (length genls-test-answers) answers)
+                   (let ((answer (car genls-test-answers)))
+                     (setq report (append report (list :result (plist-get answer :result)
+                                                       :arguments (json-encode (plist-get answer :arguments)))))))
+                 (push report genls-test-step-reports))
+               (genls-test-step (1+ i)))))))))))
+
+(defun genls-test-end (code)
+  (genls-test-put :steps (vconcat (reverse genls-test-step-reports)))
+  (when (buffer-live-p genls-test-buffer)
+    (with-current-buffer genls-test-buffer
+      (ignore-errors (genls-test-write))))
+  (when genls-test-server
+    (genls-test-dump-events genls-test-server)
+    (ignore-errors (eglot-shutdown genls-test-server))
+    (genls-test-put :server_stopped (not (jsonrpc-running-p genls-test-server))))
+  (genls-test-finish code))
+
+(run-with-timer
+ 0.1 nil
+ (lambda ()
+   (genls-test-guard
+    (setq genls-test-server (genls-test-start))
+    (setq genls-test-buffer (current-buffer))
+    (genls-test-step 0))))
+
+;;; review.el ends here
