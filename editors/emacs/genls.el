@@ -255,7 +255,10 @@ HEAD is a tail of `buffer-undo-list'; nothing happens if it is not."
 
 (cl-defmethod eglot-handle-request :around
   ((_server genls-lsp-server) (_method (eql workspace/applyEdit)) &key edit &allow-other-keys)
-  "Apply genls's EDIT, joined to genls's previous edit for `undo'."
+  "Apply genls's EDIT, joined to genls's previous edit for `undo'.
+The change goes to the server at once, not when Emacs is next idle:
+genls waits for it (Regenerate writes only where the editor reported the
+old text gone), and a user who keeps moving around is never idle."
   (let ((joins (mapcar (lambda (buffer)
                          (cons buffer (with-current-buffer buffer (genls--undo-joinable))))
                        (genls--edit-buffers edit))))
@@ -265,7 +268,9 @@ HEAD is a tail of `buffer-undo-list'; nothing happens if it is not."
           (with-current-buffer buffer
             (when head
               (genls--undo-join head))
-            (setq genls--undo-head buffer-undo-list)))))))
+            (setq genls--undo-head buffer-undo-list)
+            (when eglot--managed-mode
+              (eglot--signal-textDocument/didChange))))))))
 
 (defun genls--new-undo-step (buffers)
   "Make genls's next edit in each of BUFFERS start an undo step of its own.
@@ -285,18 +290,27 @@ With none, the command applies to every document: all of SERVER's."
     (delq nil (mapcar (lambda (arg) (and (listp arg) (genls--uri-buffer (plist-get arg :uri))))
                       arguments))))
 
+(defun genls--read-pending (server)
+  "Handle what SERVER sent right after its reply to a request.
+jsonrpc stops reading the connection at the reply a request waits for
+\(it leaves by a `throw' from the process filter), and the messages that
+came with it wait for the server's next output: after a Discard, its
+edit; after an Accept, the marks it clears.  Running the filter on no new
+output reads them now."
+  (let ((process (jsonrpc--process server)))
+    (when (process-live-p process)
+      (funcall (process-filter process) process ""))))
+
 (cl-defmethod eglot-execute-command :around ((server genls-lsp-server) command arguments)
   "Execute genls's COMMAND with ARGUMENTS; start undo steps where it edits.
 A generation starts an undo step of its own, and so does the edit that
-discards one (after which the next edit starts another): `undo' after a
-Discard brings the text back.  A Regenerate's new text joins its removal."
-  (let* ((name (format "%s" command))
-         (buffers (and (member name '("genls.generate" "genls.discard" "genls.regenerate"))
-                       (genls--command-buffers server arguments))))
-    (genls--new-undo-step buffers)
+discards one: `undo' after a Discard brings the text back.  A
+Regenerate's new text joins its removal, one undo step."
+  (let ((name (format "%s" command)))
+    (when (member name '("genls.generate" "genls.discard" "genls.regenerate"))
+      (genls--new-undo-step (genls--command-buffers server arguments)))
     (prog1 (cl-call-next-method)
-      (when (equal name "genls.discard")
-        (genls--new-undo-step buffers)))))
+      (genls--read-pending server))))
 
 (defun genls-push-settings ()
   "Send `genls-settings' to the running server."

@@ -676,27 +676,17 @@ end
 --- however they run (:GenlsDiscard, a code action, a code lens). The edit
 --- that removes a generation starts an undo block of its own, so that `u`
 --- after a Discard brings the text back instead of undoing the generation
---- too, and after a Discard the next edit starts a new block again. A
---- Regenerate's new text joins its removal: one `u` undoes the Regenerate.
---- on_result, if given, gets the server's result.
+--- too. A Regenerate's new text joins its removal: one `u` undoes the
+--- Regenerate. on_result, if given, gets the server's result.
 function M.review_command(command, ctx, on_result)
-  local bufs = command_buffers(command, ctx.client_id)
-  local removes = command.command == 'genls.discard' or command.command == 'genls.regenerate'
-  if removes then
-    new_undo_blocks(bufs)
+  if command.command == 'genls.discard' or command.command == 'genls.regenerate' then
+    new_undo_blocks(command_buffers(command, ctx.client_id))
   end
   local client = vim.lsp.get_client_by_id(ctx.client_id)
   if not client then
     return
   end
-  execute_command(client, ctx.bufnr, command, function(result)
-    if command.command == 'genls.discard' then
-      new_undo_blocks(bufs)
-    end
-    if on_result then
-      on_result(result)
-    end
-  end)
+  execute_command(client, ctx.bufnr, command, on_result)
 end
 
 -- Problems the server reported with the settings (window/showMessage), per
