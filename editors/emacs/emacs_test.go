@@ -47,7 +47,7 @@ type scenario struct {
 	// steps, for runReview: what the interactive session does (see
 	// test/review.el), and the text each step waits for.
 	steps     []string
-	stepTexts []string
+	stepTexts []any // strings, or nil for none
 }
 
 type report struct {
@@ -80,6 +80,7 @@ type stepReport struct {
 	Result     *int     `json:"result"`      // a review command's answer
 	Arguments  string   `json:"arguments"`   // and its arguments, as JSON
 	Ran        []string `json:"ran"`         // the commands the command loop ran
+	Inserted   string   `json:"inserted"`    // insert: the text right after the insertion
 }
 
 // mark is a flymake diagnostic of genls's (0-based lines, character

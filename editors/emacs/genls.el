@@ -256,12 +256,19 @@ HEAD is a tail of `buffer-undo-list'; nothing happens if it is not."
 (cl-defmethod eglot-handle-request :around
   ((_server genls-lsp-server) (_method (eql workspace/applyEdit)) &key edit &allow-other-keys)
   "Apply genls's EDIT, joined to genls's previous edit for `undo'.
-The change goes to the server at once, not when Emacs is next idle:
-genls waits for it (Regenerate writes only where the editor reported the
-old text gone), and a user who keeps moving around is never idle."
-  (let ((joins (mapcar (lambda (buffer)
-                         (cons buffer (with-current-buffer buffer (genls--undo-joinable))))
-                       (genls--edit-buffers edit))))
+Changes go to the server at once, not when Emacs is next idle, which a
+user who keeps moving around never is: the user's, which an edit made
+for an older version is rejected for (genls sends it again for the new
+one), and the edit's own (Regenerate writes only where the editor
+reported the old text gone)."
+  (let* ((buffers (genls--edit-buffers edit))
+         (joins (mapcar (lambda (buffer)
+                          (cons buffer (with-current-buffer buffer (genls--undo-joinable))))
+                        buffers)))
+    (dolist (buffer buffers)
+      (with-current-buffer buffer
+        (when eglot--managed-mode
+          (eglot--signal-textDocument/didChange))))
     (prog1 (cl-call-next-method)
       (pcase-dolist (`(,buffer . ,head) joins)
         (when (buffer-live-p buffer)

@@ -4,6 +4,7 @@ package emacs_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +39,19 @@ func TestReview(t *testing.T) {
 	broken, brokenText := words("w", 60, true)
 	second := []string{" two", " three"}
 	type want struct {
+		// text is the buffer's text after the step: "", not waited for
+		// nor checked; in a step with &, a part of the text. atInsert and
+		// atInsertUntyped stand for the text right after the insert step's
+		// insertion, and that text without the inserted line.
 		text   string
-		marks  int
+		marks  int // the number of genls notes; -1: not checked
 		result int // the server's answer to a review command; -1: none
 	}
+	const atInsert, atInsertUntyped = "<at insert>", "<at insert, untyped>"
+	// Typing and undoing during a stream: the generation's edits after the
+	// user's change are an undo step of their own. The tokens come slowly
+	// enough for the change to land between two of them.
+	slow := streamtest.TGI(150*time.Millisecond, "length", " one", " two", " three", " four", " five")
 	tests := []struct {
 		name    string
 		text    string // the file
@@ -125,6 +135,35 @@ func TestReview(t *testing.T) {
 		},
 		file: "Hello\nnext\n",
 	}, {
+		name:    "typing during the stream is not merged into the generation",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{slow},
+		steps:   []string{"gen&", "insert", "wait", "undo", "undo", "undo=0"},
+		want: []want{
+			{"Hello one", -1, -1},
+			{"", -1, -1},
+			{"typed above\nHello one two three four five\nnext\n", 1, -1},
+			{atInsert, -1, -1},
+			{atInsertUntyped, -1, -1},
+			{"Hello\nnext\n", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		// After the user's undo the buffer's undo list ends with what the
+		// undo did, not with genls's last edit: the next edit starts a
+		// new undo step.
+		name:    "the user undoes their own change during the stream",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{slow},
+		steps:   []string{"gen&", "insert-undo", "wait", "undo"},
+		want: []want{
+			{"Hello one", -1, -1},
+			{"", -1, -1},
+			{"Hello one two three four five\nnext\n", 1, -1},
+			{atInsertUntyped, -1, -1},
+		},
+		file: atInsertUntyped,
+	}, {
 		// Two pending generations: genls-accept at point takes the one
 		// there, C-u genls-discard the other.
 		name: "at point one of two, with a prefix argument the rest",
@@ -146,9 +185,11 @@ func TestReview(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
 			srv.Push(tt.scripts...)
-			texts := make([]string, len(tt.want))
+			texts := make([]any, len(tt.want))
 			for i, w := range tt.want {
-				texts[i] = w.text
+				if w.text != "" && w.text != atInsert && w.text != atInsertUntyped {
+					texts[i] = w.text
+				}
 			}
 			got, rep := runReview(t, srv, scenario{
 				text:      tt.text,
@@ -167,16 +208,36 @@ func TestReview(t *testing.T) {
 			if len(rep.Steps) != len(tt.steps) {
 				t.Fatalf("%d steps reported, want %d", len(rep.Steps), len(tt.steps))
 			}
+			// The text at the insertion, and that the insertion came
+			// between two of the generation's edits.
+			inserted := ""
+			for _, st := range rep.Steps {
+				if st.Inserted != "" {
+					inserted = st.Inserted
+				}
+			}
+			at := strings.NewReplacer(atInsert, inserted, atInsertUntyped, strings.Replace(inserted, "typed above\n", "", 1))
+			if slices.ContainsFunc(tt.want, func(w want) bool { return strings.HasPrefix(w.text, "<at insert") }) &&
+				(!strings.Contains(inserted, "typed above\nHello one") || strings.Contains(inserted, "five")) {
+				t.Fatalf("the text at the insertion is %q, want the line typed above a part of the generated text", inserted)
+			}
 			for i, st := range rep.Steps {
 				w := tt.want[i]
-				if st.Text != w.text {
+				w.text = at.Replace(w.text)
+				switch {
+				case w.text == "":
+				case strings.Contains(st.Step, "&"):
+					if !strings.Contains(st.Text, w.text) {
+						t.Errorf("after step %d (%s): buffer = %q, want it to contain %q", i+1, st.Step, e2etest.Clip(st.Text), w.text)
+					}
+				case st.Text != w.text:
 					t.Errorf("after step %d (%s): buffer = %q, want %q", i+1, st.Step, e2etest.Clip(st.Text), e2etest.Clip(w.text))
 				}
-				if len(st.Marks) != w.marks {
+				if w.marks >= 0 && len(st.Marks) != w.marks {
 					t.Errorf("after step %d (%s): %d genls notes %+v, want %d", i+1, st.Step, len(st.Marks), st.Marks, w.marks)
 				}
 				for _, m := range st.Marks {
-					if m.Type != "eglot-note" || !strings.Contains(m.Text, "[genls.pending]") {
+					if w.marks >= 0 && (m.Type != "eglot-note" || !strings.Contains(m.Text, "[genls.pending]")) {
 						t.Errorf("after step %d (%s): diagnostic %+v, want an eglot-note (Hint) with code genls.pending", i+1, st.Step, m)
 					}
 				}
@@ -187,12 +248,12 @@ func TestReview(t *testing.T) {
 					t.Errorf("step %d (%s): a review command ran, answered %d", i+1, st.Step, *st.Result)
 				}
 			}
-			if got != tt.file {
-				t.Errorf("file = %q, want %q", e2etest.Clip(got), e2etest.Clip(tt.file))
+			if file := at.Replace(tt.file); got != file {
+				t.Errorf("file = %q, want %q", e2etest.Clip(got), e2etest.Clip(file))
 			}
 			// A generation of many edits, with commands in between: the
 			// undo and discard steps must handle each of them.
-			if first := rep.Steps[0]; first.ApplyEdits < 20 || first.Pokes < 5 {
+			if first := rep.Steps[0]; tt.scripts[0].Chunks[0].Delay == 10*time.Millisecond && (first.ApplyEdits < 20 || first.Pokes < 5) {
 				t.Errorf("the first generation came in %d workspace/applyEdit requests with %d commands in between, want at least 20 and 5",
 					first.ApplyEdits, first.Pokes)
 			}

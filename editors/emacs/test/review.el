@@ -11,18 +11,25 @@
 ;; undo boundaries as they are in use.
 ;;
 ;; GENLS_TEST_STEPS is a comma-separated list of steps
-;; NAME[!][@LINE:COL][:FIRST-LAST][=MARKS]:
+;; NAME[!][&][@LINE:COL][:FIRST-LAST][=MARKS]:
 ;;
-;;   gen         generate from lines FIRST-LAST (default GENLS_TEST_RANGE)
+;;   gen          generate from lines FIRST-LAST (default GENLS_TEST_RANGE)
 ;;   accept, discard, regenerate
-;;               M-x genls-accept, … at point (with !: C-u, the buffer)
-;;   undo        C-/
+;;                M-x genls-accept, … at point (with !: C-u, the buffer)
+;;   undo         C-/
+;;   insert       a command that inserts a line "typed above" at the top
+;;                (the report has the text right after it)
+;;   insert-undo  that command, then C-/ right after it
+;;   wait         nothing: wait for the step's text
 ;;
-;; @LINE:COL moves point first (1-based line, character column); =MARKS
-;; waits until the buffer has that many genls notes (flymake), none of a
-;; running generation.  GENLS_TEST_EXPECT_STEPS is a JSON array of the
-;; text each step waits for (null: none).  The report's "steps" say what
-;; each step left: the text, the notes, the server's answer.
+;; Each step waits for its text (GENLS_TEST_EXPECT_STEPS, a JSON array,
+;; null: none), then for the buffer to be quiet for 0.5 s.  With &, a gen
+;; step only waits until the buffer contains its text, and the stream goes
+;; on during the next steps, until a gen, regenerate or wait step without
+;; & ends.  @LINE:COL moves point first (1-based line, character column);
+;; =MARKS waits until the buffer has that many genls notes (flymake), none
+;; of a running generation.  The report's "steps" say what each step left:
+;; the text, the notes, the server's answer.
 
 (load (expand-file-name "common.el" (file-name-directory load-file-name)))
 (require 'flymake)
@@ -49,11 +56,21 @@
   (interactive)
   (cl-incf genls-test-pokes))
 
+(defvar genls-test-inserted nil "The text right after `genls-test-insert'.")
+(defun genls-test-insert ()
+  "Insert a line at the top of the buffer, as one command."
+  (interactive)
+  (save-excursion
+    (goto-char (point-min))
+    (insert "typed above\n"))
+  (setq genls-test-inserted (genls-test-text)))
+
 (global-set-key (kbd "C-c t g") #'genls-test-generate)
 (global-set-key (kbd "C-c t a") #'genls-accept)
 (global-set-key (kbd "C-c t d") #'genls-discard)
 (global-set-key (kbd "C-c t r") #'genls-regenerate)
 (global-set-key (kbd "C-c t n") #'genls-test-poke)
+(global-set-key (kbd "C-c t i") #'genls-test-insert)
 
 (defvar genls-test-ran nil "Commands the command loop ran since the step began.")
 (defun genls-test-record-command ()
@@ -129,12 +146,13 @@
 (defvar genls-test-lines nil "The region FIRST,LAST of the current gen step.")
 
 (defun genls-test-parse (spec)
-  (unless (string-match "\\`\\([a-z]+\\)\\(.*\\)\\'" spec)
+  (unless (string-match "\\`\\([a-z-]+\\)\\(.*\\)\\'" spec)
     (error "Bad step %S" spec))
   (let ((name (match-string 1 spec))
         (rest (match-string 2 spec)))
     (list :name name
           :bang (string-match-p "!" rest)
+          :async (string-match-p "&" rest)
           :point (and (string-match "@\\([0-9]+\\):\\([0-9]+\\)" rest)
                       (format "%s,%s" (match-string 1 rest) (match-string 2 rest)))
           :lines (and (string-match ":\\([0-9]+\\)-\\([0-9]+\\)" rest)
@@ -142,45 +160,63 @@
           :marks (and (string-match "=\\([0-9]+\\)" rest)
                       (string-to-number (match-string 1 rest))))))
 
+(defvar genls-test-poker nil "The timer running `genls-test-poke' while text streams in.")
+
+(defun genls-test-start-poking ()
+  (unless genls-test-poker
+    (setq genls-test-pokes 0)
+    (setq genls-test-poker (run-with-timer 0.05 0.05 (lambda () (genls-test-type "C-c t n"))))))
+
+(defun genls-test-stop-poking ()
+  (when genls-test-poker
+    (cancel-timer genls-test-poker)
+    (setq genls-test-poker nil)))
+
 (defun genls-test-step (i)
   (if (>= i (length genls-test-steps))
       (genls-test-end 0)
     (let* ((spec (nth i genls-test-steps))
            (step (genls-test-parse spec))
            (name (plist-get step :name))
+           (async (plist-get step :async))
            (expect (and (< i (length genls-test-expect-steps))
                         (aref genls-test-expect-steps i)))
            (edits genls-test-apply-edits)
            (answers (length genls-test-answers))
-           (streams (member name '("gen" "regenerate")))
+           (streams (member name '("gen" "regenerate" "wait")))
+           (keys (pcase name
+                   ("gen" "C-c t g") ("accept" "C-c t a") ("discard" "C-c t d")
+                   ("regenerate" "C-c t r") ("undo" "C-/") ("insert" "C-c t i")
+                   ("insert-undo" "C-c t i C-/") ("wait" nil)
+                   (_ (error "Unknown step %S" spec))))
            (command (pcase name
                       ("gen" 'genls-test-generate) ("accept" 'genls-accept)
                       ("discard" 'genls-discard) ("regenerate" 'genls-regenerate)
-                      ("undo" 'undo) (_ (error "Unknown step %S" spec))))
-           (poker nil))
+                      ("undo" 'undo) ("insert" 'genls-test-insert) ("insert-undo" 'undo))))
       (with-current-buffer genls-test-buffer
         (when (plist-get step :point)
           (deactivate-mark)
           (goto-char (genls-test-line-col (plist-get step :point)))))
       (setq genls-test-lines (or (plist-get step :lines) (genls-test-env "RANGE" "1,1")))
       (setq genls-test-ran nil)
-      (genls-test-type (concat (if (plist-get step :bang) "C-u " "")
-                               (pcase name
-                                 ("gen" "C-c t g") ("accept" "C-c t a") ("discard" "C-c t d")
-                                 ("regenerate" "C-c t r") ("undo" "C-/"))))
-      (when streams
-        (setq genls-test-pokes 0)
-        (setq poker (run-with-timer 0.05 0.05 (lambda () (genls-test-type "C-c t n")))))
+      (when keys
+        (genls-test-type (concat (if (plist-get step :bang) "C-u " "") keys)))
+      (when (and streams (not (equal name "wait")))
+        (genls-test-start-poking))
       (genls-test-poll
        genls-test-timeout
        (lambda ()
-         (and (memq command genls-test-ran)
-              (or (not expect) (string= (genls-test-text) expect))))
+         (and (or (not command) (memq command genls-test-ran))
+              (or (not expect)
+                  (if async
+                      (string-search expect (genls-test-text))
+                    (string= (genls-test-text) expect)))))
        (lambda (_)
-         (when poker (cancel-timer poker))
+         (when (and streams (not async))
+           (genls-test-stop-poking))
          ;; Any edit still on its way shows up as a failure, not a race.
          (genls-test-poll
-          5 (genls-test-quiet-for 0.5)
+          (if genls-test-poker 0 5) (if genls-test-poker #'always (genls-test-quiet-for 0.5))
           (lambda (_)
             (genls-test-poll
              (if (plist-get step :marks) 5 0)
@@ -192,7 +228,8 @@
                                    :marks (vconcat (genls-test-marks))
                                    :apply_edits (- genls-test-apply-edits edits)
                                    :pokes (if streams genls-test-pokes 0)
-                                   :ran (mapcar (lambda (c) (format "%s" c)) (reverse genls-test-ran)))))
+                                   :ran (mapcar (lambda (c) (format "%s" c)) (reverse genls-test-ran))
+                                   :inserted (and (memq 'genls-test-insert genls-test-ran) genls-test-inserted))))
                  (when (> (length genls-test-answers) answers)
                    (let ((answer (car genls-test-answers)))
                      (setq report (append report (list :result (plist-get answer :result)
