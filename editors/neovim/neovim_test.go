@@ -742,7 +742,7 @@ func TestReview(t *testing.T) {
 				}
 				switch {
 				case w.result >= 0 && (st.Result == nil || *st.Result != w.result):
-					t.Errorf("step %d (%s): the server answered %v (arguments %s), want %d", i+1, st.Step, st.Result, st.Arguments, w.result)
+					t.Errorf("step %d (%s): the server answered %s (arguments %s), want %d", i+1, st.Step, answer(st.Result), st.Arguments, w.result)
 				case w.result < 0 && st.Result != nil:
 					t.Errorf("step %d (%s): a review command ran, answered %d", i+1, st.Step, *st.Result)
 				}
@@ -1001,4 +1001,12 @@ func prompt(srv *streamtest.Server) string {
 	}
 	walk(req.JSON())
 	return b.String()
+}
+
+// answer formats a review command's answer, nil when none was recorded.
+func answer(n *int) string {
+	if n == nil {
+		return "nothing"
+	}
+	return strconv.Itoa(*n)
 }

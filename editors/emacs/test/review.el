@@ -11,7 +11,7 @@
 ;; undo boundaries as they are in use.
 ;;
 ;; GENLS_TEST_STEPS is a comma-separated list of steps
-;; NAME[!][&][@LINE:COL][:FIRST-LAST][=MARKS]:
+;; NAME[!][&][~][@LINE:COL][:FIRST-LAST][=MARKS]:
 ;;
 ;;   gen          generate from lines FIRST-LAST (default GENLS_TEST_RANGE)
 ;;   accept, discard, regenerate
@@ -26,7 +26,8 @@
 ;; null: none), then for the buffer to be quiet for 0.5 s.  With &, a gen
 ;; step only waits until the buffer contains its text, and the stream goes
 ;; on during the next steps, until a gen, regenerate or wait step without
-;; & ends.  @LINE:COL moves point first (1-based line, character column);
+;; & ends.  With ~, a gen step runs no command while the text streams in.
+;; @LINE:COL moves point first (1-based line, character column);
 ;; =MARKS waits until the buffer has that many genls notes (flymake), none
 ;; of a running generation.  The report's "steps" say what each step left:
 ;; the text, the notes, the server's answer.
@@ -153,6 +154,7 @@
     (list :name name
           :bang (string-match-p "!" rest)
           :async (string-match-p "&" rest)
+          :still (string-match-p "~" rest)
           :point (and (string-match "@\\([0-9]+\\):\\([0-9]+\\)" rest)
                       (format "%s,%s" (match-string 1 rest) (match-string 2 rest)))
           :lines (and (string-match ":\\([0-9]+\\)-\\([0-9]+\\)" rest)
@@ -201,7 +203,7 @@
       (setq genls-test-ran nil)
       (when keys
         (genls-test-type (concat (if (plist-get step :bang) "C-u " "") keys)))
-      (when (and streams (not (equal name "wait")))
+      (when (and streams (not (equal name "wait")) (not (plist-get step :still)))
         (genls-test-start-poking))
       (genls-test-poll
        genls-test-timeout
