@@ -265,8 +265,13 @@ reported the old text gone)."
          (joins (mapcar (lambda (buffer)
                           (cons buffer (with-current-buffer buffer (genls--undo-joinable))))
                         buffers)))
-    (dolist (buffer buffers)
+    (pcase-dolist (`(,buffer . ,head) joins)
       (with-current-buffer buffer
+        ;; An edit that joins nothing starts an undo step: it may be
+        ;; applied in the middle of a command (while it waits for the
+        ;; server), whose own changes must stay a step of their own.
+        (unless head
+          (undo-boundary))
         (when eglot--managed-mode
           (eglot--signal-textDocument/didChange))))
     (prog1 (cl-call-next-method)

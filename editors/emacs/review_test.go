@@ -49,9 +49,10 @@ func TestReview(t *testing.T) {
 		result int // the server's answer to a review command; -1: none
 	}
 	const atInsert, atInsertUntyped = "<at insert>", "<at insert, untyped>"
-	// 60 tokens 20 ms apart: at least 20 edits even on a loaded machine,
-	// where an edit carries the tokens that arrived while Emacs was busy.
-	const genDelay = 20 * time.Millisecond
+	// 60 tokens 40 ms apart: at least 20 edits even on a loaded machine,
+	// where an edit carries the tokens that arrived while Emacs was busy
+	// (14 with 20 ms, once, with the Neovim tests running beside).
+	const genDelay = 40 * time.Millisecond
 	// Typing and undoing during a stream: the generation's edits after the
 	// user's change are an undo step of their own. The tokens come slowly
 	// enough for the change to land between two of them.

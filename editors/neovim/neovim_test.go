@@ -602,6 +602,9 @@ func TestReview(t *testing.T) {
 	againText = strings.ReplaceAll(againText, "w", "r")
 	broken, brokenText := lines(60)
 	second := []string{" two", " three"}
+	// 60 tokens 20 ms apart: at least 20 edits even on a loaded machine,
+	// where an edit carries the tokens that arrived while Neovim was busy.
+	const genDelay = 20 * time.Millisecond
 	type want struct {
 		text   string
 		marks  int // the number of genls diagnostics; -1: not checked
@@ -618,7 +621,7 @@ func TestReview(t *testing.T) {
 	}{{
 		name:    "accept keeps the text and clears the mark",
 		text:    "Hello\nnext\n",
-		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", gen...)},
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", gen...)},
 		steps:   []string{"gen=1", "lens", "accept@1:10=0"},
 		want: []want{
 			{"Hello" + genText + "\nnext", 1, -1},
@@ -629,7 +632,7 @@ func TestReview(t *testing.T) {
 	}, {
 		name:    "discard restores the file byte for byte",
 		text:    "Hello\nnext\n",
-		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", broken...)},
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", broken...)},
 		steps:   []string{"gen=1", "discard@3:2=0"},
 		want: []want{
 			{"Hello" + brokenText + "\nnext", 1, -1},
@@ -640,7 +643,7 @@ func TestReview(t *testing.T) {
 		name:    "discard restores a CRLF file byte for byte",
 		text:    "Hello\r\nnext\r\n",
 		ff:      "dos",
-		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", broken...)},
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", broken...)},
 		steps:   []string{"gen=1", "discard@3:2=0"},
 		want: []want{
 			{"Hello" + brokenText + "\nnext", 1, -1},
@@ -652,7 +655,7 @@ func TestReview(t *testing.T) {
 		// (no longer pending: genls forgot it), a second u removes it.
 		name:    "undo after a discard brings the text back",
 		text:    "Hello\nnext\n",
-		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", gen...)},
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", gen...)},
 		steps:   []string{"gen=1", "discard@1:10=0", "undo=0", "undo=0"},
 		want: []want{
 			{"Hello" + genText + "\nnext", 1, -1},
@@ -664,7 +667,7 @@ func TestReview(t *testing.T) {
 	}, {
 		name:    "one u removes a generation and its mark",
 		text:    "Hello\nnext\n",
-		scripts: []streamtest.Script{streamtest.TGI(10*time.Millisecond, "length", gen...)},
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", gen...)},
 		steps:   []string{"gen=1", "undo=0"},
 		want: []want{
 			{"Hello" + genText + "\nnext", 1, -1},
@@ -680,8 +683,8 @@ func TestReview(t *testing.T) {
 		name: "regenerate writes the text again in place, one undo step",
 		text: "Hello\nnext\n",
 		scripts: []streamtest.Script{
-			streamtest.TGI(10*time.Millisecond, "length", gen...),
-			streamtest.TGI(10*time.Millisecond, "length", again...),
+			streamtest.TGI(genDelay, "length", gen...),
+			streamtest.TGI(genDelay, "length", again...),
 		},
 		steps: []string{"gen=1", "regenerate@1:10=1", "undo", "undo=0"},
 		want: []want{
@@ -697,7 +700,7 @@ func TestReview(t *testing.T) {
 		name: "at the cursor one of two, with ! the rest",
 		text: "Hello\nnext\n",
 		scripts: []streamtest.Script{
-			streamtest.TGI(10*time.Millisecond, "length", gen...),
+			streamtest.TGI(genDelay, "length", gen...),
 			streamtest.TGI(2*time.Millisecond, "length", second...),
 		},
 		steps: []string{"gen:1-1=1", "gen:2-2=2", "accept@1:10=1", "discard!=0"},
