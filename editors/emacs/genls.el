@@ -267,9 +267,10 @@ reported the old text gone)."
                         buffers)))
     (pcase-dolist (`(,buffer . ,head) joins)
       (with-current-buffer buffer
-        ;; An edit that joins nothing starts an undo step: it may be
-        ;; applied in the middle of a command (while it waits for the
-        ;; server), whose own changes must stay a step of their own.
+        ;; An edit that joins nothing starts an undo step: it may come
+        ;; right after genls's previous one, or be applied in the middle of
+        ;; a command (while it waits for the server), whose own changes
+        ;; must stay a step of their own.
         (unless head
           (undo-boundary))
         (when eglot--managed-mode
@@ -285,14 +286,11 @@ reported the old text gone)."
               (eglot--signal-textDocument/didChange))))))))
 
 (defun genls--new-undo-step (buffers)
-  "Make genls's next edit in each of BUFFERS start an undo step of its own.
-Edits arriving between commands are in no undo step of their own: the
-boundary is needed even when genls's previous edit came last."
+  "Make genls's next edit in each of BUFFERS start an undo step of its own."
   (dolist (buffer buffers)
     (when (buffer-live-p buffer)
       (with-current-buffer buffer
-        (setq genls--undo-head nil)
-        (undo-boundary)))))
+        (setq genls--undo-head nil)))))
 
 (defun genls--command-buffers (server arguments)
   "The buffers a genls command's ARGUMENTS name.

@@ -167,6 +167,23 @@ func TestReview(t *testing.T) {
 		},
 		file: "Hello\nnext\n",
 	}, {
+		// A command that changes the buffer, then waits for output (as
+		// one waiting for a server does) while the text streams in: the
+		// edits applied during the command are not merged into its change.
+		name:    "edits applied while a command waits stay out of its undo step",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{slow},
+		steps:   []string{"gen&", "insert-wait", "wait", "undo", "undo", "undo=0"},
+		want: []want{
+			{"Hello one", -1, -1},
+			{"", -1, -1},
+			{"typed above\nHello one two three four five\nnext\n", 1, -1},
+			{atInsert, -1, -1},
+			{atInsertUntyped, -1, -1},
+			{"Hello\nnext\n", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
 		// After the user's undo the buffer's undo list ends with what the
 		// undo did, not with genls's last edit: the next edit starts a
 		// new undo step.

@@ -20,6 +20,8 @@
 ;;   insert       a command that inserts a line "typed above" at the top
 ;;                (the report has the text right after it)
 ;;   insert-undo  that command, then C-/ right after it
+;;   insert-wait  a command that inserts that line, then waits 0.3 s for
+;;                process output
 ;;   wait         nothing: wait for the step's text
 ;;
 ;; Each step waits for its text (GENLS_TEST_EXPECT_STEPS, a JSON array,
@@ -66,12 +68,23 @@
     (insert "typed above\n"))
   (setq genls-test-inserted (genls-test-text)))
 
+(defun genls-test-insert-wait ()
+  "Insert a line at the top, then wait 0.3 s for output, as one command.
+A command that waits for a server (completion, say) reads its output
+meanwhile: genls's edits are applied in the middle of the command."
+  (interactive)
+  (genls-test-insert)
+  (let ((deadline (+ (float-time) 0.3)))
+    (while (< (float-time) deadline)
+      (accept-process-output nil 0.02))))
+
 (global-set-key (kbd "C-c t g") #'genls-test-generate)
 (global-set-key (kbd "C-c t a") #'genls-accept)
 (global-set-key (kbd "C-c t d") #'genls-discard)
 (global-set-key (kbd "C-c t r") #'genls-regenerate)
 (global-set-key (kbd "C-c t n") #'genls-test-poke)
 (global-set-key (kbd "C-c t i") #'genls-test-insert)
+(global-set-key (kbd "C-c t w") #'genls-test-insert-wait)
 
 (defvar genls-test-ran nil "Commands the command loop ran since the step began.")
 (defun genls-test-record-command ()
@@ -189,12 +202,13 @@
            (keys (pcase name
                    ("gen" "C-c t g") ("accept" "C-c t a") ("discard" "C-c t d")
                    ("regenerate" "C-c t r") ("undo" "C-/") ("insert" "C-c t i")
-                   ("insert-undo" "C-c t i C-/") ("wait" nil)
+                   ("insert-undo" "C-c t i C-/") ("insert-wait" "C-c t w") ("wait" nil)
                    (_ (error "Unknown step %S" spec))))
            (command (pcase name
                       ("gen" 'genls-test-generate) ("accept" 'genls-accept)
                       ("discard" 'genls-discard) ("regenerate" 'genls-regenerate)
-                      ("undo" 'undo) ("insert" 'genls-test-insert) ("insert-undo" 'undo))))
+                      ("undo" 'undo) ("insert" 'genls-test-insert) ("insert-undo" 'undo)
+                      ("insert-wait" 'genls-test-insert-wait))))
       (with-current-buffer genls-test-buffer
         (when (plist-get step :point)
           (deactivate-mark)
@@ -231,7 +245,9 @@
                                    :apply_edits (- genls-test-apply-edits edits)
                                    :pokes (if streams genls-test-pokes 0)
                                    :ran (mapcar (lambda (c) (format "%s" c)) (reverse genls-test-ran))
-                                   :inserted (and (memq 'genls-test-insert genls-test-ran) genls-test-inserted))))
+                                   :inserted (and (or (memq 'genls-test-insert genls-test-ran)
+                                                      (memq 'genls-test-insert-wait genls-test-ran))
+                                                  genls-test-inserted))))
                  (when (> (length genls-test-answers) answers)
                    (let ((answer (car genls-test-answers)))
                      (setq report (append report (list :result (plist-get answer :result)
