@@ -1,10 +1,14 @@
 -- genls for Neovim: starts the genls language server and gives every buffer
--- it attaches to two commands:
+-- it attaches to these commands:
 --
---   :[range]GenlsGenerate  with a range, generate from the selected text and
---                          insert the result right after it; without one,
---                          continue the document at the cursor ("Generate here")
---   :GenlsCancel[!]        stop generating in this buffer (! = everywhere)
+--   :[range]GenlsGenerate    with a range, generate from the selected text and
+--                            insert the result right after it; without one,
+--                            continue the document at the cursor ("Generate here")
+--   :GenlsCancel[!]          stop generating in this buffer (! = everywhere)
+--   :[range]GenlsAccept[!]   keep the pending generation at the cursor (or
+--                            those touching the range; ! = all in the buffer)
+--   :[range]GenlsDiscard[!]  remove it, as if it had never run
+--   :[range]GenlsRegenerate[!]  remove it and run the same request again
 --
 -- Works with Neovim 0.11+ (vim.lsp.config / vim.lsp.enable and lsp/genls.lua),
 -- 0.8-0.10 (vim.lsp.start), 0.7 (vim.lsp.start_client) and nvim-lspconfig.
@@ -16,9 +20,12 @@ M.name = 'genls'
 
 -- Code action kinds the server offers.
 M.kinds = {
-  generate = 'refactor.genls.generate',
-  continue = 'refactor.genls.continue',
-  cancel = 'refactor.genls.cancel',
+  generate = 'refactor.rewrite.genls.generate',
+  continue = 'refactor.rewrite.genls.continue',
+  cancel = 'refactor.rewrite.genls.cancel',
+  accept = 'quickfix.genls.accept',
+  discard = 'quickfix.genls.discard',
+  regenerate = 'quickfix.genls.regenerate',
 }
 
 local function has(version)
@@ -131,13 +138,17 @@ local function cursor_position(bufnr)
   return row, col
 end
 
-local function execute_command(client, bufnr, command)
+-- Runs command on the server; on_result, if given, gets the result once it
+-- succeeded.
+local function execute_command(client, bufnr, command, on_result)
   request(client, 'workspace/executeCommand', {
     command = command.command,
     arguments = command.arguments,
-  }, function(err)
+  }, function(err, result)
     if err then
       notify(command.command .. ': ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    elseif on_result then
+      on_result(result)
     end
   end, bufnr)
 end
@@ -243,6 +254,65 @@ function M.cancel(bufnr, all)
   execute_command(client, bufnr, { command = 'genls.cancel', arguments = arguments })
 end
 
+--- Accepts, discards or regenerates (action: 'accept', 'discard' or
+--- 'regenerate') the pending generations in the buffer that touch range (LSP
+--- positions; an empty range at the cursor works), or all of them when range
+--- is nil. Says so when there was none; on_done, if given, gets the number of
+--- generations the server acted on.
+function M.review(action, bufnr, range, on_done)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local command = { command = 'genls.' .. action, arguments = { { uri = vim.uri_from_bufnr(bufnr), range = range } } }
+  M.review_command(command, { client_id = client.id, bufnr = bufnr }, function(count)
+    if count == 0 then
+      notify(('no pending generation %s to %s'):format(range and 'here' or 'in this buffer', action))
+    end
+    if on_done then
+      on_done(count)
+    end
+  end)
+end
+
+-- The cursor of the buffer's window (the current one if it shows the
+-- buffer) as an empty LSP range: before the character under the cursor.
+local function cursor_range(bufnr, client)
+  local win = vim.api.nvim_get_current_win()
+  if vim.api.nvim_win_get_buf(win) ~= bufnr then
+    win = vim.fn.bufwinid(bufnr)
+  end
+  if win == -1 then
+    return nil
+  end
+  local pos = vim.api.nvim_win_get_cursor(win)
+  return lsp_range(bufnr, client, pos[1] - 1, pos[2], pos[1] - 1, pos[2])
+end
+
+-- accept, discard and regenerate: the generation at the cursor, or every
+-- pending one in the buffer when all is true.
+for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
+  M[action] = function(bufnr, all)
+    bufnr = resolve_buf(bufnr)
+    local client = M.client(bufnr)
+    if not client then
+      notify('not attached to this buffer', vim.log.levels.WARN)
+      return
+    end
+    local range
+    if not all then
+      range = cursor_range(bufnr, client)
+      if not range then
+        notify('the buffer is in no window: no cursor to look at', vim.log.levels.WARN)
+        return
+      end
+    end
+    M.review(action, bufnr, range)
+  end
+end
+
 --- Creates the buffer-local commands. Safe to call more than once; called
 --- from on_attach (Neovim 0.7) and LspAttach (0.8+).
 function M.on_attach(client, bufnr)
@@ -263,6 +333,26 @@ function M.on_attach(client, bufnr)
   vim.api.nvim_buf_create_user_command(bufnr, 'GenlsCancel', function(cmd)
     M.cancel(bufnr, cmd.bang)
   end, { bang = true, desc = 'genls: cancel generation in this buffer (! = all buffers)' })
+  local descriptions = {
+    accept = 'keep the pending generation at the cursor (or range); ! = all in the buffer',
+    discard = 'remove the pending generation at the cursor (or range); ! = all in the buffer',
+    regenerate = 'remove the pending generation at the cursor (or range) and generate again; ! = all in the buffer',
+  }
+  for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
+    local name = 'Genls' .. action:sub(1, 1):upper() .. action:sub(2)
+    vim.api.nvim_buf_create_user_command(bufnr, name, function(cmd)
+      if cmd.bang or cmd.range == 0 then
+        M[action](bufnr, cmd.bang)
+        return
+      end
+      local c = M.client(bufnr)
+      if not c then
+        notify('not attached to this buffer', vim.log.levels.WARN)
+        return
+      end
+      M.review(action, bufnr, lsp_range(bufnr, c, command_range(bufnr, cmd.line1, cmd.line2, cmd.range)))
+    end, { bang = true, range = true, desc = 'genls: ' .. descriptions[action] })
+  end
 end
 
 -- Progress, as reported by the standard $/progress machinery, per client id
@@ -552,6 +642,53 @@ function M.generate_command(command, ctx)
   end
 end
 
+-- The buffers a command's arguments name: the buffer of each argument's
+-- uri, or, with no arguments (the command then applies to every document),
+-- every buffer attached to the client.
+local function command_buffers(command, client_id)
+  local bufs = {}
+  local args = command.arguments or {}
+  if #args == 0 then
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do
+      if vim.api.nvim_buf_is_loaded(b) and attached(b, client_id) then
+        table.insert(bufs, b)
+      end
+    end
+  end
+  for _, arg in ipairs(args) do
+    if type(arg) == 'table' and type(arg.uri) == 'string' then
+      local b = buf_for_uri(arg.uri, client_id)
+      if b then
+        table.insert(bufs, b)
+      end
+    end
+  end
+  return bufs
+end
+
+local function new_undo_blocks(bufs)
+  for _, b in ipairs(bufs) do
+    undo_seq[b] = nil
+  end
+end
+
+--- Client-side handler of genls.accept, genls.discard and genls.regenerate,
+--- however they run (:GenlsDiscard, a code action, a code lens). The edit
+--- that removes a generation starts an undo block of its own, so that `u`
+--- after a Discard brings the text back instead of undoing the generation
+--- too. A Regenerate's new text joins its removal: one `u` undoes the
+--- Regenerate. on_result, if given, gets the server's result.
+function M.review_command(command, ctx, on_result)
+  if command.command == 'genls.discard' or command.command == 'genls.regenerate' then
+    new_undo_blocks(command_buffers(command, ctx.client_id))
+  end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if not client then
+    return
+  end
+  execute_command(client, ctx.bufnr, command, on_result)
+end
+
 -- Problems the server reported with the settings (window/showMessage), per
 -- client id, for :checkhealth genls.
 M._settings_problems = {}
@@ -614,6 +751,11 @@ M.commands = {
     return M.generate_command(...)
   end,
 }
+for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
+  M.commands['genls.' .. action] = function(command, ctx)
+    return M.review_command(command, ctx)
+  end
+end
 
 -- The parts of a client configuration that opts set (see setup).
 local function overrides(opts)
