@@ -66,8 +66,17 @@ func unmarshalInPlace(data []byte, v any) error {
 	return err
 }
 
+// ignored is a field that servers send in every event and genls does not
+// read. Naming it spares segmentio a case-insensitive search for an
+// unknown name (a sixth of the work of decoding an OpenAI event); its
+// value is checked, and left where it is. Only names of up to 16 bytes: a
+// longer one (system_fingerprint) would cost its struct the fast lookup
+// of all its names.
+type ignored = json.RawMessage
+
 // tgiEvent is TGI's StreamResponse, and its in-band error object.
 type tgiEvent struct {
+	Index ignored `json:"index"`
 	// Token is a tgiToken or null, decoded in a second step: a pointer to
 	// it would be an allocation in every event.
 	Token         json.RawMessage `json:"token"`
@@ -81,8 +90,10 @@ type tgiEvent struct {
 }
 
 type tgiToken struct {
-	Text    string `json:"text"`
-	Special bool   `json:"special"`
+	ID      ignored `json:"id"`
+	Text    string  `json:"text"`
+	Logprob ignored `json:"logprob"`
+	Special bool    `json:"special"`
 }
 
 type tgiParser struct {
@@ -130,6 +141,10 @@ func (p *tgiParser) parse(data []byte) (event, error) {
 // openAIChunk is a chat.completion.chunk or text_completion chunk. A
 // missing or null text or finish reason reads as "", which means the same.
 type openAIChunk struct {
+	ID      ignored        `json:"id"`
+	Object  ignored        `json:"object"`
+	Created ignored        `json:"created"`
+	Model   ignored        `json:"model"`
 	Choices []openAIChoice `json:"choices"`
 	Usage   *struct {
 		CompletionTokens int `json:"completion_tokens"`
@@ -143,7 +158,9 @@ type openAIChunk struct {
 }
 
 type openAIChoice struct {
-	Delta struct {
+	Index      ignored `json:"index"`
+	StopReason ignored `json:"stop_reason"`
+	Delta      struct {
 		Content string `json:"content"`
 	} `json:"delta"`
 	Text         string `json:"text"`
@@ -258,6 +275,8 @@ func openAIError(raw json.RawMessage) error {
 }
 
 type ollamaChunk struct {
+	Model      ignored `json:"model"`
+	CreatedAt  ignored `json:"created_at"`
 	Response   string  `json:"response"`
 	Done       bool    `json:"done"`
 	DoneReason string  `json:"done_reason"`
