@@ -26,7 +26,10 @@ var ErrEventTooLarge = fmt.Errorf("an event in the stream is larger than %d byte
 //
 // The data is the decoder's own buffer, valid until the loop continues, as
 // with bufio.Scanner's Bytes: a token event costs no allocation, and what a
-// consumer keeps, it copies.
+// consumer keeps, it copies. Each decoder asks r for up to readSize bytes at
+// a time, so that a client behind a fast server catches up in few reads.
+
+const readSize = 64 << 10
 
 // sseData yields the data of each server-sent event in r, read as the HTML
 // living standard's event-stream interpretation says: lines end in CRLF, LF
@@ -49,7 +52,7 @@ func sseData(r io.Reader) iter.Seq2[[]byte, error] {
 		w := &waitReader{r: r, yield: yield}
 		var lines lineSplitter
 		sc := bufio.NewScanner(w)
-		sc.Buffer(make([]byte, 0, 4096), MaxEventSize)
+		sc.Buffer(make([]byte, 0, readSize), MaxEventSize)
 		sc.Split(lines.split)
 		var data []byte // the event's data lines, each followed by "\n"
 		dispatch := func() bool {
@@ -134,7 +137,7 @@ func ndjsonLines(r io.Reader) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		w := &waitReader{r: r, yield: yield}
 		sc := bufio.NewScanner(w)
-		sc.Buffer(make([]byte, 0, 4096), MaxEventSize)
+		sc.Buffer(make([]byte, 0, readSize), MaxEventSize)
 		for sc.Scan() {
 			if w.stopped {
 				return
