@@ -46,7 +46,7 @@ type scenario struct {
 	// gen-inline give as the instruction (typed into vim.ui.input, or
 	// after the command).
 	instruction string
-	timeout  time.Duration  // of the whole editor session
+	timeout     time.Duration // of the whole editor session
 	// maxEdits and maxBytes (0: no bound) end the session early, as a
 	// runaway, once Neovim has received more workspace/applyEdit requests
 	// or the buffer holds more bytes than that.
