@@ -1135,10 +1135,11 @@ func TestRewrite(t *testing.T) {
 	}
 }
 
-// TestGenerateInstruction generates after the first line with
+// TestGenerateInstruction generates after the second line with
 // :GenlsGenerate! (the instruction typed into vim.ui.input) and
-// :GenlsGenerate {instruction}: the instruction reaches the endpoint and the
-// text goes in after the line, as without one.
+// :GenlsGenerate {instruction}: the instruction reaches the endpoint with
+// the line alone (a Generate, not a "Generate here", whose prompt would be
+// the text before it), and the text goes in after the line.
 func TestGenerateInstruction(t *testing.T) {
 	for _, step := range []string{"gen-ask", "gen-inline"} {
 		t.Run(step, func(t *testing.T) {
@@ -1146,13 +1147,13 @@ func TestGenerateInstruction(t *testing.T) {
 			got, rep := run(t, srv, scenario{
 				text:        "Hello\nnext\n",
 				name:        "range",
-				lines:       "1,1",
+				lines:       "2,2",
 				steps:       []string{step + "=1"},
 				instruction: "continue in French",
 			})
 			checkProgress(t, rep)
-			if p := prompt(srv); !strings.Contains(p, "continue in French") || !strings.Contains(p, "Hello") {
-				t.Errorf("the request to the endpoint %q lacks the instruction or the selection", p)
+			if p := prompt(srv); !strings.Contains(p, "continue in French") || !strings.Contains(p, "next") || strings.Contains(p, "Hello") {
+				t.Errorf("the request to the endpoint %q: want the instruction and the second line only", p)
 			}
 			if want := step == "gen-ask"; want != (len(rep.Prompts) == 1) {
 				t.Errorf("vim.ui.input asked %q", rep.Prompts)
@@ -1163,7 +1164,7 @@ func TestGenerateInstruction(t *testing.T) {
 				}
 				quiet(t, rep.Steps[0])
 			}
-			if want := "Hello and more\nnext\n"; got != want {
+			if want := "Hello\nnext and more\n"; got != want {
 				t.Errorf("file = %q, want %q", got, want)
 			}
 		})
