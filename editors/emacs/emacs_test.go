@@ -48,6 +48,9 @@ type scenario struct {
 	// test/review.el), and the text each step waits for.
 	steps     []string
 	stepTexts []any // strings, or nil for none
+	// instruction is typed into the minibuffer when genls-rewrite (and
+	// C-u genls-generate) asks for one.
+	instruction string
 }
 
 type report struct {
@@ -180,6 +183,7 @@ func session(t *testing.T, srv *streamtest.Server, sc scenario, interactive bool
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxChars),
 		"GENLS_TEST_STEPS="+strings.Join(sc.steps, ","),
 		"GENLS_TEST_EXPECT_STEPS="+string(stepTexts),
+		"GENLS_TEST_INSTRUCTION="+sc.instruction,
 	)
 	output, runErr := e2etest.RunSession(t, "emacs", cmd)
 

@@ -13,12 +13,19 @@
 ;;
 ;;   M-x genls-generate    with an active region, generate from the
 ;;                         region's text and insert the result right after
-;;                         it; without one, continue the buffer at point
+;;                         it; without one, continue the buffer at point;
+;;                         C-u first asks for an instruction
+;;   M-x genls-rewrite     rewrite the region as instructed (asked for;
+;;                         empty: none); the new text streams in after the
+;;                         original, which goes when you accept it
 ;;   M-x genls-cancel      stop generating in this buffer (C-u: everywhere)
 ;;   M-x genls-accept      keep the pending generation at point (or those
 ;;                         touching the region; C-u: all in the buffer)
 ;;   M-x genls-discard     remove it, as if it had never run
 ;;   M-x genls-regenerate  remove it and run the same request again
+;;
+;; Named actions from the settings (:actions) are code actions under
+;; their titles: M-x eglot-code-actions on a region.
 ;;
 ;; A generation stays pending, marked with a genls note (flymake), until
 ;; it is accepted or discarded.  One `undo' removes a whole generation,
@@ -78,6 +85,12 @@ it in a running session, call `genls-push-settings'."
 (defconst genls-kind-cancel "refactor.rewrite.genls.cancel"
   "Code action kind: cancel the running generation.")
 
+(defconst genls-kind-rewrite "refactor.rewrite.genls.rewrite"
+  "Code action kind: rewrite the selection (Rewrite).")
+
+(defconst genls-kind-action "refactor.rewrite.genls.action"
+  "Code action kind of every named action from the settings (:actions).")
+
 (defconst genls-kind-accept "quickfix.genls.accept"
   "Code action kind: keep a pending generation.")
 
@@ -131,21 +144,68 @@ answers workspace/configuration for the \"genls\" section."
   (eglot--current-server-or-lose))
 
 ;;;###autoload
-(defun genls-generate (beg end)
+(defun genls-generate (beg end &optional instruction)
   "Generate text with genls.
 With an active region (BEG to END), generate from its text and insert
 the result right after it.  Otherwise continue the buffer at point
-\(\"Generate here\"): the text before point is the prompt."
-  (interactive (if (use-region-p)
-                   (list (region-beginning) (region-end))
-                 (list (point) (point))))
+\(\"Generate here\"): the text before point is the prompt.  With a
+prefix argument, ask for an INSTRUCTION first (empty: none)."
+  (interactive (append (if (use-region-p)
+                           (list (region-beginning) (region-end))
+                         (list (point) (point)))
+                       (and current-prefix-arg
+                            (list (genls--read-instruction "Generate (instruction, empty for none): ")))))
   (genls--server)
   (when (use-region-p) (deactivate-mark))
-  ;; INTERACTIVE = t executes the action (eglot 1.9 otherwise only
-  ;; returns it); with a kind and one matching action there is no prompt.
-  (eglot-code-actions beg end
-                      (if (= beg end) genls-kind-continue genls-kind-generate)
-                      t))
+  (if (genls--instruction instruction)
+      (genls--generate beg end (if (= beg end) "here" "insert") instruction)
+    ;; INTERACTIVE = t executes the action (eglot 1.9 otherwise only
+    ;; returns it); with a kind and one matching action there is no prompt.
+    (eglot-code-actions beg end
+                        (if (= beg end) genls-kind-continue genls-kind-generate)
+                        t)))
+
+(defvar genls-instruction-history nil
+  "Instructions given to `genls-generate' and `genls-rewrite'.")
+
+(defun genls--read-instruction (prompt)
+  "Read an instruction in the minibuffer with PROMPT, with history."
+  (read-string prompt nil 'genls-instruction-history))
+
+(defun genls--instruction (instruction)
+  "INSTRUCTION, or nil when it is nil or blank."
+  (and (stringp instruction) (not (string-blank-p instruction)) instruction))
+
+(defun genls--generate (beg end mode &optional instruction)
+  "Run genls.generate on BEG to END in MODE (\"insert\", \"here\" or
+\"rewrite\"), following INSTRUCTION when it is not blank."
+  (let ((server (genls--server))
+        (arg (append (eglot--TextDocumentIdentifier)
+                     (list :range (list :start (eglot--pos-to-lsp-position beg)
+                                        :end (eglot--pos-to-lsp-position end))
+                           :mode mode))))
+    (when (genls--instruction instruction)
+      (setq arg (append arg (list :instruction instruction))))
+    ;; The server must see the buffer as it is for the range to hold.
+    (eglot--signal-textDocument/didChange)
+    (eglot-execute-command server 'genls.generate (vector arg))))
+
+;;;###autoload
+(defun genls-rewrite (beg end &optional instruction)
+  "Rewrite the region from BEG to END with genls, as INSTRUCTION says.
+Interactively, ask for the instruction (empty: none, the model improves
+the text).  The new text streams in right after the region; the original
+stays, marked, until `genls-accept' removes it or `genls-discard' removes
+the new text instead."
+  (interactive (if (use-region-p)
+                   (list (region-beginning) (region-end)
+                         (genls--read-instruction "Rewrite (instruction, empty for none): "))
+                 (user-error "genls: select the text to rewrite")))
+  (when (= beg end)
+    (user-error "genls: select the text to rewrite"))
+  (genls--server)
+  (when (use-region-p) (deactivate-mark))
+  (genls--generate beg end "rewrite" instruction))
 
 ;;;###autoload
 (defun genls-cancel (&optional all)

@@ -308,3 +308,100 @@ func answer(n *int) string {
 	}
 	return strconv.Itoa(*n)
 }
+
+// TestRewrite rewrites the first line with M-x genls-rewrite, the
+// instruction typed into the minibuffer, and discards the rewrite: the
+// instruction must reach the endpoint, the original must be marked
+// genls.original and the new text genls.pending while it is pending, and
+// Discard must leave the file byte for byte as it was. The reply comes
+// fenced, as a chat model writes it: the fences go. C-u M-x genls-generate
+// asks for an instruction too.
+func TestRewrite(t *testing.T) {
+	fenced := streamtest.TGI(5*time.Millisecond, "length", "```\n", "HELLO", " THERE\n", "```\n")
+	for _, tt := range []struct {
+		name, text, file string
+	}{
+		{"discard", "Hello\nnext\n", "Hello\nnext\n"},
+		{"discard in a CRLF file", "Hello\r\nnext\r\n", "Hello\r\nnext\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
+			srv.Push(fenced)
+			want := []any{"Hello\nHELLO THERE\nnext\n", "Hello\nnext\n"}
+			got, rep := runReview(t, srv, scenario{
+				text:        tt.text,
+				lines:       "1,1",
+				steps:       []string{"rewrite=2", "discard@1:1=0"},
+				stepTexts:   want,
+				instruction: "shout it",
+				timeout:     60 * time.Second,
+			})
+			checkInstruction(t, srv, "shout it", "Hello")
+			if len(rep.Steps) != 2 {
+				t.Fatalf("%d steps reported, want 2", len(rep.Steps))
+			}
+			rewrite, discard := rep.Steps[0], rep.Steps[1]
+			if rewrite.Text != want[0] {
+				t.Errorf("after the rewrite: buffer = %q, want %q", rewrite.Text, want[0])
+			}
+			// The original's mark over line 1 with its line end, the new
+			// text's over line 2 with its own.
+			var codes []string
+			for _, m := range rewrite.Marks {
+				code := "?"
+				for _, c := range []string{"genls.original", "genls.pending"} {
+					if strings.Contains(m.Text, "["+c+"]") {
+						code = c
+					}
+				}
+				codes = append(codes, fmt.Sprintf("%s %d:%d-%d:%d %s", code, m.Line, m.Col, m.EndLine, m.EndCol, m.Type))
+			}
+			slices.Sort(codes)
+			if w := []string{"genls.original 0:0-1:0 eglot-note", "genls.pending 1:0-2:0 eglot-note"}; !slices.Equal(codes, w) {
+				t.Errorf("after the rewrite: genls notes %q, want %q", codes, w)
+			}
+			if discard.Text != want[1] || len(discard.Marks) != 0 {
+				t.Errorf("after the discard: buffer = %q with notes %+v, want %q and none", discard.Text, discard.Marks, want[1])
+			}
+			if discard.Result == nil || *discard.Result != 1 {
+				t.Errorf("genls-discard: the server answered %s (arguments %s), want 1", answer(discard.Result), discard.Arguments)
+			}
+			if got != tt.file {
+				t.Errorf("file = %q, want %q", got, tt.file)
+			}
+		})
+	}
+	t.Run("C-u genls-generate", func(t *testing.T) {
+		srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", " and", " more"))
+		got, rep := runReview(t, srv, scenario{
+			text:        "Hello\nnext\n",
+			lines:       "1,1",
+			steps:       []string{"gen-ask=1"},
+			stepTexts:   []any{"Hello and more\nnext\n"},
+			instruction: "continue in French",
+			timeout:     60 * time.Second,
+		})
+		checkInstruction(t, srv, "continue in French", "Hello")
+		if len(rep.Steps) != 1 || len(rep.Steps[0].Marks) != 1 {
+			t.Errorf("steps %+v, want one with one genls note", rep.Steps)
+		}
+		if want := "Hello and more\nnext\n"; got != want {
+			t.Errorf("file = %q, want %q", got, want)
+		}
+	})
+}
+
+// checkInstruction checks that the one generation request srv received
+// holds the instruction and the selected text.
+func checkInstruction(t *testing.T, srv *streamtest.Server, instruction, selection string) {
+	t.Helper()
+	var bodies []string
+	for _, r := range srv.Requests() {
+		if r.Path == "/generate_stream" {
+			bodies = append(bodies, fmt.Sprint(r.JSON()["inputs"]))
+		}
+	}
+	if len(bodies) != 1 || !strings.Contains(bodies[0], instruction) || !strings.Contains(bodies[0], selection) {
+		t.Errorf("generation requests %q: want one, with the instruction %q and the text %q", bodies, instruction, selection)
+	}
+}

@@ -42,7 +42,11 @@ type scenario struct {
 	cancelAt string         // text to wait for before :GenlsCancel
 	typeAt   string         // text to wait for before typing (scenario "typing")
 	typeKeys string         // the keys typed (default: a line above, text at the end)
-	timeout  time.Duration  // of the whole editor session
+	// instruction is what the steps rewrite, rewrite-inline, gen-ask and
+	// gen-inline give as the instruction (typed into vim.ui.input, or
+	// after the command).
+	instruction string
+	timeout     time.Duration // of the whole editor session
 	// maxEdits and maxBytes (0: no bound) end the session early, as a
 	// runaway, once Neovim has received more workspace/applyEdit requests
 	// or the buffer holds more bytes than that.
@@ -75,6 +79,7 @@ type mark struct {
 	Severity int    `json:"severity"`
 	Message  string `json:"message"`
 	Code     string `json:"code"`
+	Tags     []int  `json:"tags"` // the LSP diagnostic tags (user_data.lsp.tags)
 }
 
 // lens is a code lens as vim.lsp.codelens.get returns it.
@@ -108,6 +113,7 @@ type report struct {
 	RejectedEdits   int          `json:"rejected_edits"`
 	ProgressEnds    int          `json:"progress_ends"`
 	AttachedUnnamed int          `json:"attached_unnamed"`
+	Prompts         []string     `json:"prompts"` // what vim.ui.input was asked
 	Steps           []stepReport `json:"steps"`
 	Messages        []struct {
 		Msg   string `json:"msg"`
@@ -164,6 +170,7 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
 		"GENLS_TEST_TYPE_KEYS="+sc.typeKeys,
+		"GENLS_TEST_INSTRUCTION="+sc.instruction,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
 		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxBytes),
@@ -1012,4 +1019,154 @@ func answer(n *int) string {
 		return "nothing"
 	}
 	return strconv.Itoa(*n)
+}
+
+// TestRewrite rewrites the first line with :'<,'>GenlsRewrite (the
+// instruction typed into vim.ui.input) or :GenlsRewrite {instruction}, then
+// accepts or discards the rewrite. The instruction must reach the
+// endpoint; the original must be marked genls.original (Hint, tag
+// Deprecated) and the new text genls.pending, each over its whole lines;
+// Accept leaves only the new text, Discard the file byte for byte as it
+// was. One reply comes fenced as a chat model writes it: the fences go.
+func TestRewrite(t *testing.T) {
+	fenced := streamtest.TGI(5*time.Millisecond, "length", "```\n", "HELLO", " THERE\n", "```\n")
+	plain := streamtest.TGI(5*time.Millisecond, "length", "HELLO", " THERE")
+	rewritten := "Hello\nHELLO THERE\nnext"
+	marks := []mark{
+		{Lnum: 0, Col: 0, EndLnum: 1, EndCol: 0, Severity: 4, Code: "genls.original", Tags: []int{2}},
+		{Lnum: 1, Col: 0, EndLnum: 2, EndCol: 0, Severity: 4, Code: "genls.pending"},
+	}
+	tests := []struct {
+		name        string
+		text        string
+		script      streamtest.Script
+		steps       []string
+		instruction string
+		prompted    bool   // whether vim.ui.input asked for the instruction
+		reviewed    string // the buffer after the review step
+		file        string
+	}{{
+		name:        "asked for the instruction, accepted",
+		text:        "Hello\nnext\n",
+		script:      fenced,
+		steps:       []string{"rewrite:1-1=2", "accept@2:1=0"},
+		instruction: "shout it",
+		prompted:    true,
+		reviewed:    "HELLO THERE\nnext",
+		file:        "HELLO THERE\nnext\n",
+	}, {
+		name:        "instruction given inline, discarded",
+		text:        "Hello\nnext\n",
+		script:      plain,
+		steps:       []string{"rewrite-inline:1-1=2", "discard@1:1=0"},
+		instruction: "make it loud",
+		reviewed:    "Hello\nnext",
+		file:        "Hello\nnext\n",
+	}, {
+		name:        "a CRLF file discarded byte for byte",
+		text:        "Hello\r\nnext\r\n",
+		script:      fenced,
+		steps:       []string{"rewrite:1-1=2", "discard@2:3=0"},
+		instruction: "shout it",
+		prompted:    true,
+		reviewed:    "Hello\nnext",
+		file:        "Hello\r\nnext\r\n",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
+			srv.Push(tt.script)
+			got, rep := run(t, srv, scenario{
+				text:        tt.text,
+				name:        "range",
+				lines:       "1,1",
+				steps:       tt.steps,
+				instruction: tt.instruction,
+				timeout:     40 * time.Second,
+			})
+			checkProgress(t, rep)
+			if len(rep.Steps) != 2 {
+				t.Fatalf("%d steps reported, want 2", len(rep.Steps))
+			}
+			if p := prompt(srv); !strings.Contains(p, tt.instruction) || !strings.Contains(p, "Hello") {
+				t.Errorf("the request to the endpoint %q lacks the instruction %q or the original", p, tt.instruction)
+			}
+			generations := 0
+			for _, r := range srv.Requests() {
+				if r.Path == "/generate_stream" {
+					generations++
+				}
+			}
+			if generations != 1 {
+				t.Errorf("%d generation requests to the endpoint, want 1", generations)
+			}
+			switch {
+			case tt.prompted && (len(rep.Prompts) != 1 || !strings.Contains(rep.Prompts[0], "Rewrite")):
+				t.Errorf("vim.ui.input asked %q, want one prompt for the Rewrite instruction", rep.Prompts)
+			case !tt.prompted && len(rep.Prompts) != 0:
+				t.Errorf("vim.ui.input asked %q, though the instruction came with the command", rep.Prompts)
+			}
+			rewrite, review := rep.Steps[0], rep.Steps[1]
+			if rewrite.Text != rewritten {
+				t.Errorf("after the rewrite: buffer = %q, want %q", rewrite.Text, rewritten)
+			}
+			quiet(t, rewrite)
+			got1 := slices.Clone(rewrite.Marks)
+			for i := range got1 {
+				got1[i].Message = ""
+			}
+			slices.SortFunc(got1, func(a, b mark) int { return a.Lnum - b.Lnum })
+			if !slices.EqualFunc(got1, marks, func(a, b mark) bool {
+				return a.Lnum == b.Lnum && a.Col == b.Col && a.EndLnum == b.EndLnum && a.EndCol == b.EndCol &&
+					a.Severity == b.Severity && a.Code == b.Code && slices.Equal(a.Tags, b.Tags)
+			}) {
+				t.Errorf("after the rewrite: genls diagnostics %+v, want %+v", got1, marks)
+			}
+			if review.Text != tt.reviewed || len(review.Marks) != 0 {
+				t.Errorf("after %s: buffer = %q with %d genls diagnostics, want %q and none", review.Step, review.Text, len(review.Marks), tt.reviewed)
+			}
+			if review.Result == nil || *review.Result != 1 {
+				t.Errorf("%s: the server answered %s (arguments %s), want 1", review.Step, answer(review.Result), review.Arguments)
+			}
+			if got != tt.file {
+				t.Errorf("file = %q, want %q", got, tt.file)
+			}
+		})
+	}
+}
+
+// TestGenerateInstruction generates after the second line with
+// :GenlsGenerate! (the instruction typed into vim.ui.input) and
+// :GenlsGenerate {instruction}: the instruction reaches the endpoint with
+// the line alone (a Generate, not a "Generate here", whose prompt would be
+// the text before it), and the text goes in after the line.
+func TestGenerateInstruction(t *testing.T) {
+	for _, step := range []string{"gen-ask", "gen-inline"} {
+		t.Run(step, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", " and", " more"))
+			got, rep := run(t, srv, scenario{
+				text:        "Hello\nnext\n",
+				name:        "range",
+				lines:       "2,2",
+				steps:       []string{step + "=1"},
+				instruction: "continue in French",
+			})
+			checkProgress(t, rep)
+			if p := prompt(srv); !strings.Contains(p, "continue in French") || !strings.Contains(p, "next") || strings.Contains(p, "Hello") {
+				t.Errorf("the request to the endpoint %q: want the instruction and the second line only", p)
+			}
+			if want := step == "gen-ask"; want != (len(rep.Prompts) == 1) {
+				t.Errorf("vim.ui.input asked %q", rep.Prompts)
+			}
+			if len(rep.Steps) == 1 {
+				if st := rep.Steps[0]; len(st.Marks) != 1 || st.Marks[0].Code != "genls.pending" {
+					t.Errorf("genls diagnostics %+v, want one genls.pending", st.Marks)
+				}
+				quiet(t, rep.Steps[0])
+			}
+			if want := "Hello\nnext and more\n"; got != want {
+				t.Errorf("file = %q, want %q", got, want)
+			}
+		})
+	}
 }

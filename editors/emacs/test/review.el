@@ -14,6 +14,10 @@
 ;; NAME[!][&][~][@LINE:COL][:FIRST-LAST][=MARKS]:
 ;;
 ;;   gen          generate from lines FIRST-LAST (default GENLS_TEST_RANGE)
+;;   gen-ask      C-u M-x genls-generate on those lines, the instruction
+;;                GENLS_TEST_INSTRUCTION typed into the minibuffer
+;;   rewrite      M-x genls-rewrite on those whole lines (line ends too),
+;;                the instruction typed likewise
 ;;   accept, discard, regenerate
 ;;                M-x genls-accept, … at point (with !: C-u, the buffer)
 ;;   undo         C-/
@@ -78,7 +82,26 @@ meanwhile: genls's edits are applied in the middle of the command."
     (while (< (float-time) deadline)
       (accept-process-output nil 0.02))))
 
+(defun genls-test-rewrite ()
+  "Mark the whole lines of the current step and run `genls-rewrite'."
+  (interactive)
+  (genls-test-mark-lines genls-test-lines)
+  ;; Whole lines: the region goes on to the start of the next line.
+  (goto-char (mark))
+  (forward-line 1)
+  (exchange-point-and-mark)
+  (call-interactively #'genls-rewrite))
+
+(defun genls-test-generate-ask ()
+  "Mark the lines of the current step and run C-u `genls-generate'."
+  (interactive)
+  (genls-test-mark-lines genls-test-lines)
+  (let ((current-prefix-arg '(4)))
+    (call-interactively #'genls-generate)))
+
 (global-set-key (kbd "C-c t g") #'genls-test-generate)
+(global-set-key (kbd "C-c t R") #'genls-test-rewrite)
+(global-set-key (kbd "C-c t G") #'genls-test-generate-ask)
 (global-set-key (kbd "C-c t a") #'genls-accept)
 (global-set-key (kbd "C-c t d") #'genls-discard)
 (global-set-key (kbd "C-c t r") #'genls-regenerate)
@@ -91,10 +114,12 @@ meanwhile: genls's edits are applied in the middle of the command."
   (push this-command genls-test-ran))
 (add-hook 'post-command-hook #'genls-test-record-command)
 
-(defun genls-test-type (keys)
-  "Have the command loop read KEYS next, as if typed."
+(defun genls-test-type (keys &optional answer)
+  "Have the command loop read KEYS next, as if typed.
+ANSWER, if given, is typed after them, then RET: the answer to a prompt."
   (setq unread-command-events
-        (append unread-command-events (listify-key-sequence (kbd keys)))))
+        (append unread-command-events (listify-key-sequence (kbd keys))
+                (and answer (append (string-to-list answer) (list ?\r))))))
 
 ;;; What the server answered to the review commands, however they ran.
 
@@ -198,14 +223,15 @@ meanwhile: genls's edits are applied in the middle of the command."
                         (aref genls-test-expect-steps i)))
            (edits genls-test-apply-edits)
            (answers (length genls-test-answers))
-           (streams (member name '("gen" "regenerate" "wait")))
+           (streams (member name '("gen" "gen-ask" "rewrite" "regenerate" "wait")))
            (keys (pcase name
-                   ("gen" "C-c t g") ("accept" "C-c t a") ("discard" "C-c t d")
+                   ("gen" "C-c t g") ("gen-ask" "C-c t G") ("rewrite" "C-c t R") ("accept" "C-c t a") ("discard" "C-c t d")
                    ("regenerate" "C-c t r") ("undo" "C-/") ("insert" "C-c t i")
                    ("insert-undo" "C-c t i C-/") ("insert-wait" "C-c t w") ("wait" nil)
                    (_ (error "Unknown step %S" spec))))
            (command (pcase name
-                      ("gen" 'genls-test-generate) ("accept" 'genls-accept)
+                      ("gen" 'genls-test-generate) ("gen-ask" 'genls-test-generate-ask)
+                      ("rewrite" 'genls-test-rewrite) ("accept" 'genls-accept)
                       ("discard" 'genls-discard) ("regenerate" 'genls-regenerate)
                       ("undo" 'undo) ("insert" 'genls-test-insert) ("insert-undo" 'undo)
                       ("insert-wait" 'genls-test-insert-wait))))
@@ -216,7 +242,8 @@ meanwhile: genls's edits are applied in the middle of the command."
       (setq genls-test-lines (or (plist-get step :lines) (genls-test-env "RANGE" "1,1")))
       (setq genls-test-ran nil)
       (when keys
-        (genls-test-type (concat (if (plist-get step :bang) "C-u " "") keys)))
+        (genls-test-type (concat (if (plist-get step :bang) "C-u " "") keys)
+                         (and (member name '("gen-ask" "rewrite")) (genls-test-env "INSTRUCTION" ""))))
       (when (and streams (not (equal name "wait")) (not (plist-get step :still)))
         (genls-test-start-poking))
       (genls-test-poll

@@ -32,7 +32,12 @@ local buffer = env('BUFFER', 'file')
 -- health (:checkhealth genls), settle (wait a moment), await-message (wait
 -- for a vim.notify), accept, discard, regenerate (:GenlsAccept, … and wait
 -- for the server's answer; regenerate also for the new generation's end),
--- lens (fetch the code lenses).
+-- lens (fetch the code lenses), rewrite (a linewise Visual selection of
+-- the step's lines, then :'<,'>GenlsRewrite, whose prompt is answered with
+-- GENLS_TEST_INSTRUCTION), rewrite-inline (:{lines}GenlsRewrite
+-- GENLS_TEST_INSTRUCTION), gen-ask (:{lines}GenlsGenerate!, the prompt
+-- answered likewise), gen-inline (:{lines}GenlsGenerate
+-- GENLS_TEST_INSTRUCTION); each generation step waits for its end.
 --
 -- A step is NAME[!][@ROW:COL][:FIRST-LAST][=MARKS]: ! runs the command with
 -- a bang (:GenlsDiscard!); @ROW:COL puts the cursor there first (1-based
@@ -168,6 +173,17 @@ local function run()
       end
     end)
   end
+  -- vim.ui.input, as a UI plugin replaces it: answers GENLS_TEST_INSTRUCTION
+  -- (an empty one as nil, as 0.7's built-in prompt does) and records the
+  -- prompts.
+  R.prompts = {}
+  vim.ui.input = function(opts, on_confirm)
+    table.insert(R.prompts, opts and opts.prompt or '')
+    local answer = env('INSTRUCTION', '')
+    vim.schedule(function()
+      on_confirm(answer ~= '' and answer or nil)
+    end)
+  end
   local cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') }
 
   local function open_buffer()
@@ -290,7 +306,7 @@ local function run()
     error('genls did not attach and initialize' .. (server_quit() and ' (the server exited)' or ''))
   end
   R.commands = true
-  for _, name in ipairs({ 'Generate', 'Cancel', 'Accept', 'Discard', 'Regenerate' }) do
+  for _, name in ipairs({ 'Generate', 'Rewrite', 'Cancel', 'Accept', 'Discard', 'Regenerate' }) do
     R.commands = R.commands and vim.fn.exists(':Genls' .. name) == 2
   end
   R.attached_unnamed = 0
@@ -379,6 +395,18 @@ local function run()
     R.finished = R.finished and done and not runaway()
   end
 
+  -- A generation that start begins, until its progress has ended and the
+  -- buffer has been quiet for a moment.
+  local function generation(start)
+    local ends = R.progress_ends
+    R.generate_ms = now()
+    start()
+    local done = wait(timeout, function()
+      return runaway() or (R.progress_ends > ends and quiet_for(300))
+    end, 5)
+    R.finished = R.finished and done and not runaway()
+  end
+
   local function code_actions()
     local kinds = {}
     local c = genls.client(bufnr)
@@ -425,6 +453,7 @@ local function run()
           severity = d.severity,
           message = d.message,
           code = d.code or lsp.code,
+          tags = lsp.tags,
         })
       end
     end
@@ -487,6 +516,27 @@ local function run()
       vim.cmd('silent undo')
     elseif step.name == 'accept' or step.name == 'discard' or step.name == 'regenerate' then
       review(step.name, step.bang, report)
+    elseif step.name == 'rewrite' then
+      local first, last = (step.lines or env('RANGE', '1,1')):match('^(%d+),(%d+)$')
+      generation(function()
+        vim.api.nvim_win_set_cursor(0, { tonumber(first), 0 })
+        vim.cmd('normal! V')
+        vim.api.nvim_win_set_cursor(0, { tonumber(last), 0 })
+        vim.cmd('normal! \27')
+        vim.cmd("'<,'>GenlsRewrite")
+      end)
+    elseif step.name == 'rewrite-inline' then
+      generation(function()
+        vim.cmd((step.lines or env('RANGE', '1,1')) .. 'GenlsRewrite ' .. env('INSTRUCTION', ''))
+      end)
+    elseif step.name == 'gen-ask' then
+      generation(function()
+        vim.cmd((step.lines or env('RANGE', '1,1')) .. 'GenlsGenerate!')
+      end)
+    elseif step.name == 'gen-inline' then
+      generation(function()
+        vim.cmd((step.lines or env('RANGE', '1,1')) .. 'GenlsGenerate ' .. env('INSTRUCTION', ''))
+      end)
     elseif step.name == 'lens' then
       code_lenses(report)
     elseif step.name == 'actions' then

@@ -1,9 +1,16 @@
 -- genls for Neovim: starts the genls language server and gives every buffer
 -- it attaches to these commands:
 --
---   :[range]GenlsGenerate    with a range, generate from the selected text and
+--   :[range]GenlsGenerate[!] [instruction]
+--                            with a range, generate from the selected text and
 --                            insert the result right after it; without one,
---                            continue the document at the cursor ("Generate here")
+--                            continue the document at the cursor ("Generate
+--                            here"); ! asks for an instruction (vim.ui.input)
+--   :[range]GenlsRewrite [instruction]
+--                            rewrite the range (default: the cursor's line) as
+--                            instructed, asking for the instruction when none
+--                            is given; the new text streams in after the
+--                            original, which goes when the rewrite is accepted
 --   :GenlsCancel[!]          stop generating in this buffer (! = everywhere)
 --   :[range]GenlsAccept[!]   keep the pending generation at the cursor (or
 --                            those touching the range; ! = all in the buffer)
@@ -23,6 +30,8 @@ M.kinds = {
   generate = 'refactor.rewrite.genls.generate',
   continue = 'refactor.rewrite.genls.continue',
   cancel = 'refactor.rewrite.genls.cancel',
+  rewrite = 'refactor.rewrite.genls.rewrite',
+  action = 'refactor.rewrite.genls.action', -- named actions, told apart by title
   accept = 'quickfix.genls.accept',
   discard = 'quickfix.genls.discard',
   regenerate = 'quickfix.genls.regenerate',
@@ -104,11 +113,12 @@ local function char_len(line, col)
   return #vim.fn.strpart(line, col, 1, true)
 end
 
--- The range a user command covers: whole lines from line1 to line2 (the end
--- of line2, not the start of the next line, so generated text continues the
--- selection), or the exact characters when the command was run on a
--- characterwise Visual selection (v).
-local function command_range(bufnr, line1, line2, range_count)
+-- The range a user command covers: whole lines from line1 to line2, or the
+-- exact characters when the command was run on a characterwise Visual
+-- selection (v). Whole lines end at the end of line2, so that generated
+-- text continues the selection, or, with through_eol, at the start of the
+-- next line, so that a rewrite of whole lines is whole lines too.
+local function command_range(bufnr, line1, line2, range_count, through_eol)
   local srow, erow = line1 - 1, line2 - 1
   local last = vim.api.nvim_buf_get_lines(bufnr, erow, erow + 1, false)[1] or ''
   local scol, ecol = 0, #last
@@ -119,7 +129,11 @@ local function command_range(bufnr, line1, line2, range_count)
       scol = s[2]
       ecol = math.min(e[2], #last)
       ecol = ecol + char_len(last, ecol)
+      return srow, scol, erow, ecol
     end
+  end
+  if through_eol then
+    return srow, 0, erow + 1, 0
   end
   return srow, scol, erow, ecol
 end
@@ -174,9 +188,9 @@ local function run_action(client, bufnr, action)
   end
 end
 
---- Asks the server for the code action of the given kind on range (LSP
---- positions) and runs it.
-function M.code_action(bufnr, range, kind)
+--- Asks the server for the code action of the given kind (and title, when
+--- given: named actions share one kind) on range (LSP positions) and runs it.
+function M.code_action(bufnr, range, kind, title)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
@@ -194,7 +208,7 @@ function M.code_action(bufnr, range, kind)
       return
     end
     for _, action in ipairs(actions or {}) do
-      if action.kind == kind then
+      if action.kind == kind and (title == nil or action.title == title) then
         local resolvable = type(client.server_capabilities.codeActionProvider) == 'table'
           and client.server_capabilities.codeActionProvider.resolveProvider
         if not action.edit and not action.command and resolvable then
@@ -211,24 +225,54 @@ function M.code_action(bufnr, range, kind)
         return
       end
     end
-    notify('no "' .. kind .. '" action here', vim.log.levels.WARN)
+    notify('no "' .. (title or kind) .. '" action here', vim.log.levels.WARN)
   end, bufnr)
 end
 
+--- Runs genls.generate on range (LSP positions) of the buffer. opts:
+---   mode         'insert' (default), 'here' or 'rewrite'
+---   instruction  what to do, in words ('' or nil: none)
+---   action       the title of a named action from the settings
+--- The command goes through the client-side handler, as a code action's
+--- does, so that the generation is one undo step.
+function M.generate(bufnr, range, opts)
+  bufnr = resolve_buf(bufnr)
+  opts = opts or {}
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local arg = { uri = vim.uri_from_bufnr(bufnr), range = range, mode = opts.mode or 'insert' }
+  if opts.instruction and opts.instruction ~= '' then
+    arg.instruction = opts.instruction
+  end
+  if opts.action then
+    arg.action = opts.action
+  end
+  M.generate_command({ command = 'genls.generate', arguments = { arg } }, { client_id = client.id, bufnr = bufnr })
+end
+
 --- Generates from the text between two (0-based row, byte column) positions
---- and inserts the result right after it.
-function M.generate_range(bufnr, srow, scol, erow, ecol)
+--- and inserts the result right after it, following instruction if given.
+function M.generate_range(bufnr, srow, scol, erow, ecol, instruction)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
     notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
-  M.code_action(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), M.kinds.generate)
+  local range = lsp_range(bufnr, client, srow, scol, erow, ecol)
+  if instruction and instruction ~= '' then
+    M.generate(bufnr, range, { mode = 'insert', instruction = instruction })
+  else
+    M.code_action(bufnr, range, M.kinds.generate)
+  end
 end
 
---- Continues the document at the cursor ("Generate here").
-function M.generate_here(bufnr)
+--- Continues the document at the cursor ("Generate here"), following
+--- instruction if given.
+function M.generate_here(bufnr, instruction)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
@@ -236,7 +280,58 @@ function M.generate_here(bufnr)
     return
   end
   local row, col = cursor_position(bufnr)
-  M.code_action(bufnr, lsp_range(bufnr, client, row, col, row, col), M.kinds.continue)
+  local range = lsp_range(bufnr, client, row, col, row, col)
+  if instruction and instruction ~= '' then
+    M.generate(bufnr, range, { mode = 'here', instruction = instruction })
+  else
+    M.code_action(bufnr, range, M.kinds.continue)
+  end
+end
+
+--- Rewrites the text between two (0-based row, byte column) positions as
+--- instruction says (nil or '': the server's default, "improve it"). The
+--- new text streams in after the original, which stays, struck through,
+--- until the rewrite is accepted (:GenlsAccept) or discarded.
+function M.rewrite_range(bufnr, srow, scol, erow, ecol, instruction)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  if srow == erow and scol == ecol then
+    notify('nothing to rewrite: select the text to rewrite', vim.log.levels.WARN)
+    return
+  end
+  M.generate(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), { mode = 'rewrite', instruction = instruction })
+end
+
+--- Runs the named action (a code action from the settings' actions, by
+--- title) on the text between two (0-based row, byte column) positions.
+function M.action(bufnr, title, srow, scol, erow, ecol)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  M.code_action(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), M.kinds.action, title)
+end
+
+-- What vim.ui.input's built-in prompt returns on <Esc> (its cancelreturn):
+-- tells a cancelled prompt from an empty answer, which 0.7 turns into nil.
+local cancelled = '<genls: prompt cancelled>'
+
+--- Asks for an instruction with vim.ui.input, then calls on_instruction
+--- with it ('' for an empty answer: no instruction). Nothing happens when
+--- the prompt is cancelled.
+function M.ask_instruction(prompt, on_instruction)
+  vim.ui.input({ prompt = prompt, cancelreturn = cancelled }, function(answer)
+    if answer == cancelled then
+      return
+    end
+    on_instruction(answer or '')
+  end)
 end
 
 --- Cancels generation in the buffer, or everywhere when all is true.
@@ -321,14 +416,54 @@ function M.on_attach(client, bufnr)
   end
   bufnr = resolve_buf(bufnr)
   vim.api.nvim_buf_create_user_command(bufnr, 'GenlsGenerate', function(cmd)
+    -- The range and cursor as they are now, not once the prompt is answered.
+    local generate
     if cmd.range > 0 then
-      M.generate_range(bufnr, command_range(bufnr, cmd.line1, cmd.line2, cmd.range))
+      local srow, scol, erow, ecol = command_range(bufnr, cmd.line1, cmd.line2, cmd.range)
+      generate = function(instruction)
+        M.generate_range(bufnr, srow, scol, erow, ecol, instruction)
+      end
     else
-      M.generate_here(bufnr)
+      local row, col = cursor_position(bufnr)
+      generate = function(instruction)
+        local c = M.client(bufnr)
+        if not c then
+          notify('not attached to this buffer', vim.log.levels.WARN)
+          return
+        end
+        local range = lsp_range(bufnr, c, row, col, row, col)
+        if instruction ~= '' then
+          M.generate(bufnr, range, { mode = 'here', instruction = instruction })
+        else
+          M.code_action(bufnr, range, M.kinds.continue)
+        end
+      end
+    end
+    if cmd.args ~= '' or not cmd.bang then
+      generate(cmd.args)
+    else
+      M.ask_instruction('genls: Generate (instruction, empty for none): ', generate)
     end
   end, {
     range = true,
-    desc = 'genls: generate from the range and insert after it, or continue at the cursor',
+    bang = true,
+    nargs = '*',
+    desc = 'genls: generate from the range and insert after it, or continue at the cursor; ! asks for an instruction',
+  })
+  vim.api.nvim_buf_create_user_command(bufnr, 'GenlsRewrite', function(cmd)
+    local srow, scol, erow, ecol = command_range(bufnr, cmd.line1, cmd.line2, cmd.range, true)
+    local function rewrite(instruction)
+      M.rewrite_range(bufnr, srow, scol, erow, ecol, instruction)
+    end
+    if cmd.args ~= '' then
+      rewrite(cmd.args)
+    else
+      M.ask_instruction('genls: Rewrite (instruction, empty for none): ', rewrite)
+    end
+  end, {
+    range = true,
+    nargs = '*',
+    desc = 'genls: rewrite the range (default: this line) as instructed; review it with :GenlsAccept / :GenlsDiscard',
   })
   vim.api.nvim_buf_create_user_command(bufnr, 'GenlsCancel', function(cmd)
     M.cancel(bufnr, cmd.bang)
