@@ -614,6 +614,9 @@ func TestOneConsentQuestionPerSettingsChange(t *testing.T) {
 	// Away and back to the trusted host before the answer: the question
 	// no longer matters, and its answer does not move the token.
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(home.URL, "")})
+	ed.await("the question about going back", func() bool {
+		return strings.Count(strings.Join(ed.shownMessages(), "\n"), "Send your API token") == 2
+	})
 	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(otherURL, "m3")})
 	ed.await("the m3 settings", func() bool { return strings.Contains(logged.String(), `"model":"m3"`) })
 	ed.await("the answer ignored", func() bool { return strings.Contains(logged.String(), "answer ignored") })
