@@ -170,8 +170,12 @@ func TestVSCode(t *testing.T) {
 	}
 	uiHang := streamtest.TGI(250*time.Millisecond, "length", hangTokens...)
 	uiHang.Hang = true
-	ui := streamtest.NewTGI(t, streamtest.TGI(60*time.Millisecond, "length", uiTokens...), "fake/model")
-	ui.Push(streamtest.TGI(60*time.Millisecond, "length", uiTokens...), uiHang)
+	// An applyEdit round trip through the browser took up to 280 ms on a
+	// loaded 2-core machine: tokens further apart than that arrive as
+	// separate edits.
+	uiScript := streamtest.TGI(150*time.Millisecond, "length", uiTokens...)
+	ui := streamtest.NewTGI(t, uiScript, "fake/model")
+	ui.Push(uiScript, uiHang)
 	const uiToken = "hf_e2e_secret_token"
 
 	screenshot := os.Getenv("GENLS_E2E_SCREENSHOT")

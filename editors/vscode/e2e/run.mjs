@@ -423,6 +423,7 @@ async function uiRun() {
     else log('ui: genls.endpoint.url set on the User tab of the Settings editor');
     await clearNotifications();
     await quickOpen(uiFile);
+    log('ui: back in the editor');
 
     // 2. The API token: stored, then the stored one is not replaced by nothing.
     await palette('genls: Set API Token');
