@@ -9,15 +9,23 @@ import (
 )
 
 // Code action kinds. Each action has its own kind so clients that pick an
-// action by kind (eglot, Neovim's filter) find exactly one.
+// action by kind (eglot, Neovim's filter) find exactly one. The kinds place
+// them in VS Code's Ctrl+. menu, which groups actions by kind: Accept,
+// Discard and Regenerate resolve the generation's diagnostic, so they are
+// quick fixes (the first group); Generate is a rewrite (the "Rewrite"
+// group, above "More Actions…", where a kind VS Code does not know goes).
 const (
-	kindGenerate protocol.CodeActionKind = "refactor.genls.generate"
-	kindContinue protocol.CodeActionKind = "refactor.genls.continue"
-	kindCancel   protocol.CodeActionKind = "refactor.genls.cancel"
+	kindGenerate   protocol.CodeActionKind = "refactor.rewrite.genls.generate"
+	kindContinue   protocol.CodeActionKind = "refactor.rewrite.genls.continue"
+	kindCancel     protocol.CodeActionKind = "refactor.rewrite.genls.cancel"
+	kindAccept     protocol.CodeActionKind = "quickfix.genls.accept"
+	kindDiscard    protocol.CodeActionKind = "quickfix.genls.discard"
+	kindRegenerate protocol.CodeActionKind = "quickfix.genls.regenerate"
 )
 
-// codeAction offers Generate on any range, Generate here at a cursor, and
-// Cancel generation while one runs in the document.
+// codeAction offers, first, Accept, Discard and Regenerate for a
+// generation the range touches, then Generate on any range, Generate here
+// at a cursor, and Cancel generation while one runs in the document.
 func (s *server) codeAction(params json.RawMessage) (any, error) {
 	// What genls reads, not protocol.CodeActionParams: that canonicalises
 	// the URI (see didOpen) and decodes context.diagnostics, which genls
@@ -37,6 +45,11 @@ func (s *server) codeAction(params json.RawMessage) (any, error) {
 	}
 	uri := p.TextDocument.URI
 	actions := []protocol.CodeAction{}
+	for _, a := range s.reviewActions(uri, p.Range) {
+		if wanted(*a.Kind, p.Context.Only) {
+			actions = append(actions, a)
+		}
+	}
 	var err error
 	add := func(title string, kind protocol.CodeActionKind, cmd string, arg any) {
 		if err != nil || !wanted(kind, p.Context.Only) {

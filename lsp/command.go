@@ -38,9 +38,15 @@ type cancelArgs struct {
 	URI string `json:"uri,omitempty"`
 }
 
-// executeCommand runs genls.generate and genls.cancel. genls.generate replies
-// at once (editors time out long requests) and the generation runs in the
-// background on the connection's lifetime.
+// generateResult is genls.generate's reply: the generation's id, which the
+// review commands take.
+type generateResult struct {
+	ID int `json:"id"`
+}
+
+// executeCommand runs genls's commands. genls.generate replies at once
+// (editors time out long requests) and the generation runs in the
+// background on the connection's lifetime; so do Discard and Regenerate.
 func (s *server) executeCommand(params json.RawMessage) (any, error) {
 	var p protocol.ExecuteCommandParams
 	if err := protocol.Unmarshal(params, &p); err != nil {
@@ -52,11 +58,12 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 		if len(p.Arguments) != 1 || json.Unmarshal(p.Arguments[0], &args) != nil || args.URI == "" {
 			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, `genls.generate takes one argument {"uri": …, "range": …}`)
 		}
-		if err := s.startGeneration(args); err != nil {
+		id, err := s.startGeneration(args)
+		if err != nil {
 			s.showMessage(protocol.MessageTypeError, err.Error())
 			return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, err.Error())
 		}
-		return nil, nil
+		return generateResult{ID: id}, nil
 	case cmdCancel:
 		var args cancelArgs
 		if len(p.Arguments) > 0 {
@@ -67,6 +74,8 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 		n := s.sessions.Cancel(args.URI)
 		s.log.Info("cancel", zap.String("uri", args.URI), zap.Int("generations", n))
 		return nil, nil
+	case cmdAccept, cmdDiscard, cmdRegenerate:
+		return s.reviewCommand(p.Command, p.Arguments)
 	}
 	return nil, jsonrpc2.NewError(jsonrpc2.InvalidParams, "unknown command "+p.Command)
 }
@@ -127,17 +136,18 @@ func fileName(uri string) string {
 	return ""
 }
 
-func (s *server) startGeneration(args generateArgs) error {
+// startGeneration starts the generation args asks for and returns its id.
+func (s *server) startGeneration(args generateArgs) (int, error) {
 	cfg, client, err := s.current()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.mu.Lock()
 	caps := s.caps
 	s.mu.Unlock()
 	t, err := s.locate(args, caps)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	prompt, err := commands.BuildPrompt(cfg.template, cfg.fim, t.input, t.here)
 	if err == nil && prompt == "" {
@@ -145,13 +155,21 @@ func (s *server) startGeneration(args generateArgs) error {
 	}
 	if err != nil {
 		s.docs.untrack(args.URI, t.region)
-		return err
+		return 0, err
 	}
+	g := s.run(args.URI, t.region, generationRequest{prompt: prompt, cfg: cfg, client: client, caps: caps})
+	return g.id, nil
+}
 
+// run runs req into region r of uri, in the background, as a new
+// generation.
+func (s *server) run(uri string, r *region, req generationRequest) *generation {
+	cfg, caps := req.cfg, req.caps
 	// The session's context: cancelled by genls.cancel, progress cancel,
-	// closing the document, shutdown, or the connection ending.
+	// Discard, closing the document, shutdown, or the connection ending.
 	ctx, cancelCtx := context.WithCancelCause(s.ctx)
-	sink := newEditSink(s.ctx, s.docs, args.URI, t.region, caps.encoding, s.applyEdit, func(err error) { cancelCtx(err) })
+	g := s.reviews.add(uri, r, req, cancelCtx)
+	sink := newEditSink(s.ctx, s.docs, uri, r, caps.encoding, s.applyEdit, func(err error) { cancelCtx(err) })
 	sink.limits = s.editLimits
 	sink.nudge = func() {
 		nudge := &protocol.LogMessageParams{Type: protocol.MessageTypeLog, Message: "genls: waiting for the editor to apply an edit"}
@@ -160,10 +178,12 @@ func (s *server) startGeneration(args generateArgs) error {
 		}
 	}
 	prog := s.beginProgress(ctx, "Generating…", "starting")
-	sessCtx, end := s.sessions.Start(ctx, args.URI, prog.Token())
+	sessCtx, end := s.sessions.Start(ctx, uri, prog.Token())
+	s.marks.changed(uri, true)
 	go func() {
 		defer cancelCtx(nil)
-		outcome, err := s.generate(sessCtx, client, cfg, prompt, sink, prog)
+		outcome, err := s.generate(sessCtx, req.client, cfg, req.prompt, sink, prog)
+		s.settle(g)
 		// The session ends before the editor hears of it, so that it is no
 		// longer offered "Cancel generation".
 		end(func() {
@@ -177,7 +197,7 @@ func (s *server) startGeneration(args generateArgs) error {
 			}
 		})
 	}()
-	return nil
+	return g
 }
 
 // generate runs one generation into sink and returns the outcome to end its
@@ -200,6 +220,8 @@ func (s *server) generate(ctx context.Context, client *stream.Client, cfg *confi
 	switch {
 	case err == nil:
 		return summary, nil
+	case errors.Is(err, errDiscarded):
+		return "discarded", nil
 	case errors.Is(err, context.Canceled):
 		return "cancelled", nil
 	}

@@ -57,6 +57,12 @@ type region struct {
 	versioned bool
 	// edited is set when the user changes text inside the region.
 	edited bool
+	// settled is set once nothing more is written into the region: it is
+	// then a pending generation's text, whose ends follow every change
+	// (see follow), until the generation is accepted or discarded.
+	settled bool
+	// gone is set when a change deleted all of a settled region's text.
+	gone bool
 	// failure, once set, ends the generation: the editor's changes cannot
 	// be reconciled with the edits it confirmed, and going on could write
 	// text twice.
@@ -198,6 +204,10 @@ func (s *store) change(d *document, rng *protocol.Range, text string, enc encodi
 // advances the insertion point; a change before the region shifts it; a
 // change inside it means the user edited generated text.
 func (r *region) observe(old string, a, b int, text string) {
+	if r.settled {
+		r.follow(old, a, b, text)
+		return
+	}
 	if len(r.unechoed) > 0 {
 		// The echo is recognised by where it lands, not by its bytes: the
 		// editor may have rewritten its line breaks.
@@ -226,8 +236,7 @@ func (r *region) observe(old string, a, b int, text string) {
 		r.end += delta
 	default:
 		r.edited = true
-		r.start = min(r.start, a)
-		r.end = a + len(text)
+		r.follow(old, a, b, text)
 	}
 	if r.versioned {
 		// The editor's document moved on before it applied our edits, so
@@ -239,6 +248,45 @@ func (r *region) observe(old string, a, b int, text string) {
 			}
 			e.overtaken = true
 		}
+	}
+}
+
+// follow moves the ends of a region nothing is written into any more for
+// the change replacing old[a:b] with text. Text typed strictly inside the
+// region becomes part of it; text typed at either edge, or over an edge,
+// stays outside: Discard removes what lies between the ends, and never
+// what the user typed next to the generated text.
+func (r *region) follow(old string, a, b int, text string) {
+	n := len(text)
+	delta := n - (b - a)
+	switch {
+	case b <= r.start:
+		r.start += delta
+		r.end += delta
+		return
+	case a >= r.end:
+		return
+	}
+	wasEmpty := r.start == r.end
+	if a <= r.start && b >= r.end && text == old[a:r.start]+old[r.end:b] {
+		// Exactly the region's text removed, reported over a wider range
+		// (an editor diffing whole lines).
+		r.end = r.start
+	} else {
+		start, end := r.start, r.end+delta
+		if a <= r.start {
+			start = a + n
+		}
+		if b >= r.end {
+			end = a
+		}
+		if start > end {
+			start, end = a, a
+		}
+		r.start, r.end = start, end
+	}
+	if r.start == r.end && !wasEmpty {
+		r.gone = true
 	}
 }
 

@@ -47,6 +47,12 @@ type fakeEditor struct {
 	// held are didChange notifications not sent yet (echoDelay): sent in
 	// order before any later notification.
 	held []any
+	// diagnostics are the last diagnostics published for each document;
+	// published counts publishDiagnostics notifications.
+	diagnostics map[string][]wireDiagnostic
+	published   int
+	// lensRefreshes counts workspace/codeLens/refresh requests.
+	lensRefreshes int
 	// violations are applyEdit requests that break the wire contract
 	// (versioned documentChanges if and only if the editor advertised them);
 	// the test fails with them when it ends.
@@ -94,6 +100,7 @@ type editorOptions struct {
 	echoDelay time.Duration
 
 	versioned    bool     // advertise workspaceEdit.documentChanges
+	lensRefresh  bool     // advertise workspace.codeLens.refreshSupport
 	noProgress   bool     // do not advertise window.workDoneProgress
 	encodings    []string // general.positionEncodings offered
 	settings     any      // initializationOptions
@@ -134,7 +141,7 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 	t.Helper()
 	clientSide, serverSide := net.Pipe()
 	e := &fakeEditor{t: t, opts: opts, docs: map[string]*editorDoc{}, progress: map[string][]map[string]any{},
-		config: opts.config, served: make(chan error, 1)}
+		diagnostics: map[string][]wireDiagnostic{}, config: opts.config, served: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	getenv := opts.getenv
 	if getenv == nil {
@@ -172,9 +179,10 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 
 func (e *fakeEditor) initialize() {
 	caps := map[string]any{
-		"general":   map[string]any{"positionEncodings": e.opts.encodings},
-		"window":    map[string]any{"workDoneProgress": !e.opts.noProgress},
-		"workspace": map[string]any{"configuration": true, "workspaceEdit": map[string]any{"documentChanges": e.opts.versioned}},
+		"general": map[string]any{"positionEncodings": e.opts.encodings},
+		"window":  map[string]any{"workDoneProgress": !e.opts.noProgress},
+		"workspace": map[string]any{"configuration": true, "workspaceEdit": map[string]any{"documentChanges": e.opts.versioned},
+			"codeLens": map[string]any{"refreshSupport": e.opts.lensRefresh}},
 	}
 	var res map[string]any
 	if err := e.call("initialize", map[string]any{"processId": nil, "capabilities": caps,
@@ -270,6 +278,24 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 		e.progress[p.Token] = append(e.progress[p.Token], p.Value)
 		e.mu.Unlock()
 		return nil, nil
+	case "textDocument/publishDiagnostics":
+		var p struct {
+			URI         string           `json:"uri"`
+			Diagnostics []wireDiagnostic `json:"diagnostics"`
+		}
+		if err := json.Unmarshal(params, &p); err != nil {
+			e.t.Errorf("publishDiagnostics: %v", err)
+		}
+		e.mu.Lock()
+		e.diagnostics[p.URI] = p.Diagnostics
+		e.published++
+		e.mu.Unlock()
+		return nil, nil
+	case "workspace/codeLens/refresh":
+		e.mu.Lock()
+		e.lensRefreshes++
+		e.mu.Unlock()
+		return nil, nil
 	case "window/showMessage", "window/logMessage":
 		var p map[string]any
 		json.Unmarshal(params, &p)
@@ -277,6 +303,9 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 		e.messages = append(e.messages, p)
 		e.mu.Unlock()
 		return nil, nil
+	}
+	if !req.IsCall() {
+		return nil, nil // an editor ignores notifications it does not know
 	}
 	return nil, jsonrpc2.NewError(jsonrpc2.MethodNotFound, req.Method())
 }
@@ -645,6 +674,16 @@ type wireApplyEdit struct {
 type wireTextEdit struct {
 	Range   protocol.Range `json:"range"`
 	NewText string         `json:"newText"`
+}
+
+// wireDiagnostic is a published diagnostic.
+type wireDiagnostic struct {
+	Range    protocol.Range  `json:"range"`
+	Severity int             `json:"severity"`
+	Code     any             `json:"code"`
+	Source   string          `json:"source"`
+	Message  string          `json:"message"`
+	Data     json.RawMessage `json:"data"`
 }
 
 // wireCodeAction is one code action of textDocument/codeAction's answer.

@@ -108,8 +108,9 @@ func (s *editSink) queue(text string) {
 	s.r.budget += len(text) + strings.Count(text, "\n")
 }
 
-// Close waits until everything written is in the document, then removes the
-// region.
+// Close waits until everything written is in the document, then settles
+// the region: it stays tracked, as the generation's text, for whoever
+// created it to keep for review or untrack.
 func (s *editSink) Close(ctx context.Context) error {
 	s.store.mu.Lock()
 	s.closed = true
@@ -124,9 +125,9 @@ func (s *editSink) Close(ctx context.Context) error {
 	}
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	if d, ok := s.store.docs[s.uri]; ok {
-		delete(d.regions, s.r)
-	}
+	// Edits never echoed (the editor was too slow, or dropped them) are
+	// not waited for any more.
+	s.r.settled, s.r.pending, s.r.unechoed = true, "", nil
 	return s.err
 }
 
@@ -283,7 +284,13 @@ func indexEdit(es []*sentEdit, e *sentEdit) int {
 // versioned documentChanges, which the editor rejects when its document has
 // another version, or plain changes.
 func insertEdit(uri string, version int32, versioned bool, pos protocol.Position, text string) *protocol.ApplyWorkspaceEditParams {
-	edit := protocol.TextEdit{Range: protocol.Range{Start: pos, End: pos}, NewText: text}
+	return replaceEdit(uri, version, versioned, protocol.Range{Start: pos, End: pos}, text)
+}
+
+// replaceEdit is workspace/applyEdit's params replacing rng of uri with
+// text, versioned as insertEdit's.
+func replaceEdit(uri string, version int32, versioned bool, rng protocol.Range, text string) *protocol.ApplyWorkspaceEditParams {
+	edit := protocol.TextEdit{Range: rng, NewText: text}
 	// No label: Neovim prints every labelled edit, one line per streamed edit.
 	p := &protocol.ApplyWorkspaceEditParams{}
 	if versioned {

@@ -89,6 +89,8 @@ type server struct {
 
 	docs     *store
 	sessions commands.Manager
+	reviews  reviews
+	marks    *marks
 
 	mu     sync.Mutex // guards the fields below
 	state  state
@@ -109,6 +111,9 @@ type clientCaps struct {
 	progress        bool
 	documentChanges bool
 	configuration   bool
+	// lensRefresh: the client re-requests code lenses on
+	// workspace/codeLens/refresh.
+	lensRefresh bool
 }
 
 // Serve serves LSP on opts.In and opts.Out until the client sends exit, the
@@ -126,8 +131,23 @@ func Serve(ctx context.Context, opts Options) error {
 	s := &server{
 		log: opts.Logger, level: opts.LogLevel, version: opts.Version, getenv: opts.Getenv, http: opts.HTTPClient,
 		setLogFile: opts.SetLogFile, editLimits: opts.EditLimits.orDefaults(),
-		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(),
+		ctx: ctx, cancel: cancel, exit: make(chan error, 1), docs: newStore(), marks: newMarks(),
 	}
+	s.marks.publish = s.publishMarks
+	s.marks.refresh = func() {
+		// Not on the marks' goroutine: a client slow to answer must not
+		// hold up the marks.
+		s.notes.Add(1)
+		go func() {
+			defer s.notes.Done()
+			s.refreshLenses()
+		}()
+	}
+	s.notes.Add(1)
+	go func() {
+		defer s.notes.Done()
+		s.marks.run(ctx)
+	}()
 	s.cfg, _ = validate(settings{})
 	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(protocolCodec{}))
 	s.conn.Go(ctx, s.handle)
@@ -203,6 +223,8 @@ func (s *server) handle(ctx context.Context, req *jsonrpc2.Request) (any, error)
 	switch method {
 	case "textDocument/codeAction":
 		return s.codeAction(params)
+	case "textDocument/codeLens":
+		return s.codeLens(params)
 	case "workspace/executeCommand":
 		return s.executeCommand(params)
 	}
@@ -265,6 +287,9 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 			} `json:"window"`
 			Workspace struct {
 				Configuration bool `json:"configuration"`
+				CodeLens      struct {
+					RefreshSupport bool `json:"refreshSupport"`
+				} `json:"codeLens"`
 				WorkspaceEdit struct {
 					DocumentChanges    bool                             `json:"documentChanges"`
 					ResourceOperations []protocol.ResourceOperationKind `json:"resourceOperations"`
@@ -284,6 +309,7 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 		documentChanges: p.Capabilities.Workspace.WorkspaceEdit.DocumentChanges ||
 			len(p.Capabilities.Workspace.WorkspaceEdit.ResourceOperations) > 0,
 		configuration: p.Capabilities.Workspace.Configuration,
+		lensRefresh:   p.Capabilities.Workspace.CodeLens.RefreshSupport,
 	}
 	s.mu.Lock()
 	s.caps = caps
@@ -304,9 +330,11 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 				Change:    new(protocol.TextDocumentSyncKindIncremental),
 			},
 			CodeActionProvider: &protocol.CodeActionOptions{
-				CodeActionKinds: []protocol.CodeActionKind{kindGenerate, kindContinue, kindCancel},
+				CodeActionKinds: []protocol.CodeActionKind{kindAccept, kindDiscard, kindRegenerate, kindGenerate, kindContinue, kindCancel},
 			},
-			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{cmdGenerate, cmdCancel}},
+			CodeLensProvider: &protocol.CodeLensOptions{},
+			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{
+				cmdGenerate, cmdCancel, cmdAccept, cmdDiscard, cmdRegenerate}},
 		},
 		ServerInfo: protocol.ServerInfo{Name: "genls", Version: protocol.NewOptional(s.version)},
 	}, nil
@@ -377,6 +405,9 @@ func (s *server) didChange(params json.RawMessage) error {
 	if !s.docs.applyChanges(p.TextDocument.URI, p.TextDocument.Version, p.ContentChanges, s.positionEncoding()) {
 		return fmt.Errorf("didChange for %s, which is not open", p.TextDocument.URI)
 	}
+	if s.reviews.has(p.TextDocument.URI) {
+		s.marks.changed(p.TextDocument.URI, false)
+	}
 	return nil
 }
 
@@ -391,6 +422,10 @@ func (s *server) didClose(params json.RawMessage) error {
 	}
 	s.sessions.Cancel(p.TextDocument.URI)
 	s.docs.close(p.TextDocument.URI)
+	// Its generations go with it; the marks are cleared.
+	for _, g := range s.reviews.in(p.TextDocument.URI) {
+		s.forget(g)
+	}
 	return nil
 }
 

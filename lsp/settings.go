@@ -47,6 +47,9 @@ type settings struct {
 	} `json:"log"`
 	// IdleTimeoutSeconds ends a stream that sends nothing for this long.
 	IdleTimeoutSeconds *float64 `json:"idle_timeout_seconds"`
+	// Review keeps a generation pending, marked, until it is accepted or
+	// discarded (default true); false accepts it when it ends.
+	Review *bool `json:"review"`
 }
 
 // config is validated settings, ready to use.
@@ -56,6 +59,7 @@ type config struct {
 	template *template.Template
 	fim      commands.FIM
 	system   string
+	review   bool
 }
 
 // settingError names the setting that is wrong.
@@ -133,7 +137,8 @@ func validate(s settings) (*config, error) {
 	if s.Prompt.System != nil {
 		system = *s.Prompt.System
 	}
-	return &config{settings: s, params: params, template: tmpl, fim: fim, system: system}, nil
+	review := s.Review == nil || *s.Review
+	return &config{settings: s, params: params, template: tmpl, fim: fim, system: system, review: review}, nil
 }
 
 // emptyTablesAsObjects rewrites the empty arrays of raw that stand where
