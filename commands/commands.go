@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +43,13 @@ type Generation struct {
 	Prompt string
 	System string
 	Params stream.Parameters
+	// Rewrite says the prompt asks for a fenced rewrite of a selection:
+	// any model's wrapping fence and a line of preamble before it ("Here
+	// is the rewritten code:") are removed.
+	Rewrite bool
+	// EndWithLineBreak ends non-empty text with a line break if the model
+	// did not (a rewrite of whole lines must not join the next line).
+	EndWithLineBreak bool
 	// Started, if set, is told the backend once it is known.
 	Started func(stream.Backend)
 }
@@ -54,7 +62,7 @@ func (g Generation) request(backend stream.Backend) (req stream.Request, stripFe
 		req.System = g.System
 		return req, true
 	}
-	return req, false
+	return req, g.Rewrite
 }
 
 // reportInterval bounds how often progress is reported: often enough to
@@ -90,16 +98,31 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 	if stripFence {
 		fence = &stream.FenceStripper{}
 	}
+	var preamble *preambleStripper
+	if g.Rewrite {
+		preamble = &preambleStripper{}
+	}
 	var sinkErr error
+	last := ""
+	write := func(text string) error {
+		if text == "" {
+			return nil
+		}
+		last = text
+		return sink.Write(text)
+	}
 	start := time.Now()
 	lastReport := start
 	for s.Next() {
 		text := s.Text()
+		if preamble != nil {
+			text = preamble.Push(text)
+		}
 		if fence != nil {
 			text = fence.Push(text)
 		}
 		if text != "" {
-			if sinkErr = sink.Write(text); sinkErr != nil {
+			if sinkErr = write(text); sinkErr != nil {
 				s.Close()
 				for s.Next() { // releases the stream's reader
 				}
@@ -114,10 +137,18 @@ func Run(ctx context.Context, g Generation, sink Sink, progress Progress) (strea
 			progress.Report(fmt.Sprintf("%d tokens, %.0f tokens/s", tokens, float64(tokens)/now.Sub(start).Seconds()))
 		}
 	}
-	if fence != nil && sinkErr == nil {
-		if rest := fence.Finish(); rest != "" {
-			sinkErr = sink.Write(rest)
+	if preamble != nil && sinkErr == nil {
+		rest := preamble.Finish()
+		if fence != nil {
+			rest = fence.Push(rest)
 		}
+		sinkErr = write(rest)
+	}
+	if fence != nil && sinkErr == nil {
+		sinkErr = write(fence.Finish())
+	}
+	if g.EndWithLineBreak && sinkErr == nil && last != "" && !strings.HasSuffix(last, "\n") && !strings.HasSuffix(last, "\r") {
+		sinkErr = write("\n")
 	}
 	res := s.Result()
 	closeErr := sink.Close(context.WithoutCancel(ctx))

@@ -44,7 +44,12 @@ func TestBuildPrompt(t *testing.T) {
 		if !tt.tmpl {
 			tp = nil
 		}
-		got, err := BuildPrompt(tp, tt.fim, in, tt.here)
+		in := in
+		in.Mode = ModeInsert
+		if tt.here {
+			in.Mode = ModeHere
+		}
+		got, err := BuildPrompt(tp, tt.fim, in)
 		if err != nil || got != tt.want {
 			t.Errorf("%s: %q, %v; want %q", tt.name, got, err, tt.want)
 		}
@@ -53,7 +58,7 @@ func TestBuildPrompt(t *testing.T) {
 		t.Errorf("bad template accepted")
 	}
 	bad, _ := ParseTemplate("{{.Missing}}")
-	if _, err := BuildPrompt(bad, FIM{}, in, false); err == nil || !strings.Contains(err.Error(), "prompt.template") {
+	if _, err := BuildPrompt(bad, FIM{}, in); err == nil || !strings.Contains(err.Error(), "prompt.template") {
 		t.Errorf("template naming a missing field: %v", err)
 	}
 }

@@ -6,6 +6,31 @@ import (
 	"text/template"
 )
 
+// Mode is what a generation does with the document.
+type Mode string
+
+const (
+	// ModeInsert writes after the selection (or the cursor's line), which
+	// is the prompt.
+	ModeInsert Mode = "insert"
+	// ModeHere continues the document at the cursor.
+	ModeHere Mode = "here"
+	// ModeRewrite writes a new version of the selection after it; the
+	// original goes when the rewrite is accepted.
+	ModeRewrite Mode = "rewrite"
+)
+
+// ParseMode reads a mode's name; "" is ModeInsert.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case "":
+		return ModeInsert, nil
+	case ModeInsert, ModeHere, ModeRewrite:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown mode %q (want insert, here or rewrite)", s)
+}
+
 // PromptInput is what a prompt template can use.
 type PromptInput struct {
 	// Selection is the selected text (or the cursor's line for Generate
@@ -16,6 +41,11 @@ type PromptInput struct {
 	Prefix, Suffix string
 	Language       string
 	FileName       string
+	// Instruction is what the user asked for ("add memoization"), if
+	// anything.
+	Instruction string
+	// Mode is the generation's mode, for templates that serve several.
+	Mode Mode
 }
 
 // FIM names a model's fill-in-the-middle tokens, e.g. StarCoder's
@@ -40,11 +70,22 @@ func ParseTemplate(src string) (*template.Template, error) {
 	return template.New("prompt").Option("missingkey=error").Parse(src)
 }
 
-// BuildPrompt returns the prompt for in. A template, when set, decides
-// everything. Otherwise a selection is the prompt as it is; without one the
-// prompt is the text before the cursor, wrapped in fill-in-the-middle tokens
-// (with the text after it) when the model has them.
-func BuildPrompt(tmpl *template.Template, fim FIM, in PromptInput, here bool) (string, error) {
+// DefaultRewriteSystemPrompt asks chat models for the rewritten text alone.
+const DefaultRewriteSystemPrompt = "You rewrite code and text inside an editor. " +
+	"Reply only with the complete rewritten text, in the same language and style: no explanations, no markdown fences."
+
+// defaultRewriteInstruction is a rewrite's instruction when the user gave
+// none.
+const defaultRewriteInstruction = "Improve this code: make it clearer and correct, keeping its behaviour."
+
+// BuildPrompt returns the prompt for in (whose Mode says what it is for). A
+// template, when set, decides everything. Otherwise a selection is the
+// prompt as it is; without one the prompt is the text before the cursor,
+// wrapped in fill-in-the-middle tokens (with the text after it) when the
+// model has them. An instruction goes first, on its own paragraph (FIM
+// prompts have no room for one). A rewrite asks for the selection
+// rewritten as instructed.
+func BuildPrompt(tmpl *template.Template, fim FIM, in PromptInput) (string, error) {
 	if tmpl != nil {
 		var b strings.Builder
 		if err := tmpl.Execute(&b, in); err != nil {
@@ -52,11 +93,24 @@ func BuildPrompt(tmpl *template.Template, fim FIM, in PromptInput, here bool) (s
 		}
 		return b.String(), nil
 	}
-	if !here {
-		return in.Selection, nil
+	instructed := func(text string) string {
+		if in.Instruction == "" {
+			return text
+		}
+		return in.Instruction + "\n\n" + text
 	}
-	if fim.Enabled() {
-		return fim.Prefix + in.Prefix + fim.Suffix + in.Suffix + fim.Middle, nil
+	switch in.Mode {
+	case ModeRewrite:
+		instruction := in.Instruction
+		if instruction == "" {
+			instruction = defaultRewriteInstruction
+		}
+		return fmt.Sprintf("%s\nReply with the rewritten text only.\n\n```%s\n%s\n```\n", instruction, in.Language, strings.TrimRight(in.Selection, "\r\n")), nil
+	case ModeHere:
+		if fim.Enabled() {
+			return fim.Prefix + in.Prefix + fim.Suffix + in.Suffix + fim.Middle, nil
+		}
+		return instructed(in.Prefix), nil
 	}
-	return in.Prefix, nil
+	return instructed(in.Selection), nil
 }

@@ -6,6 +6,8 @@ import (
 
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
+
+	"github.com/genls/genls/commands"
 )
 
 // Code action kinds. Each action has its own kind so clients that pick an
@@ -18,6 +20,8 @@ const (
 	kindGenerate   protocol.CodeActionKind = "refactor.rewrite.genls.generate"
 	kindContinue   protocol.CodeActionKind = "refactor.rewrite.genls.continue"
 	kindCancel     protocol.CodeActionKind = "refactor.rewrite.genls.cancel"
+	kindRewrite    protocol.CodeActionKind = "refactor.rewrite.genls.rewrite"
+	kindAction     protocol.CodeActionKind = "refactor.rewrite.genls.action"
 	kindAccept     protocol.CodeActionKind = "quickfix.genls.accept"
 	kindDiscard    protocol.CodeActionKind = "quickfix.genls.discard"
 	kindRegenerate protocol.CodeActionKind = "quickfix.genls.regenerate"
@@ -62,9 +66,23 @@ func (s *server) codeAction(params json.RawMessage) (any, error) {
 				Command: protocol.Command{Title: title, Command: cmd, Arguments: []protocol.LSPAny{raw}}})
 		}
 	}
+	selection := p.Range.Start != p.Range.End
 	add("Generate", kindGenerate, cmdGenerate, generateArgs{URI: uri, Range: p.Range})
-	if p.Range.Start == p.Range.End {
+	if !selection {
 		add("Generate here", kindContinue, cmdGenerate, generateArgs{URI: uri, Range: p.Range, Here: true})
+	} else {
+		add("Rewrite", kindRewrite, cmdGenerate, generateArgs{URI: uri, Range: p.Range, Mode: string(commands.ModeRewrite)})
+	}
+	// The named actions that fit the document's language and the range:
+	// a rewrite needs a selection, "here" a bare cursor.
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	languageID := s.docs.languageOf(uri)
+	for _, a := range cfg.actions {
+		if a.offered(languageID) && (a.mode != commands.ModeRewrite || selection) && (a.mode != commands.ModeHere || !selection) {
+			add(a.title, kindAction, cmdGenerate, generateArgs{URI: uri, Range: p.Range, Action: a.title})
+		}
 	}
 	if s.sessions.Running(uri) {
 		add("Cancel generation", kindCancel, cmdCancel, cancelArgs{URI: uri})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"strings"
 
 	"go.lsp.dev/jsonrpc2"
 	"go.lsp.dev/protocol"
@@ -27,9 +28,15 @@ const (
 type generateArgs struct {
 	URI   string         `json:"uri"`
 	Range protocol.Range `json:"range"`
-	// Here continues the document at the cursor (Range.Start) instead of
-	// using the selected text (or the cursor's line) as the prompt.
+	// Mode is "insert" (the default), "here" or "rewrite".
+	Mode string `json:"mode,omitempty"`
+	// Here is mode "here", as older editor integrations ask for it.
 	Here bool `json:"here,omitempty"`
+	// Instruction is what the user asked for, if anything.
+	Instruction string `json:"instruction,omitempty"`
+	// Action is the title of a named action from the settings, whose
+	// mode, prompt and parameters apply.
+	Action string `json:"action,omitempty"`
 }
 
 // cancelArgs is the optional argument of genls.cancel; no argument (or an
@@ -83,8 +90,9 @@ func (s *server) executeCommand(params json.RawMessage) (any, error) {
 // target is where a generation reads its prompt and writes its text.
 type target struct {
 	input  commands.PromptInput
-	here   bool
 	region *region // where the text goes, moved by every change since locate
+	// original is a rewrite's selection, removed when it is accepted.
+	original *region
 }
 
 // locate reads the prompt input and the insertion point from the document:
@@ -93,7 +101,7 @@ type target struct {
 // at the insertion point under the same lock, so that no change can come
 // between reading the point and tracking it; a caller that does not write
 // into the region untracks it.
-func (s *server) locate(args generateArgs, caps clientCaps) (target, error) {
+func (s *server) locate(args generateArgs, mode commands.Mode, caps clientCaps) (target, error) {
 	s.docs.mu.Lock()
 	defer s.docs.mu.Unlock()
 	d, ok := s.docs.docs[args.URI]
@@ -105,13 +113,23 @@ func (s *server) locate(args generateArgs, caps clientCaps) (target, error) {
 	if b < a {
 		a, b = b, a
 	}
-	t := target{input: commands.PromptInput{Language: d.languageID, FileName: fileName(args.URI)}}
+	t := target{input: commands.PromptInput{Language: d.languageID, FileName: fileName(args.URI), Mode: mode}}
 	var anchor int
 	switch {
-	case a != b && !args.Here:
+	case mode == commands.ModeRewrite && a == b:
+		return target{}, errors.New("nothing to rewrite: select the text to rewrite")
+	case mode == commands.ModeRewrite:
+		// The rewrite goes right after the original, which stays until
+		// the rewrite is accepted.
 		t.input.Selection = text[a:b]
 		anchor = b
-	case !args.Here:
+		t.original = newRegion(a, caps.documentChanges, enc)
+		t.original.end = b
+		d.regions[t.original] = struct{}{}
+	case a != b && mode == commands.ModeInsert:
+		t.input.Selection = text[a:b]
+		anchor = b
+	case mode == commands.ModeInsert:
 		start := lineStart(text, enc.position(text, a).Line)
 		end := lineEnd(text, start)
 		if start != end {
@@ -119,9 +137,9 @@ func (s *server) locate(args generateArgs, caps clientCaps) (target, error) {
 			anchor = end
 			break
 		}
-		t.here, anchor = true, a
+		t.input.Mode, anchor = commands.ModeHere, a
 	default:
-		t.here, anchor = true, b
+		anchor = b
 	}
 	t.input.Prefix, t.input.Suffix = text[:anchor], text[anchor:]
 	t.region = newRegion(anchor, caps.documentChanges, enc)
@@ -145,30 +163,63 @@ func (s *server) startGeneration(args generateArgs) (int, error) {
 	s.mu.Lock()
 	caps := s.caps
 	s.mu.Unlock()
-	t, err := s.locate(args, caps)
+	mode, err := commands.ParseMode(args.Mode)
 	if err != nil {
 		return 0, err
 	}
-	prompt, err := commands.BuildPrompt(cfg.template, cfg.fim, t.input, t.here)
+	if args.Here && args.Mode == "" {
+		mode = commands.ModeHere
+	}
+	tmpl, system, params, instruction := cfg.template, cfg.systemFor, cfg.params, args.Instruction
+	if args.Action != "" {
+		a, ok := cfg.actionNamed(args.Action)
+		if !ok {
+			return 0, fmt.Errorf("no action is named %q in the settings", args.Action)
+		}
+		mode, params = a.mode, a.params
+		if a.template != nil {
+			tmpl = a.template
+		}
+		if a.system != nil {
+			system = func(commands.Mode) string { return *a.system }
+		}
+		if a.instruction != "" {
+			instruction = a.instruction
+		}
+		if a.client != nil {
+			client = a.client
+		}
+	}
+	t, err := s.locate(args, mode, caps)
+	if err != nil {
+		return 0, err
+	}
+	t.input.Instruction = instruction
+	prompt, err := commands.BuildPrompt(tmpl, cfg.fim, t.input)
 	if err == nil && prompt == "" {
 		err = errors.New("nothing to generate from: select some text, or use Generate here after some text")
 	}
 	if err != nil {
 		s.docs.untrack(args.URI, t.region)
+		s.docs.untrack(args.URI, t.original)
 		return 0, err
 	}
-	g := s.run(args.URI, t.region, generationRequest{prompt: prompt, cfg: cfg, client: client, caps: caps})
+	rewrite := t.input.Mode == commands.ModeRewrite
+	g := s.run(args.URI, t.region, t.original, generationRequest{caps: caps, client: client, gen: commands.Generation{
+		Prompt: prompt, System: system(t.input.Mode), Params: params, Rewrite: rewrite,
+		EndWithLineBreak: rewrite && strings.HasSuffix(t.input.Selection, "\n"),
+	}})
 	return g.id, nil
 }
 
 // run runs req into region r of uri, in the background, as a new
-// generation.
-func (s *server) run(uri string, r *region, req generationRequest) *generation {
-	cfg, caps := req.cfg, req.caps
+// generation; original is a rewrite's original text.
+func (s *server) run(uri string, r, original *region, req generationRequest) *generation {
+	caps := req.caps
 	// The session's context: cancelled by genls.cancel, progress cancel,
 	// Discard, closing the document, shutdown, or the connection ending.
 	ctx, cancelCtx := context.WithCancelCause(s.ctx)
-	g := s.reviews.add(uri, r, req, cancelCtx)
+	g := s.reviews.add(uri, r, original, req, cancelCtx)
 	sink := newEditSink(s.ctx, s.docs, uri, r, caps.encoding, s.applyEdit, func(err error) { cancelCtx(err) })
 	sink.limits = s.editLimits
 	sink.nudge = func() {
@@ -182,7 +233,7 @@ func (s *server) run(uri string, r *region, req generationRequest) *generation {
 	s.marks.changed(uri, true)
 	go func() {
 		defer cancelCtx(nil)
-		outcome, err := s.generate(sessCtx, req.client, cfg, req.prompt, sink, prog)
+		outcome, err := s.generate(sessCtx, req, sink, prog)
 		s.settle(g)
 		// The session ends before the editor hears of it, so that it is no
 		// longer offered "Cancel generation".
@@ -202,11 +253,12 @@ func (s *server) run(uri string, r *region, req generationRequest) *generation {
 
 // generate runs one generation into sink and returns the outcome to end its
 // progress with, and the error to show the user, if any.
-func (s *server) generate(ctx context.Context, client *stream.Client, cfg *config, prompt string, sink *editSink, prog *progress) (outcome string, shown error) {
-	g := commands.Generation{Client: client, Prompt: prompt, System: cfg.system, Params: cfg.params,
-		Started: func(backend stream.Backend) {
-			s.log.Info("generation started", zap.String("uri", sink.uri), zap.String("backend", string(backend)))
-		}}
+func (s *server) generate(ctx context.Context, req generationRequest, sink *editSink, prog *progress) (outcome string, shown error) {
+	g := req.gen
+	g.Client = req.client
+	g.Started = func(backend stream.Backend) {
+		s.log.Info("generation started", zap.String("uri", sink.uri), zap.String("backend", string(backend)))
+	}
 	res, err := commands.Run(ctx, g, sink, prog)
 	tokens := fmt.Sprintf("%d tokens", res.Tokens)
 	if res.Tokens == 1 {

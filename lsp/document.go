@@ -57,12 +57,12 @@ type region struct {
 	versioned bool
 	// edited is set when the user changes text inside the region.
 	edited bool
-	// settled is set once nothing more is written into the region: it is
-	// then a pending generation's text, whose ends follow every change
-	// (see follow), until the generation is accepted or discarded.
-	settled bool
-	// gone is set when a change deleted all of a settled region's text.
+	// gone is set when a change deleted all of the region's text.
 	gone bool
+	// removing is set while Discard removes the region's text, so that
+	// the editor's report of the removal is recognised wherever its diff
+	// places it (see removedAt).
+	removing bool
 	// failure, once set, ends the generation: the editor's changes cannot
 	// be reconciled with the edits it confirmed, and going on could write
 	// text twice.
@@ -139,6 +139,16 @@ func (s *store) open(uri, languageID, text string, version int32) {
 	s.docs[uri] = &document{languageID: languageID, text: text, version: version, regions: map[*region]struct{}{}}
 }
 
+// languageOf returns the languageId uri was opened with.
+func (s *store) languageOf(uri string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d, ok := s.docs[uri]; ok {
+		return d.languageID
+	}
+	return ""
+}
+
 // untrack stops moving r with the changes to uri.
 func (s *store) untrack(uri string, r *region) {
 	s.mu.Lock()
@@ -202,10 +212,11 @@ func (s *store) change(d *document, rng *protocol.Range, text string, enc encodi
 
 // observe moves r for the change replacing old[a:b] with text: its own echo
 // advances the insertion point; a change before the region shifts it; a
-// change inside it means the user edited generated text.
+// change inside it means the user edited generated text (which stops a
+// running generation; a pending one's ends follow it, see follow).
 func (r *region) observe(old string, a, b int, text string) {
-	if r.settled {
-		r.follow(old, a, b, text)
+	if r.removing && r.start < r.end && removedAt(old, a, b, text, r.start, r.end) {
+		r.end, r.gone = r.start, true
 		return
 	}
 	if len(r.unechoed) > 0 {
@@ -268,23 +279,17 @@ func (r *region) follow(old string, a, b int, text string) {
 		return
 	}
 	wasEmpty := r.start == r.end
-	if a <= r.start && b >= r.end && text == old[a:r.start]+old[r.end:b] {
-		// Exactly the region's text removed, reported over a wider range
-		// (an editor diffing whole lines).
-		r.end = r.start
-	} else {
-		start, end := r.start, r.end+delta
-		if a <= r.start {
-			start = a + n
-		}
-		if b >= r.end {
-			end = a
-		}
-		if start > end {
-			start, end = a, a
-		}
-		r.start, r.end = start, end
+	start, end := r.start, r.end+delta
+	if a <= r.start {
+		start = a + n
 	}
+	if b >= r.end {
+		end = a
+	}
+	if start > end {
+		start, end = a, a
+	}
+	r.start, r.end = start, end
 	if r.start == r.end && !wasEmpty {
 		r.gone = true
 	}
@@ -309,6 +314,20 @@ func (r *region) echoed(old, got string) {
 	if n := r.end - r.start; n > r.budget && r.failure == nil {
 		r.failure = fmt.Errorf("generation stopped: the generated text in the document (%d bytes) is longer than the text generated (at most %d bytes)", n, r.budget)
 	}
+}
+
+// removedAt reports whether replacing old[a:b] with text leaves the
+// document that removing old[start:end] would: an editor's diff may report
+// the removal anywhere in a run of equal characters, or over a wider range.
+func removedAt(old string, a, b int, text string, start, end int) bool {
+	if len(text)-(b-a) != start-end {
+		return false
+	}
+	lo, hi := min(a, start), max(b, end)
+	if hi-lo > end-start+len(text)+maxEchoShift {
+		return false
+	}
+	return old[lo:a]+text+old[b:hi] == old[lo:start]+old[end:hi]
 }
 
 // maxEchoShift bounds how far from the insertion point an editor's diff may

@@ -110,10 +110,18 @@ type editorOptions struct {
 	dropStale    bool // Neovim 0.7: drop stale versioned edits, say applied:true
 	neverAnswer  bool // never answer applyEdit
 	rejectAlways bool
-	onApply      func(newText string) // called with each applied edit's text
+	// rejectDeletes rejects this many edits that delete text (a Discard)
+	// as stale.
+	rejectDeletes int
+	// fullSync reports every change as the document's whole new text, as
+	// a client that cannot sync incrementally does.
+	fullSync bool
+	onApply  func(newText string) // called with each applied edit's text
 	// answer is the title picked for window/showMessageRequest ("" for
 	// dismissing it).
 	answer string
+	// answerDelay is how long the user takes to answer it.
+	answerDelay time.Duration
 	// setLogFile is passed to the server as Options.SetLogFile.
 	setLogFile func(string) error
 	// limits is passed to the server as Options.EditLimits.
@@ -259,6 +267,7 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 		e.mu.Lock()
 		e.messages = append(e.messages, p)
 		e.mu.Unlock()
+		time.Sleep(e.opts.answerDelay)
 		if e.opts.answer == "" {
 			return nil, nil
 		}
@@ -326,6 +335,11 @@ func (e *fakeEditor) applyEdit(p wireApplyEdit) map[string]any {
 	}
 	if e.opts.rejectAlways || e.edits <= e.opts.rejectFirst {
 		return map[string]any{"applied": false, "failureReason": "rejected by test"}
+	}
+	if e.opts.rejectDeletes > 0 && deletes(p) {
+		e.opts.rejectDeletes--
+		e.rejected++
+		return map[string]any{"applied": false, "failureReason": "stale version"}
 	}
 	var uri string
 	var edits []wireTextEdit
@@ -411,9 +425,13 @@ func (e *fakeEditor) applyLocked(uri string, rng protocol.Range, text string, ho
 	}
 	d.text = d.text[:a] + text + d.text[b:]
 	d.version++
+	change := map[string]any{"range": rng, "text": text}
+	if e.opts.fullSync {
+		change = map[string]any{"text": d.text}
+	}
 	params := map[string]any{
 		"textDocument":   map[string]any{"uri": uri, "version": d.version},
-		"contentChanges": []any{map[string]any{"range": rng, "text": text}},
+		"contentChanges": []any{change},
 	}
 	if hold {
 		e.held = append(e.held, params)
@@ -674,6 +692,25 @@ type wireApplyEdit struct {
 type wireTextEdit struct {
 	Range   protocol.Range `json:"range"`
 	NewText string         `json:"newText"`
+}
+
+// deletes reports whether p deletes text.
+func deletes(p wireApplyEdit) bool {
+	for _, dc := range p.Edit.DocumentChanges {
+		for _, te := range dc.Edits {
+			if te.NewText == "" && te.Range.Start != te.Range.End {
+				return true
+			}
+		}
+	}
+	for _, es := range p.Edit.Changes {
+		for _, te := range es {
+			if te.NewText == "" && te.Range.Start != te.Range.End {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // wireDiagnostic is a published diagnostic.

@@ -127,7 +127,7 @@ func (s *editSink) Close(ctx context.Context) error {
 	defer s.store.mu.Unlock()
 	// Edits never echoed (the editor was too slow, or dropped them) are
 	// not waited for any more.
-	s.r.settled, s.r.pending, s.r.unechoed = true, "", nil
+	s.r.pending, s.r.unechoed = "", nil
 	return s.err
 }
 

@@ -21,26 +21,39 @@ type mark struct {
 	rng     protocol.Range
 	running bool
 	claimed bool
+	// original marks a rewrite's original text rather than the new text.
+	original bool
 }
 
 const (
 	markSource       = "genls"
 	codeGenerating   = "genls.generating"
 	codePending      = "genls.pending"
+	codeOriginal     = "genls.original"
 	messageRunning   = "Generating…"
 	messagePending   = "Generated text pending review: Accept or Discard (code actions)"
+	messageOriginal  = "Original text: Accept replaces it with the rewrite below it; Discard keeps it"
 	markThrottle     = 100 * time.Millisecond
 	lensRefreshLimit = 2 * time.Second
 )
 
 func (m mark) diagnostic() protocol.Diagnostic {
 	code, msg := codePending, messagePending
-	if m.running {
+	switch {
+	case m.original:
+		code, msg = codeOriginal, messageOriginal
+	case m.running:
 		code, msg = codeGenerating, messageRunning
 	}
 	data, _ := protocol.Marshal(map[string]int{"id": m.g.id})
-	return protocol.Diagnostic{Range: m.rng, Severity: protocol.DiagnosticSeverityHint, Code: protocol.String(code),
+	d := protocol.Diagnostic{Range: m.rng, Severity: protocol.DiagnosticSeverityHint, Code: protocol.String(code),
 		Source: protocol.NewOptional(markSource), Message: protocol.String(msg), Data: data}
+	if m.original {
+		// Struck through in VS Code and Neovim: the text the rewrite
+		// replaces.
+		d.Tags = protocol.NewDiagnosticTags(protocol.DiagnosticTagDeprecated)
+	}
+	return d
 }
 
 // marksOf returns the marks of uri's generations, oldest first, with the
@@ -65,8 +78,13 @@ func (s *server) marksOf(uri string) (out []mark, version int32, open bool) {
 			gone = append(gone, g)
 			continue
 		}
-		out = append(out, mark{g: g, running: g.running, claimed: g.claimed,
-			rng: protocol.Range{Start: enc.position(d.text, g.region.start), End: enc.position(d.text, g.region.end)}})
+		at := func(r *region) protocol.Range {
+			return protocol.Range{Start: enc.position(d.text, r.start), End: enc.position(d.text, r.end)}
+		}
+		if g.original != nil && g.original.start < g.original.end {
+			out = append(out, mark{g: g, running: g.running, claimed: g.claimed, original: true, rng: at(g.original)})
+		}
+		out = append(out, mark{g: g, running: g.running, claimed: g.claimed, rng: at(g.region)})
 	}
 	s.docs.mu.Unlock()
 	s.reviews.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
+	"github.com/genls/genls/commands"
 	"github.com/genls/genls/stream"
 )
 
@@ -40,9 +41,12 @@ type generation struct {
 	id     int
 	uri    string
 	region *region // offsets guarded by store.mu
-	req    generationRequest
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed once the stream has ended and its edits are in
+	// original is a rewrite's original text, removed by Accept; nil for
+	// other generations. Guarded by reviews.mu (Regenerate hands it on).
+	original *region
+	req      generationRequest
+	cancel   context.CancelCauseFunc
+	done     chan struct{} // closed once the stream has ended and its edits are in
 
 	// Guarded by reviews.mu.
 	running bool
@@ -55,8 +59,7 @@ type generation struct {
 
 // generationRequest is what a generation runs, kept for Regenerate.
 type generationRequest struct {
-	prompt string
-	cfg    *config
+	gen    commands.Generation // without its Client
 	client *stream.Client
 	caps   clientCaps
 }
@@ -68,14 +71,14 @@ type reviews struct {
 	gens map[int]*generation
 }
 
-func (rv *reviews) add(uri string, r *region, req generationRequest, cancel context.CancelCauseFunc) *generation {
+func (rv *reviews) add(uri string, r, original *region, req generationRequest, cancel context.CancelCauseFunc) *generation {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	if rv.gens == nil {
 		rv.gens = map[int]*generation{}
 	}
 	rv.next++
-	g := &generation{id: rv.next, uri: uri, region: r, req: req, cancel: cancel, done: make(chan struct{}), running: true}
+	g := &generation{id: rv.next, uri: uri, region: r, original: original, req: req, cancel: cancel, done: make(chan struct{}), running: true}
 	rv.gens[g.id] = g
 	return g
 }
@@ -109,12 +112,16 @@ func (rv *reviews) has(uri string) bool {
 	return false
 }
 
-// forget drops g and stops tracking its text.
+// forget drops g and stops tracking its text (and a rewrite's original).
 func (s *server) forget(g *generation) {
 	s.reviews.mu.Lock()
 	delete(s.reviews.gens, g.id)
+	original := g.original
 	s.reviews.mu.Unlock()
 	s.docs.untrack(g.uri, g.region)
+	if original != nil {
+		s.docs.untrack(g.uri, original)
+	}
 	s.marks.changed(g.uri, true)
 }
 
@@ -130,13 +137,24 @@ func (s *server) settle(g *generation) {
 	s.reviews.mu.Lock()
 	g.running = false
 	keep := open && (g.claimed || review && !g.acceptOnEnd && !empty)
+	rewritten := open && !empty && g.original != nil && !g.claimed
+	if !keep && rewritten {
+		g.claimed = true // accepted below: its original goes
+	}
 	s.reviews.mu.Unlock()
 	close(g.done)
-	if !keep {
+	switch {
+	case !keep && rewritten:
+		s.notes.Add(1)
+		go func() {
+			defer s.notes.Done()
+			s.acceptRewrite(g)
+		}()
+	case !keep:
 		s.forget(g)
-		return
+	default:
+		s.marks.changed(g.uri, true)
 	}
-	s.marks.changed(g.uri, true)
 }
 
 func (s *server) reviewEnabled() bool {
@@ -156,8 +174,22 @@ func (s *server) reviewCommand(cmd string, arguments []protocol.LSPAny) (any, er
 	}
 	gens := s.claim(args)
 	for _, g := range gens {
-		switch cmd {
-		case cmdAccept:
+		switch {
+		case cmd == cmdAccept && g.original != nil:
+			s.reviews.mu.Lock()
+			running := g.running
+			if running {
+				g.acceptOnEnd, g.claimed = true, false
+			}
+			s.reviews.mu.Unlock()
+			if !running {
+				s.notes.Add(1)
+				go func() {
+					defer s.notes.Done()
+					s.acceptRewrite(g)
+				}()
+			}
+		case cmd == cmdAccept:
 			s.accept(g)
 		default:
 			s.notes.Add(1)
@@ -192,7 +224,8 @@ func (s *server) claim(args reviewArgs) []*generation {
 }
 
 // touches reports whether rng (in the client's encoding) overlaps g's text
-// or touches either end of it.
+// or a rewrite's original, or touches either end of them. reviews.mu is
+// held.
 func (s *server) touches(g *generation, rng protocol.Range, enc encoding) bool {
 	s.docs.mu.Lock()
 	defer s.docs.mu.Unlock()
@@ -204,7 +237,8 @@ func (s *server) touches(g *generation, rng protocol.Range, enc encoding) bool {
 	if b < a {
 		a, b = b, a
 	}
-	return a <= g.region.end && b >= g.region.start
+	in := func(r *region) bool { return r != nil && a <= r.end && b >= r.start }
+	return in(g.region) || in(g.original)
 }
 
 // accept keeps g's text as it is and drops its marks; a running generation
@@ -229,7 +263,7 @@ var errDiscarded = errors.New("generation discarded")
 func (s *server) discard(g *generation, again bool) {
 	g.cancel(errDiscarded)
 	<-g.done
-	removed, err := s.removeText(g)
+	removed, err := s.removeText(g, g.region)
 	if err != nil {
 		s.log.Warn("discard failed", zap.Int("generation", g.id), zap.Error(err))
 		s.showMessage(protocol.MessageTypeError, err.Error())
@@ -241,20 +275,35 @@ func (s *server) discard(g *generation, again bool) {
 		return
 	}
 	r, err := s.replacement(g, removed)
+	// A rewrite's original stays, for the new rewrite.
+	s.reviews.mu.Lock()
+	original := g.original
+	g.original = nil
+	s.reviews.mu.Unlock()
 	s.forget(g)
 	if err != nil {
+		s.docs.untrack(g.uri, original)
 		s.showMessage(protocol.MessageTypeError, err.Error())
 		return
 	}
 	req := g.req
-	if req.cfg.params.Seed != nil {
+	if req.gen.Params.Seed != nil {
 		// The same request with the same seed would give the same text.
-		cfg := *req.cfg
 		seed := rand.Uint64()
-		cfg.params.Seed = &seed
-		req.cfg = &cfg
+		req.gen.Params.Seed = &seed
 	}
-	s.run(g.uri, r, req)
+	s.run(g.uri, r, original, req)
+}
+
+// acceptRewrite accepts a rewrite: its original goes, with one edit.
+func (s *server) acceptRewrite(g *generation) {
+	if _, err := s.removeText(g, g.original); err != nil {
+		s.log.Warn("accept failed", zap.Int("generation", g.id), zap.Error(err))
+		s.showMessage(protocol.MessageTypeError, err.Error())
+		s.unclaim(g)
+		return
+	}
+	s.forget(g)
 }
 
 // unclaim makes g pending again after a failed discard.
@@ -269,20 +318,21 @@ func (s *server) unclaim(g *generation) {
 // editor rejected it as stale (the user typing meanwhile).
 const maxDiscardAttempts = 8
 
-// removeText deletes g's text with a workspace/applyEdit on the document's
-// current version, again if the editor rejects it as stale. It reports
-// whether there was text to remove.
-func (s *server) removeText(g *generation) (bool, error) {
+// removeText deletes r, g's text or its original, with a
+// workspace/applyEdit on the document's current version, again if the
+// editor rejects it as stale. It reports whether there was text to remove.
+func (s *server) removeText(g *generation, r *region) (bool, error) {
 	caps := g.req.caps
 	for attempt := 1; ; attempt++ {
 		s.docs.mu.Lock()
 		d, ok := s.docs.docs[g.uri]
-		if !ok || g.region.start == g.region.end {
+		if !ok || r.start == r.end {
 			s.docs.mu.Unlock()
 			return false, nil
 		}
-		rng := protocol.Range{Start: caps.encoding.position(d.text, g.region.start), End: caps.encoding.position(d.text, g.region.end)}
+		rng := protocol.Range{Start: caps.encoding.position(d.text, r.start), End: caps.encoding.position(d.text, r.end)}
 		params := replaceEdit(g.uri, d.version, caps.documentChanges, rng, "")
+		r.removing = true
 		s.docs.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(s.ctx, s.editLimits.Timeout)
@@ -290,13 +340,13 @@ func (s *server) removeText(g *generation) (bool, error) {
 		cancel()
 		switch {
 		case err != nil:
-			return false, fmt.Errorf("discard: the editor did not apply the edit: %w", err)
+			return false, fmt.Errorf("the editor did not apply the edit removing the text: %w", err)
 		case applied:
 			return true, nil
 		case attempt == maxDiscardAttempts:
-			return false, fmt.Errorf("discard: the editor rejected the edit %d times (%s)", attempt, reason)
+			return false, fmt.Errorf("the editor rejected the edit removing the text %d times (%s)", attempt, reason)
 		}
-		s.waitRegionChange(g.region, time.Duration(attempt)*50*time.Millisecond)
+		s.waitRegionChange(r, time.Duration(attempt)*50*time.Millisecond)
 	}
 }
 
@@ -342,7 +392,7 @@ func (s *server) reviewActions(uri string, rng protocol.Range) []protocol.CodeAc
 	var actions []protocol.CodeAction
 	ms, _, _ := s.marksOf(uri)
 	for _, m := range ms {
-		if m.claimed || !s.touches(m.g, rng, enc) {
+		if m.original || m.claimed || !s.touches(m.g, rng, enc) {
 			continue
 		}
 		arg, _ := json.Marshal(reviewArgs{URI: uri, ID: &m.g.id})
@@ -384,6 +434,9 @@ func (s *server) codeLens(params json.RawMessage) (any, error) {
 	}
 	ms, _, _ := s.marksOf(uri)
 	for _, m := range ms {
+		if m.original {
+			continue
+		}
 		at := protocol.Position{Line: m.rng.Start.Line}
 		switch {
 		case m.running:

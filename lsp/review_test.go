@@ -68,6 +68,21 @@ func (e *fakeEditor) awaitMarked(uri string, want ...string) {
 	})
 }
 
+// markIDs returns the generation ids in uri's genls diagnostics.
+func (e *fakeEditor) markIDs(uri string) []int {
+	var ids []int
+	for _, m := range e.marks(uri) {
+		var data struct {
+			ID int `json:"id"`
+		}
+		if err := json.Unmarshal(m.Data, &data); err != nil {
+			e.t.Fatalf("mark data %s: %v", m.Data, err)
+		}
+		ids = append(ids, data.ID)
+	}
+	return ids
+}
+
 func titles(actions []wireCodeAction) string {
 	var out []string
 	for _, a := range actions {
@@ -282,9 +297,7 @@ func TestTwoPendingGenerations(t *testing.T) {
 	ed.await("B removed", func() bool { return ed.text(uri) == "1A\n2\n3C\n" })
 	ed.awaitMarked(uri, "A", "C")
 	// By id: C's, read from its mark.
-	var data struct{ ID int }
-	json.Unmarshal(ed.marks(uri)[1].Data, &data)
-	if got := string(ed.exec(cmdAccept, map[string]any{"uri": uri, "id": data.ID})); got != "1" {
+	if got := string(ed.exec(cmdAccept, map[string]any{"uri": uri, "id": ed.markIDs(uri)[1]})); got != "1" {
 		t.Fatalf("accept by id acted on %s", got)
 	}
 	ed.awaitMarked(uri, "A")
@@ -386,4 +399,108 @@ func (e *fakeEditor) publishedCount() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.published
+}
+
+// An editor that diffs documents may report Discard's removal anywhere in
+// a run of equal characters; Discard and Regenerate still find the place.
+// Regenerate sends a new seed when one is set.
+func TestDiscardReportedAnywhere(t *testing.T) {
+	t.Parallel()
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "a", "a"))
+	ed := newFakeEditor(t, editorOptions{mode: modeVerbatim, versioned: true, fullSync: true, settings: tgiSettings(srv.URL, func(s map[string]any) {
+		s["parameters"] = map[string]any{"seed": 7}
+	})})
+	// The generated "aa" goes after "x", before "aa": a diff places its
+	// removal after the "aa" that follows.
+	ed.open(uri, "xaa\n")
+	generateOnce(t, ed, 0, 1, "aa")
+	first := ed.markIDs(uri)[0]
+	ed.run(uri, rangeOf(encUTF16, ed.text(uri), 2, 2), "Regenerate")
+	ed.awaitEnded(2)
+	ed.await("the new generation's mark", func() bool { ids := ed.markIDs(uri); return len(ids) == 1 && ids[0] != first })
+	ed.awaitMarked(uri, "aa")
+	if got := ed.text(uri); got != "xaaaa\n" {
+		t.Fatalf("regenerated %q", got)
+	}
+	reqs := srv.Requests()
+	seeds := []any{}
+	for _, r := range reqs {
+		if params, ok := r.JSON()["parameters"].(map[string]any); ok {
+			seeds = append(seeds, params["seed"])
+		}
+	}
+	if len(seeds) != 2 || fmt.Sprint(seeds[0]) != "7" || fmt.Sprint(seeds[1]) == "7" {
+		t.Errorf("seeds sent %v: want 7, then another", seeds)
+	}
+	if got := string(ed.exec(cmdDiscard, map[string]any{"uri": uri, "id": ed.markIDs(uri)[0]})); got != "1" {
+		t.Fatalf("discard by id acted on %s", got)
+	}
+	ed.await("the original text", func() bool { return ed.text(uri) == "xaa\n" })
+	ed.await("marks cleared", func() bool { return len(ed.marks(uri)) == 0 })
+}
+
+// A Discard the editor rejects as stale (the user typing meanwhile) is sent
+// again; one it keeps rejecting is reported, and the generation stays
+// pending.
+func TestDiscardRejected(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		rejections int
+		want       string
+	}{{2, "x\n"}, {100, "xGEN\n"}} {
+		t.Run(fmt.Sprint(tt.rejections), func(t *testing.T) {
+			t.Parallel()
+			srv := streamtest.NewServer(t, streamtest.TGI(0, "length", "GEN"))
+			ed := newFakeEditor(t, editorOptions{mode: modeVSCode, versioned: true, rejectDeletes: tt.rejections, settings: tgiSettings(srv.URL)})
+			ed.open(uri, "x\n")
+			generateOnce(t, ed, 0, 1, "GEN")
+			ed.exec(cmdDiscard)
+			if tt.want == "x\n" {
+				ed.await("the text removed", func() bool { return ed.text(uri) == tt.want })
+				ed.await("marks cleared", func() bool { return len(ed.marks(uri)) == 0 })
+				return
+			}
+			ed.await("an error", func() bool { return contains(ed.shownErrors(), "rejected the edit removing the text 8 times") })
+			if got := ed.text(uri); got != tt.want {
+				t.Errorf("text %q", got)
+			}
+			if got := string(ed.exec(cmdAccept)); got != "1" {
+				t.Errorf("after a failed discard, accept acted on %s generations, want 1", got)
+			}
+		})
+	}
+}
+
+// Accept during the stream: the generation is accepted when it ends, and
+// can still be discarded until then.
+func TestAcceptWhileRunning(t *testing.T) {
+	t.Parallel()
+	for _, thenDiscard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discard=%v", thenDiscard), func(t *testing.T) {
+			t.Parallel()
+			srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "length", "a", "b", "c").Chunks[:2], Hang: true})
+			ed := newFakeEditor(t, editorOptions{mode: modeVSCode, versioned: true, settings: tgiSettings(srv.URL)})
+			ed.open(uri, "q")
+			ed.run(uri, rangeOf(encUTF16, "q", 0, 1), "Generate")
+			ed.await("the first tokens", func() bool { return ed.text(uri) == "qab" })
+			if got := string(ed.exec(cmdAccept)); got != "1" {
+				t.Fatalf("accept acted on %s", got)
+			}
+			want := "qab"
+			if thenDiscard {
+				if got := string(ed.exec(cmdDiscard)); got != "1" {
+					t.Fatalf("discard after accept, while running, acted on %s", got)
+				}
+				want = "q"
+			} else {
+				ed.exec(cmdCancel)
+			}
+			ed.awaitEnded(1)
+			ed.await("marks cleared", func() bool { return ed.publishedCount() > 0 && len(ed.marks(uri)) == 0 })
+			ed.await("the text", func() bool { return ed.text(uri) == want })
+			if got := string(ed.exec(cmdDiscard)); got != "0" {
+				t.Errorf("still pending after the end: %s", got)
+			}
+		})
+	}
 }

@@ -103,6 +103,9 @@ type server struct {
 	// announced is the endpoint chosen with no endpoint.url that the user
 	// was last told of.
 	announced string
+	// consent is the settings waiting for the user's consent to send the
+	// token to a new host, while the question is open.
+	consent *consent
 }
 
 // clientCaps is what genls needs to know of the client's capabilities.
@@ -330,7 +333,7 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 				Change:    new(protocol.TextDocumentSyncKindIncremental),
 			},
 			CodeActionProvider: &protocol.CodeActionOptions{
-				CodeActionKinds: []protocol.CodeActionKind{kindAccept, kindDiscard, kindRegenerate, kindGenerate, kindContinue, kindCancel},
+				CodeActionKinds: []protocol.CodeActionKind{kindAccept, kindDiscard, kindRegenerate, kindGenerate, kindContinue, kindRewrite, kindAction, kindCancel},
 			},
 			CodeLensProvider: &protocol.CodeLensOptions{},
 			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{

@@ -73,7 +73,7 @@ func testGenerateHereAndLine(t *testing.T, mode editorMode) {
 	for _, a := range ed.codeActions(uri, cursor) {
 		titles = append(titles, a.Title)
 	}
-	if strings.Join(titles, ",") != "Generate,Generate here" {
+	if strings.Join(titles, ",") != "Generate,Generate here,Write tests" {
 		t.Fatalf("code actions at a cursor: %v", titles)
 	}
 
@@ -583,6 +583,42 @@ func TestTokenNeverMovesHostSilently(t *testing.T) {
 				t.Errorf("text %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// Settings edited one after another while the token question is open (the
+// URL, then the model, then the backend) are one question, whose answer
+// applies to the last of them.
+func TestOneConsentQuestionPerSettingsChange(t *testing.T) {
+	t.Parallel()
+	home := streamtest.NewServer(t, streamtest.TGI(0, "length", "home"))
+	other := streamtest.NewServer(t, streamtest.TGI(0, "length", "other"))
+	otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	settings := func(url, model string) map[string]any {
+		return map[string]any{"endpoint": map[string]any{"url": url, "backend": "tgi", "model": model, "token": "hf_secret"}}
+	}
+	logger, logged := bufferLogger()
+	ed := newFaultyEditor(t, editorOptions{versioned: true, answer: "Send token", answerDelay: 300 * time.Millisecond,
+		settings: settings(home.URL, "")}, logger)
+	ed.open(uri, "x")
+	for _, model := range []string{"", "m1", "m2"} {
+		ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(otherURL, model)})
+	}
+	ed.await("the new settings", func() bool { return strings.Count(logged.String(), "settings applied") == 2 })
+	if n := strings.Count(strings.Join(ed.shownMessages(), "\n"), "Send your API token"); n != 1 {
+		t.Errorf("asked %d times, want once", n)
+	}
+	if !strings.Contains(logged.String(), `"model":"m2"`) {
+		t.Errorf("the last settings were not applied: %s", logged.String())
+	}
+	// Away and back to the trusted host before the answer: the question
+	// no longer matters, and its answer does not move the token.
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(home.URL, "")})
+	ed.notify("workspace/didChangeConfiguration", map[string]any{"settings": settings(otherURL, "m3")})
+	ed.await("the m3 settings", func() bool { return strings.Contains(logged.String(), `"model":"m3"`) })
+	ed.await("the answer ignored", func() bool { return strings.Contains(logged.String(), "answer ignored") })
+	if n := strings.Count(logged.String(), "settings applied"); n != 3 {
+		t.Errorf("settings applied %d times, want 3 (the answer to a stale question applied): %s", n, logged.String())
 	}
 }
 

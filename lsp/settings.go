@@ -20,19 +20,9 @@ import (
 // initializationOptions, workspace/configuration (section "genls") and
 // workspace/didChangeConfiguration.
 type settings struct {
-	Endpoint struct {
-		URL     string `json:"url"`
-		Backend string `json:"backend"`
-		Model   string `json:"model"`
-		Token   string `json:"token"`
-	} `json:"endpoint"`
-	Parameters struct {
-		stream.Parameters
-		// MaxNewTokens shadows the embedded field so that an explicit 0
-		// is reported instead of meaning "the default".
-		MaxNewTokens *int `json:"max_new_tokens"`
-	} `json:"parameters"`
-	Prompt struct {
+	Endpoint   endpointSettings  `json:"endpoint"`
+	Parameters parameterSettings `json:"parameters"`
+	Prompt     struct {
 		Template string  `json:"template"`
 		System   *string `json:"system"`
 		FIM      struct {
@@ -50,6 +40,40 @@ type settings struct {
 	// Review keeps a generation pending, marked, until it is accepted or
 	// discarded (default true); false accepts it when it ends.
 	Review *bool `json:"review"`
+	// Actions are the named actions offered as code actions; absent means
+	// the defaults (defaultActions), [] none. Each entry is checked on its
+	// own, so a bad one is reported and the rest work.
+	Actions *[]json.RawMessage `json:"actions"`
+}
+
+type endpointSettings struct {
+	URL     string `json:"url"`
+	Backend string `json:"backend"`
+	Model   string `json:"model"`
+	Token   string `json:"token"`
+}
+
+type parameterSettings struct {
+	stream.Parameters
+	// MaxNewTokens shadows the embedded field so that an explicit 0 is
+	// reported instead of meaning "the default".
+	MaxNewTokens *int `json:"max_new_tokens"`
+}
+
+// parameters validates p.
+func (p parameterSettings) parameters() (stream.Parameters, error) {
+	params := p.Parameters
+	params.MaxNewTokens = 0
+	if p.MaxNewTokens != nil {
+		if *p.MaxNewTokens <= 0 {
+			return params, &settingError{Key: "parameters.max_new_tokens", Err: fmt.Errorf("must be positive, got %d", *p.MaxNewTokens)}
+		}
+		params.MaxNewTokens = *p.MaxNewTokens
+	}
+	if err := params.Validate(); err != nil {
+		return params, &settingError{Key: "parameters", Err: err}
+	}
+	return params, nil
 }
 
 // config is validated settings, ready to use.
@@ -58,8 +82,26 @@ type config struct {
 	params   stream.Parameters
 	template *template.Template
 	fim      commands.FIM
-	system   string
-	review   bool
+	// system is prompt.system; nil means each mode's default.
+	system  *string
+	review  bool
+	actions []*action
+	// problems are the bad action entries, dropped and reported.
+	problems []error
+	// noToken keeps the token from the endpoint (an action's endpoint on
+	// another host).
+	noToken bool
+}
+
+// systemFor returns the system prompt for a generation in mode.
+func (c *config) systemFor(mode commands.Mode) string {
+	switch {
+	case c.system != nil:
+		return *c.system
+	case mode == commands.ModeRewrite:
+		return commands.DefaultRewriteSystemPrompt
+	}
+	return commands.DefaultSystemPrompt
 }
 
 // settingError names the setting that is wrong.
@@ -105,17 +147,9 @@ func validate(s settings) (*config, error) {
 			return nil, &settingError{Key: "endpoint.url", Err: err}
 		}
 	}
-	p := s.Parameters
-	params := p.Parameters
-	params.MaxNewTokens = 0
-	if p.MaxNewTokens != nil {
-		if *p.MaxNewTokens <= 0 {
-			return nil, &settingError{Key: "parameters.max_new_tokens", Err: fmt.Errorf("must be positive, got %d", *p.MaxNewTokens)}
-		}
-		params.MaxNewTokens = *p.MaxNewTokens
-	}
-	if err := params.Validate(); err != nil {
-		return nil, &settingError{Key: "parameters", Err: err}
+	params, err := s.Parameters.parameters()
+	if err != nil {
+		return nil, err
 	}
 	tmpl, err := commands.ParseTemplate(s.Prompt.Template)
 	if err != nil {
@@ -133,12 +167,10 @@ func validate(s settings) (*config, error) {
 	default:
 		return nil, &settingError{Key: "log.level", Err: fmt.Errorf("%q is not one of debug, info, warn, error", s.Log.Level)}
 	}
-	system := commands.DefaultSystemPrompt
-	if s.Prompt.System != nil {
-		system = *s.Prompt.System
-	}
 	review := s.Review == nil || *s.Review
-	return &config{settings: s, params: params, template: tmpl, fim: fim, system: system, review: review}, nil
+	cfg := &config{settings: s, params: params, template: tmpl, fim: fim, system: s.Prompt.System, review: review}
+	cfg.actions, cfg.problems = parseActions(s)
+	return cfg, nil
 }
 
 // emptyTablesAsObjects rewrites the empty arrays of raw that stand where

@@ -33,6 +33,11 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 		s.showMessage(protocol.MessageTypeError, err.Error())
 		return
 	}
+	for _, p := range cfg.problems {
+		s.log.Warn("bad action", zap.Error(p))
+		s.showMessage(protocol.MessageTypeWarning, p.Error())
+	}
+	s.actionClients(cfg, client)
 	if cfg.settings.Log.File != "" && s.setLogFile != nil {
 		if err := s.setLogFile(cfg.settings.Log.File); err != nil {
 			s.showMessage(protocol.MessageTypeError, (&settingError{Key: "log.file", Err: err}).Error())
@@ -43,30 +48,100 @@ func (s *server) applySettings(raw json.RawMessage, from string) {
 	s.mu.Lock()
 	trusted := s.tokenHost
 	s.mu.Unlock()
+	s.mu.Lock()
 	if client.HasToken() && trusted != "" && host != trusted {
-		// Asking is a request to the client: never from the read loop.
-		go s.confirmHost(cfg, client, trusted, host, from)
+		// One question at a time: settings that arrive while it is open
+		// (the user editing the URL, then the backend, then the model)
+		// replace the settings it answers for.
+		asking := s.consent != nil
+		s.consent = &consent{cfg: cfg, client: client, from: from}
+		s.mu.Unlock()
+		if !asking {
+			// Asking is a request to the client: never from the read loop.
+			go s.confirmHost(trusted)
+		}
 		return
 	}
+	// These settings need no question; an open one no longer matters.
+	s.consent = nil
+	s.mu.Unlock()
 	s.install(cfg, client, from)
 }
 
-// confirmHost asks the user before the token travels to a new host.
-func (s *server) confirmHost(cfg *config, client *stream.Client, from, to, source string) {
+// consent is settings waiting for the user to agree that the token may go
+// to their endpoint's host.
+type consent struct {
+	cfg    *config
+	client *stream.Client
+	from   string
+}
+
+// actionClients gives each action with an endpoint of its own its client.
+// The token goes to an action's endpoint only if it is the main endpoint's
+// host or the action names a token of its own: an action, like any
+// setting, must not carry the token somewhere the user has not agreed to.
+func (s *server) actionClients(cfg *config, main *stream.Client) {
+	kept := cfg.actions[:0]
+	for _, a := range cfg.actions {
+		if a.endpoint != nil {
+			acfg := *cfg
+			acfg.settings.Endpoint = *a.endpoint
+			client, err := s.newClient(&acfg)
+			if err == nil && client.HasToken() && a.endpoint.Token == "" && client.TokenHost() != main.TokenHost() {
+				acfg.noToken = true
+				client, err = s.newClient(&acfg)
+			}
+			if err != nil {
+				s.showMessage(protocol.MessageTypeWarning, fmt.Sprintf("invalid setting actions (%q) endpoint: %v; that action is left out, the others work", a.title, err))
+				continue
+			}
+			a.client = client
+		}
+		kept = append(kept, a)
+	}
+	cfg.actions = kept
+}
+
+// confirmHost asks the user before the token travels from the host from
+// to the host of the settings waiting for consent, and installs them if
+// the user agrees. If they moved to yet another host while the question
+// was open, it asks again about that one.
+func (s *server) confirmHost(from string) {
 	const send = "Send token"
 	keep := "Keep " + from
-	var choice *protocol.MessageActionItem
-	params := &protocol.ShowMessageRequestParams{
-		Type:    protocol.MessageTypeWarning,
-		Message: fmt.Sprintf("genls: the settings (%s) move the endpoint from %s to %s. Send your API token to %s?", source, from, to, to),
-		Actions: []protocol.MessageActionItem{{Title: send}, {Title: keep}},
-	}
-	if _, err := s.conn.Call(s.ctx, "window/showMessageRequest", params, &choice); err != nil || choice == nil || choice.Title != send {
-		s.log.Warn("endpoint change not confirmed; keeping the previous settings", zap.String("to", to), zap.Error(err))
-		s.showMessage(protocol.MessageTypeInfo, fmt.Sprintf("kept the endpoint at %s; the token was not sent to %s", from, to))
+	s.mu.Lock()
+	c := s.consent
+	s.mu.Unlock()
+	for c != nil {
+		to := c.client.TokenHost()
+		var choice *protocol.MessageActionItem
+		params := &protocol.ShowMessageRequestParams{
+			Type:    protocol.MessageTypeWarning,
+			Message: fmt.Sprintf("genls: the settings (%s) move the endpoint from %s to %s. Send your API token to %s?", c.from, from, to, to),
+			Actions: []protocol.MessageActionItem{{Title: send}, {Title: keep}},
+		}
+		_, err := s.conn.Call(s.ctx, "window/showMessageRequest", params, &choice)
+		s.mu.Lock()
+		latest := s.consent
+		if latest == nil || latest.client.TokenHost() == to {
+			s.consent = nil
+		}
+		s.mu.Unlock()
+		switch {
+		case latest == nil:
+			s.log.Info("the token question was answered after settings that need none; answer ignored", zap.String("to", to))
+			return
+		case latest.client.TokenHost() != to:
+			c = latest // asked about a host the settings have left
+			continue
+		case err != nil || choice == nil || choice.Title != send:
+			s.log.Warn("endpoint change not confirmed; keeping the previous settings", zap.String("to", to), zap.Error(err))
+			s.showMessage(protocol.MessageTypeInfo, fmt.Sprintf("kept the endpoint at %s; the token was not sent to %s", from, to))
+			return
+		}
+		s.install(latest.cfg, latest.client, latest.from)
 		return
 	}
-	s.install(cfg, client, source)
 }
 
 func (s *server) install(cfg *config, client *stream.Client, from string) {
@@ -94,6 +169,9 @@ func (s *server) install(cfg *config, client *stream.Client, from string) {
 func (s *server) newClient(cfg *config) (*stream.Client, error) {
 	e := cfg.settings.Endpoint
 	token, _ := stream.ResolveToken(e.Token, s.getenv)
+	if cfg.noToken {
+		token = ""
+	}
 	idle := time.Duration(0)
 	if cfg.settings.IdleTimeoutSeconds != nil {
 		idle = time.Duration(*cfg.settings.IdleTimeoutSeconds * float64(time.Second))
