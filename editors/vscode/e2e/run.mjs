@@ -355,6 +355,7 @@ async function uiRun() {
     await page.locator('.quick-input-list .monaco-list-row', { hasText: file }).first().waitFor();
     await page.keyboard.press('Enter');
     await page.locator('.tabs-container .tab.active', { hasText: file }).first().waitFor();
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
   };
   const toast = text => page.locator('.notifications-toasts .notification-toast', { hasText: text });
   const clearNotifications = async () => {
@@ -553,11 +554,13 @@ async function uiRun() {
     await sleep(300);
     await page.locator('.tabs-container .tab', { hasText: uiFile }).first().click();
     await page.locator('.tabs-container .tab.active', { hasText: uiFile }).first().waitFor();
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
     if (!(await growing('after Escape in another editor'))) fail('Escape in another editor cancelled the generation');
     await page.keyboard.press('Escape');
     await toast('generation cancelled').waitFor({ timeout: 5000 });
     if (await growing('after Escape in its editor')) fail('Escape did not cancel the generation');
     else log('ui: Escape cancelled the generation in its editor, not from another');
+    log(`ui: genls logged ${JSON.stringify(logged(/INFO\tcancel\t/).map(l => l.slice(l.indexOf('cancel'))))}`);
     // The cancelled generation is pending: Discard removes it.
     await page.keyboard.press('Control+Shift+Alt+Backspace');
     await waitText(expected, 'Ctrl+Shift+Alt+Backspace discarding the cancelled generation', 5000);
