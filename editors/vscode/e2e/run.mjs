@@ -87,10 +87,12 @@ const baseSettings = {
   'genls.parameters.stop_sequences': ['<END>'],
 };
 
-// The settings a workspace cannot set and a remote window reads from the
-// remote machine's settings.
-const machineScoped = new Set(Object.entries(JSON.parse(fs.readFileSync(path.join(extDir, 'package.json'), 'utf8'))
-  .contributes.configuration.properties).filter(([, p]) => p.scope === 'machine').map(([k]) => k));
+// The settings a user puts in the remote machine's settings: the
+// machine-scoped ones, which in a remote window are read from there only.
+// The others go in the User settings, where the README says to put them,
+// genls.endpoint.url included: src/test/suite.ts checks that it is read
+// from there.
+const machineScoped = new Set(['genls.serverPath', 'genls.log.file']);
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -550,6 +552,9 @@ async function uiRun() {
     for (let i = 0; i < 100 && (await editorText()).length <= expected.length; i++) await sleep(100);
     if (!(await growing('generating'))) throw new Error('the second generation did not stream');
     await quickOpen(otherFile);
+    // Give the extension host time to see the other editor become active:
+    // genls.generating follows it, and Escape must find it settled.
+    await sleep(1000);
     await page.keyboard.press('Escape');
     await sleep(300);
     await page.locator('.tabs-container .tab', { hasText: uiFile }).first().click();
