@@ -4,7 +4,6 @@ go 1.26
 
 require (
 	github.com/segmentio/encoding v0.5.4
-	github.com/tmaxmax/go-sse v0.12.0
 	go.lsp.dev/jsonrpc2 v1.0.1
 	go.lsp.dev/protocol v1.0.1
 	go.lsp.dev/uri v1.0.1

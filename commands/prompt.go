@@ -105,7 +105,10 @@ func BuildPrompt(tmpl *template.Template, fim FIM, in PromptInput) (string, erro
 		if instruction == "" {
 			instruction = defaultRewriteInstruction
 		}
-		return fmt.Sprintf("%s\nReply with the rewritten text only.\n\n```%s\n%s\n```\n", instruction, in.Language, strings.TrimRight(in.Selection, "\r\n")), nil
+		// One kind of line break in the prompt; the reply's are written as
+		// the document's anyway.
+		selection := strings.ReplaceAll(strings.TrimRight(in.Selection, "\r\n"), "\r\n", "\n")
+		return fmt.Sprintf("%s\nReply with the rewritten text only.\n\n```%s\n%s\n```\n", instruction, in.Language, selection), nil
 	case ModeHere:
 		if fim.Enabled() {
 			return fim.Prefix + in.Prefix + fim.Suffix + in.Suffix + fim.Middle, nil

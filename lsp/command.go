@@ -205,10 +205,33 @@ func (s *server) startGeneration(args generateArgs) (int, error) {
 		return 0, err
 	}
 	rewrite := t.input.Mode == commands.ModeRewrite
-	g := s.run(args.URI, t.region, t.original, generationRequest{caps: caps, client: client, gen: commands.Generation{
-		Prompt: prompt, System: system(t.input.Mode), Params: params, Rewrite: rewrite,
-		EndWithLineBreak: rewrite && strings.HasSuffix(t.input.Selection, "\n"),
-	}})
+	gen := commands.Generation{Prompt: prompt, System: system(t.input.Mode), Params: params, Rewrite: rewrite,
+		EndWithLineBreak: rewrite && strings.HasSuffix(t.input.Selection, "\n")}
+	build := func(in commands.PromptInput) (string, error) { return commands.BuildPrompt(tmpl, cfg.fim, in) }
+	fit := func(ctx context.Context, backend stream.Backend) (string, error) {
+		limits, err := client.Limits(ctx)
+		if err != nil {
+			s.log.Debug("endpoint limits unknown", zap.Error(err))
+		}
+		budget := commands.InputBudget(limits, params.MaxNewTokens, cfg.settings.Context.MaxInputTokens)
+		counted := build
+		if backend == stream.BackendOpenAI {
+			// A chat request carries the system message too, and a few
+			// tokens of the chat template around each message.
+			const chatTemplateTokens = 16
+			budget -= chatTemplateTokens
+			counted = func(in commands.PromptInput) (string, error) {
+				p, err := build(in)
+				return gen.System + "\n" + p, err
+			}
+		}
+		in, err := commands.FitPrompt(ctx, client, budget, t.input, counted)
+		if err != nil {
+			return "", err
+		}
+		return build(in)
+	}
+	g := s.run(args.URI, t.region, t.original, generationRequest{caps: caps, client: client, gen: gen, fit: fit})
 	return g.id, nil
 }
 
@@ -233,7 +256,7 @@ func (s *server) run(uri string, r, original *region, req generationRequest) *ge
 	s.marks.changed(uri, true)
 	go func() {
 		defer cancelCtx(nil)
-		outcome, err := s.generate(sessCtx, req, sink, prog)
+		outcome, err := s.generate(sessCtx, g, sink, prog)
 		s.settle(g)
 		// The session ends before the editor hears of it, so that it is no
 		// longer offered "Cancel generation".
@@ -253,7 +276,26 @@ func (s *server) run(uri string, r, original *region, req generationRequest) *ge
 
 // generate runs one generation into sink and returns the outcome to end its
 // progress with, and the error to show the user, if any.
-func (s *server) generate(ctx context.Context, req generationRequest, sink *editSink, prog *progress) (outcome string, shown error) {
+func (s *server) generate(ctx context.Context, gen *generation, sink *editSink, prog *progress) (outcome string, shown error) {
+	req := gen.req
+	if req.fit != nil {
+		// The document around the cursor, cut to what the endpoint
+		// accepts; kept for Regenerate.
+		backend, err := req.client.Backend(ctx)
+		if err == nil {
+			req.gen.Prompt, err = req.fit(ctx, backend)
+		}
+		if err != nil {
+			sink.Close(context.WithoutCancel(ctx))
+			s.log.Info("generation not started", zap.String("uri", sink.uri), zap.Error(err))
+			if errors.Is(err, context.Canceled) {
+				return "cancelled", nil
+			}
+			return "failed: " + err.Error(), withDoctorHint(err)
+		}
+		req.fit = nil
+		gen.req = req
+	}
 	g := req.gen
 	g.Client = req.client
 	g.Started = func(backend stream.Backend) {

@@ -720,6 +720,7 @@ type wireDiagnostic struct {
 	Code     any             `json:"code"`
 	Source   string          `json:"source"`
 	Message  string          `json:"message"`
+	Tags     []int           `json:"tags"`
 	Data     json.RawMessage `json:"data"`
 }
 

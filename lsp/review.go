@@ -62,6 +62,10 @@ type generationRequest struct {
 	gen    commands.Generation // without its Client
 	client *stream.Client
 	caps   clientCaps
+	// fit, until the generation starts, builds the prompt from the
+	// document cut to what the endpoint accepts (gen.Prompt is then the
+	// uncut prompt); Regenerate reuses the prompt it built.
+	fit func(ctx context.Context, backend stream.Backend) (string, error)
 }
 
 // reviews holds the running and pending generations.

@@ -37,6 +37,11 @@ type settings struct {
 	} `json:"log"`
 	// IdleTimeoutSeconds ends a stream that sends nothing for this long.
 	IdleTimeoutSeconds *float64 `json:"idle_timeout_seconds"`
+	Context            struct {
+		// MaxInputTokens caps a prompt's tokens, below what the endpoint
+		// publishes (0: only what it publishes, or the default).
+		MaxInputTokens int `json:"max_input_tokens"`
+	} `json:"context"`
 	// Review keeps a generation pending, marked, until it is accepted or
 	// discarded (default true); false accepts it when it ends.
 	Review *bool `json:"review"`
@@ -166,6 +171,9 @@ func validate(s settings) (*config, error) {
 	case "", "debug", "info", "warn", "error":
 	default:
 		return nil, &settingError{Key: "log.level", Err: fmt.Errorf("%q is not one of debug, info, warn, error", s.Log.Level)}
+	}
+	if s.Context.MaxInputTokens < 0 {
+		return nil, &settingError{Key: "context.max_input_tokens", Err: errors.New("must not be negative")}
 	}
 	review := s.Review == nil || *s.Review
 	cfg := &config{settings: s, params: params, template: tmpl, fim: fim, system: s.Prompt.System, review: review}

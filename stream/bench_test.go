@@ -29,7 +29,7 @@ func benchBody(b *testing.B, backend Backend, n int) []byte {
 }
 
 // events splits a body into events the way the client does.
-func events(backend Backend) func(io.Reader) iter.Seq2[string, error] {
+func events(backend Backend) func(io.Reader) iter.Seq2[[]byte, error] {
 	if backend == BackendOllama {
 		return ndjsonLines
 	}
@@ -55,7 +55,7 @@ func BenchmarkDecodeAndPipeline(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if data == "" {
+					if len(data) == 0 {
 						continue // a read follows
 					}
 					ev, err := p.parse(data)
@@ -80,12 +80,13 @@ func BenchmarkDecodeAndPipeline(b *testing.B) {
 func BenchmarkParse(b *testing.B) {
 	for _, backend := range benchBackends {
 		b.Run(string(backend), func(b *testing.B) {
-			var data string
+			var data []byte
 			for d, err := range events(backend)(bytes.NewReader(benchBody(b, backend, 2))) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if data = d; data != "" {
+				if len(d) > 0 {
+					data = bytes.Clone(d)
 					break
 				}
 			}

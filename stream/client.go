@@ -57,11 +57,14 @@ const defaultMaxLoadingWait = 2 * time.Minute
 
 // NewHTTPClient returns the HTTP client genls uses: keep-alive, proxies from
 // HTTPS_PROXY/HTTP_PROXY/NO_PROXY, and no overall timeout (streams are long;
-// the idle timeout bounds them instead).
+// the idle timeout bounds them instead). A connection reads up to 64 KiB at
+// once, not net/http's 4 KiB: a client that is behind a fast stream catches
+// up in a few large reads instead of many small ones.
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
 	t.MaxIdleConnsPerHost = 8
+	t.ReadBufferSize = readSize
 	return &http.Client{Transport: t}
 }
 
@@ -81,6 +84,10 @@ type Client struct {
 	// choosing is held while a client with no URL chooses its endpoint,
 	// so that concurrent first requests choose once.
 	choosing sync.Mutex
+
+	// budget is what was learned of the server's limits and tokenizer
+	// (limits.go).
+	budget budgetCache
 }
 
 type resolvedEndpoint struct {
@@ -334,6 +341,7 @@ func (c *Client) tgiMaxStops(ctx context.Context, baseURL string) int {
 		c.log.Debug("tgi /info unavailable; assuming max_stop_sequences 4", zap.Error(err))
 		return 4
 	}
+	c.keepTGILimits(baseURL, body) // the same answer says what Limits returns
 	var info struct {
 		MaxStopSequences int `json:"max_stop_sequences"`
 	}

@@ -10,17 +10,17 @@ import (
 	"testing/iotest"
 )
 
-// collect returns the data a decoder yields, without the "" it yields
-// before each read.
-func collect(t *testing.T, seq func(func(string, error) bool)) ([]string, error) {
+// collect returns the data a decoder yields, without the empty data it
+// yields before each read.
+func collect(t *testing.T, seq iter.Seq2[[]byte, error]) ([]string, error) {
 	t.Helper()
 	var got []string
 	for d, err := range seq {
 		if err != nil {
 			return got, err
 		}
-		if d != "" {
-			got = append(got, d)
+		if len(d) > 0 {
+			got = append(got, string(d))
 		}
 	}
 	return got, nil
@@ -41,17 +41,21 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// The decoders yield "" before each read, so that the events that arrived
-// together are told from the ones that come later.
+// The decoders yield empty data before each read, so that the events that
+// arrived together are told from the ones that come later.
 func TestDecodersMarkReads(t *testing.T) {
 	tests := []struct {
 		name   string
-		decode func(io.Reader) iter.Seq2[string, error]
+		decode func(io.Reader) iter.Seq2[[]byte, error]
 		chunks chunkReader
 		want   []string
 	}{
 		{"sse", sseData, chunkReader{"data: a\n\ndata: b\n\n", "data: c\n\n"}, []string{"", "a", "b", "", "c", ""}},
 		{"sse event split across reads", sseData, chunkReader{"data: a\n\nda", "ta: b\n\n"}, []string{"", "a", "", "b", ""}},
+		// A CR ends its line without waiting for the next read to tell
+		// CR from CRLF.
+		{"sse CR line ends", sseData, chunkReader{"data: a\r\r", "\ndata: b\r\r"}, []string{"", "a", "", "b", ""}},
+		{"sse empty data is no event", sseData, chunkReader{"data:\n\ndata: a\n\n"}, []string{"", "a", ""}},
 		{"ndjson", ndjsonLines, chunkReader{"{\"a\":1}\n{\"b\":2}\n", "{\"c\":3}\n"}, []string{"", `{"a":1}`, `{"b":2}`, "", `{"c":3}`, ""}},
 	}
 	for _, tt := range tests {
@@ -60,26 +64,28 @@ func TestDecodersMarkReads(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
-			got = append(got, d)
+			got = append(got, string(d))
 		}
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
 		}
 	}
 	// A consumer that stops at the mark before a read ends the decoder
-	// without that read.
-	for _, decode := range []func(io.Reader) iter.Seq2[string, error]{sseData, ndjsonLines} {
-		r := chunkReader{"data: a\n\n", "data: b\n\n"}
-		marks := 0
-		for d := range decode(&r) {
-			if d == "" {
-				if marks++; marks == 2 {
-					break
+	// without that read, and without yielding again (which a range loop
+	// turns into a panic), even with half a line read.
+	for _, decode := range []func(io.Reader) iter.Seq2[[]byte, error]{sseData, ndjsonLines} {
+		for _, chunks := range []chunkReader{{"data: a\n\n", "data: b\n\n"}, {"data: a\n\ndata: b", "\n\n"}} {
+			marks := 0
+			for d := range decode(&chunks) {
+				if len(d) == 0 {
+					if marks++; marks == 2 {
+						break
+					}
 				}
 			}
-		}
-		if len(r) != 1 {
-			t.Errorf("%d chunks read after the consumer stopped", 2-len(r))
+			if len(chunks) != 1 {
+				t.Errorf("%d chunks read after the consumer stopped", 2-len(chunks))
+			}
 		}
 	}
 }
@@ -105,6 +111,10 @@ func TestSSEData(t *testing.T) {
 		{"empty events skipped", "\n\n\ndata: a\n\n\n\n", []string{"a"}},
 		{"unicode", "data: 日本\n\n", []string{"日本"}},
 		{"empty body", "", nil},
+		{"a byte order mark is skipped at the start only", "\ufeffdata: a\n\n\ufeffdata: b\n\n", []string{"a"}},
+		{"a field name alone is an empty value", "data\ndata: a\n\ndata\n\n", []string{"\na"}},
+		{"mixed line ends", "data: a\r\ndata: b\rdata: c\n\r\n: x\r\rdata: d\n\r", []string{"a\nb\nc", "d"}},
+		{"later events reuse no earlier data", "data: long event\n\ndata: b\n\ndata: c\ndata: d\n\n", []string{"long event", "b", "c\nd"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +147,10 @@ func TestSSEDataErrors(t *testing.T) {
 	if _, err := collect(t, sseData(strings.NewReader(big))); !errors.Is(err, ErrEventTooLarge) {
 		t.Errorf("oversized event: err = %v, want ErrEventTooLarge", err)
 	}
+	lines := strings.Repeat("data: xxxxxxxxxxxxxxxxxxxxxxxxxx\n", MaxEventSize/16) + "\n"
+	if _, err := collect(t, sseData(strings.NewReader(lines))); !errors.Is(err, ErrEventTooLarge) {
+		t.Errorf("oversized event of short lines: err = %v, want ErrEventTooLarge", err)
+	}
 	broken := iotest.DataErrReader(iotest.TimeoutReader(strings.NewReader("data: a\n\ndata: b\n\n")))
 	if _, err := collect(t, sseData(broken)); err == nil {
 		t.Errorf("read error not reported")
@@ -158,23 +172,59 @@ func TestNDJSONLines(t *testing.T) {
 	}
 }
 
+// FuzzSSEData checks sseData against sseReference, read whole and one
+// byte at a time.
 func FuzzSSEData(f *testing.F) {
 	f.Add("data: a\n\n")
 	f.Add("data:{\"x\":1}\r\n\r\n: c\ndata: b\ndata: c")
 	f.Add("event: e\nid: 1\nretry: 5\n\ndata: [DONE]\n\n")
+	f.Add("\ufeffdata\r\rdata:\r\n\ndata:  x\n\r\ufeffdata: y\n\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		whole, errWhole := collect(t, sseData(strings.NewReader(in)))
-		bytewise, errBytes := collect(t, sseData(iotest.OneByteReader(strings.NewReader(in))))
-		if (errWhole == nil) != (errBytes == nil) {
-			t.Fatalf("errors differ: %v vs %v", errWhole, errBytes)
-		}
-		if !slices.Equal(whole, bytewise) {
-			t.Fatalf("whole %q != one byte at a time %q", whole, bytewise)
-		}
-		for _, d := range whole {
-			if d == "" {
-				t.Fatalf("empty data yielded")
+		want := sseReference(in)
+		for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
+			got, err := collect(t, sseData(r))
+			if err != nil {
+				t.Fatalf("%q: %v", in, err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%q:\n      got %q\nreference %q", in, got, want)
 			}
 		}
 	})
+}
+
+// sseReference reads an event stream as the HTML standard's event-stream
+// interpretation says, one line at a time from the whole text, plus
+// genls's dispatch at EOF: what sseData does from a buffer that a read may
+// cut anywhere.
+func sseReference(in string) []string {
+	in = strings.TrimPrefix(in, "\ufeff")
+	var events []string
+	var data strings.Builder
+	dispatch := func() {
+		if d := strings.TrimSuffix(data.String(), "\n"); d != "" {
+			events = append(events, d)
+		}
+		data.Reset()
+	}
+	for in != "" {
+		line, rest := in, ""
+		if end := strings.IndexAny(in, "\r\n"); end >= 0 {
+			line, rest = in[:end], in[end+1:]
+			if in[end] == '\r' {
+				rest = strings.TrimPrefix(rest, "\n")
+			}
+		}
+		in = rest
+		if line == "" {
+			dispatch()
+			continue
+		}
+		if field, value, _ := strings.Cut(line, ":"); field == "data" {
+			data.WriteString(strings.TrimPrefix(value, " "))
+			data.WriteByte('\n')
+		}
+	}
+	dispatch()
+	return events
 }

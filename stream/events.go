@@ -1,11 +1,11 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 
 	segjson "github.com/segmentio/encoding/json"
 )
@@ -23,9 +23,11 @@ type event struct {
 	generated int
 }
 
-// parser decodes the data of one event of a given protocol.
+// parser decodes the data of one event of a given protocol. The event's
+// strings may be substrings of data, and so valid as long as data is; the
+// errors are not.
 type parser interface {
-	parse(data string) (event, error)
+	parse(data []byte) (event, error)
 }
 
 func parserFor(b Backend) parser {
@@ -47,7 +49,7 @@ func newParser(b Backend, unmarshal unmarshaler) parser {
 }
 
 // unmarshaler decodes JSON like encoding/json's Unmarshal.
-type unmarshaler func(data string, v any) error
+type unmarshaler func(data []byte, v any) error
 
 // unmarshalInPlace is encoding/json's Unmarshal as segmentio implements
 // it: four to six times faster on these events, and in place, so the
@@ -56,18 +58,25 @@ type unmarshaler func(data string, v any) error
 // The structs it decodes into avoid pointers where a token event would set
 // them, for the same reason. FuzzParsers checks that every event decodes
 // as with encoding/json.
-func unmarshalInPlace(data string, v any) error {
-	// segmentio reads the bytes and never writes them, so they may be the
-	// string's own.
-	rest, err := segjson.Parse(unsafe.Slice(unsafe.StringData(data), len(data)), v, segjson.ZeroCopy)
+func unmarshalInPlace(data []byte, v any) error {
+	rest, err := segjson.Parse(data, v, segjson.ZeroCopy)
 	if err == nil && len(rest) > 0 {
 		err = fmt.Errorf("invalid character %q after top-level value", rest[0])
 	}
 	return err
 }
 
+// ignored is a field that servers send in every event and genls does not
+// read. Naming it spares segmentio a case-insensitive search for an
+// unknown name (a sixth of the work of decoding an OpenAI event); its
+// value is checked, and left where it is. Only names of up to 16 bytes: a
+// longer one (system_fingerprint) would cost its struct the fast lookup
+// of all its names.
+type ignored = json.RawMessage
+
 // tgiEvent is TGI's StreamResponse, and its in-band error object.
 type tgiEvent struct {
+	Index ignored `json:"index"`
 	// Token is a tgiToken or null, decoded in a second step: a pointer to
 	// it would be an allocation in every event.
 	Token         json.RawMessage `json:"token"`
@@ -81,8 +90,10 @@ type tgiEvent struct {
 }
 
 type tgiToken struct {
-	Text    string `json:"text"`
-	Special bool   `json:"special"`
+	ID      ignored `json:"id"`
+	Text    string  `json:"text"`
+	Logprob ignored `json:"logprob"`
+	Special bool    `json:"special"`
 }
 
 type tgiParser struct {
@@ -91,20 +102,20 @@ type tgiParser struct {
 	tok       tgiToken
 }
 
-func (p *tgiParser) parse(data string) (event, error) {
+func (p *tgiParser) parse(data []byte) (event, error) {
 	p.ev, p.tok = tgiEvent{}, tgiToken{}
 	err := p.unmarshal(data, &p.ev)
 	tok := p.ev.Token
 	hasToken := len(tok) > 0 && string(tok) != "null"
 	if err == nil && hasToken {
-		err = p.unmarshal(unsafe.String(unsafe.SliceData(tok), len(tok)), &p.tok)
+		err = p.unmarshal(tok, &p.tok)
 	}
 	if err != nil {
-		return event{}, &MalformedEventError{Data: data, Err: err}
+		return event{}, &MalformedEventError{Data: string(data), Err: err}
 	}
 	ev := &p.ev
 	if ev.Error != nil {
-		return event{}, &ServerError{Type: ev.ErrorType, Message: *ev.Error}
+		return event{}, &ServerError{Type: strings.Clone(ev.ErrorType), Message: strings.Clone(*ev.Error)}
 	}
 	out := event{token: Token{Text: p.tok.Text, Special: p.tok.Special}, hasToken: hasToken}
 	if ev.GeneratedText != nil {
@@ -122,7 +133,7 @@ func (p *tgiParser) parse(data string) (event, error) {
 		}
 	}
 	if !out.hasToken && !out.final {
-		return event{}, &MalformedEventError{Data: data, Err: fmt.Errorf("neither a token nor a final event")}
+		return event{}, &MalformedEventError{Data: string(data), Err: fmt.Errorf("neither a token nor a final event")}
 	}
 	return out, nil
 }
@@ -130,6 +141,10 @@ func (p *tgiParser) parse(data string) (event, error) {
 // openAIChunk is a chat.completion.chunk or text_completion chunk. A
 // missing or null text or finish reason reads as "", which means the same.
 type openAIChunk struct {
+	ID      ignored        `json:"id"`
+	Object  ignored        `json:"object"`
+	Created ignored        `json:"created"`
+	Model   ignored        `json:"model"`
 	Choices []openAIChoice `json:"choices"`
 	Usage   *struct {
 		CompletionTokens int `json:"completion_tokens"`
@@ -143,7 +158,9 @@ type openAIChunk struct {
 }
 
 type openAIChoice struct {
-	Delta struct {
+	Index      ignored `json:"index"`
+	StopReason ignored `json:"stop_reason"`
+	Delta      struct {
 		Content string `json:"content"`
 	} `json:"delta"`
 	Text         string `json:"text"`
@@ -164,8 +181,8 @@ type openAIParser struct {
 // only there, where the server marks the token as the end of sequence.
 var eosTexts = []string{"</s>", "<|endoftext|>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<｜end▁of▁sentence｜>"}
 
-func (p *openAIParser) parse(data string) (event, error) {
-	if strings.TrimSpace(data) == "[DONE]" {
+func (p *openAIParser) parse(data []byte) (event, error) {
+	if string(bytes.TrimSpace(data)) == "[DONE]" {
 		return event{final: true, reason: FinishEOS}, nil
 	}
 	// Decode into the last event's choices, not to allocate new ones.
@@ -173,7 +190,7 @@ func (p *openAIParser) parse(data string) (event, error) {
 	clear(choices[:cap(choices)])
 	p.ev = openAIChunk{Choices: choices}
 	if err := p.unmarshal(data, &p.ev); err != nil {
-		return event{}, &MalformedEventError{Data: data, Err: err}
+		return event{}, &MalformedEventError{Data: string(data), Err: err}
 	}
 	if len(p.ev.Error) > 0 && string(p.ev.Error) != "null" {
 		return event{}, openAIError(p.ev.Error)
@@ -258,6 +275,8 @@ func openAIError(raw json.RawMessage) error {
 }
 
 type ollamaChunk struct {
+	Model      ignored `json:"model"`
+	CreatedAt  ignored `json:"created_at"`
 	Response   string  `json:"response"`
 	Done       bool    `json:"done"`
 	DoneReason string  `json:"done_reason"`
@@ -270,13 +289,13 @@ type ollamaParser struct {
 	ev        ollamaChunk
 }
 
-func (p *ollamaParser) parse(data string) (event, error) {
+func (p *ollamaParser) parse(data []byte) (event, error) {
 	p.ev = ollamaChunk{}
 	if err := p.unmarshal(data, &p.ev); err != nil {
-		return event{}, &MalformedEventError{Data: data, Err: err}
+		return event{}, &MalformedEventError{Data: string(data), Err: err}
 	}
 	if p.ev.Error != nil {
-		return event{}, &ServerError{Message: *p.ev.Error}
+		return event{}, &ServerError{Message: strings.Clone(*p.ev.Error)}
 	}
 	var out event
 	if p.ev.Response != "" {
@@ -303,5 +322,5 @@ func normalizeReason(r string) FinishReason {
 	case "eos_token", "stop", "", "end_turn":
 		return FinishEOS
 	}
-	return FinishReason(r)
+	return FinishReason(strings.Clone(r)) // it outlives the event's data
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,7 @@ func TestParsers(t *testing.T) {
 		{backend: BackendOllama, data: `{"response":"x","DONE":true}`, want: event{token: Token{Text: "x"}, hasToken: true, final: true, reason: FinishEOS}},
 	}
 	for _, tt := range tests {
-		got, err := parserFor(tt.backend).parse(tt.data)
+		got, err := parserFor(tt.backend).parse([]byte(tt.data))
 		switch {
 		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
 			t.Errorf("%s %s: err %v, want one containing %q", tt.backend, tt.data, err, tt.err)
@@ -81,8 +82,8 @@ func TestParsers(t *testing.T) {
 
 // unmarshalStd is encoding/json's Unmarshal, which unmarshalInPlace must
 // agree with.
-func unmarshalStd(data string, v any) error {
-	return json.Unmarshal([]byte(data), v)
+func unmarshalStd(data []byte, v any) error {
+	return json.Unmarshal(data, v)
 }
 
 // FuzzParsers checks that every parser reads any data as it would with
@@ -108,8 +109,8 @@ func FuzzParsers(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data string) {
 		for _, b := range []Backend{BackendTGI, BackendOpenAI, BackendOpenAICompletions, BackendOllama} {
-			got, err := parserFor(b).parse(data)
-			want, wantErr := newParser(b, unmarshalStd).parse(data)
+			got, err := parserFor(b).parse([]byte(data))
+			want, wantErr := newParser(b, unmarshalStd).parse([]byte(data))
 			var se, wantSE *ServerError
 			var me, wantME *MalformedEventError
 			switch {
@@ -211,13 +212,41 @@ func TestTokenEventsDoNotAllocate(t *testing.T) {
 		{BackendOpenAICompletions, `{"id":"c","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" is","logprobs":null,"finish_reason":null}],"usage":null}`},
 		{BackendOllama, `{"model":"m","created_at":"2024-08-04T08:52:19.385406455-07:00","response":" is","done":false}`},
 	} {
-		p := parserFor(tt.backend)
+		p, data := parserFor(tt.backend), []byte(tt.data)
 		if allocs := testing.AllocsPerRun(100, func() {
-			if ev, err := p.parse(tt.data); err != nil || ev.token.Text != " is" {
+			if ev, err := p.parse(data); err != nil || ev.token.Text != " is" {
 				t.Fatalf("%s: %+v %v", tt.backend, ev, err)
 			}
 		}); allocs != 0 {
 			t.Errorf("%s: %.0f allocations an event", tt.backend, allocs)
+		}
+	}
+}
+
+// What outlives an event, its error or an unknown finish reason, is a copy:
+// the decoders reuse the event's buffer for the next one.
+func TestParsedValuesOutliveTheirData(t *testing.T) {
+	for _, tt := range []struct {
+		backend Backend
+		data    string
+	}{
+		{BackendTGI, `{"error":"boom","error_type":"generation"}`},
+		{BackendTGI, `{"token":{"text":"x","special":false},"generated_text":"x","details":{"finish_reason":"content_filter"}}`},
+		{BackendTGI, `{"token":`},
+		{BackendOpenAI, `{"choices":[{"delta":{},"finish_reason":"content_filter"}]}`},
+		{BackendOpenAI, `{"error":{"message":"overloaded","type":"server_error"}}`},
+		{BackendOpenAICompletions, `{"error":"overloaded"}`},
+		{BackendOllama, `{"error":"model 'm' not found"}`},
+		{BackendOllama, `{"response":"","done":true,"done_reason":"content_filter"}`},
+	} {
+		data := []byte(tt.data)
+		ev, err := parserFor(tt.backend).parse(data)
+		before := fmt.Sprintf("%q %v", ev.reason, err)
+		for i := range data {
+			data[i] = '#'
+		}
+		if after := fmt.Sprintf("%q %v", ev.reason, err); after != before {
+			t.Errorf("%s %s: %s became %s when the data was overwritten", tt.backend, tt.data, before, after)
 		}
 	}
 }

@@ -63,7 +63,7 @@ type Stream struct {
 	idle   *idleTimer
 	log    *zap.Logger
 
-	next   func() (string, error, bool)
+	next   func() ([]byte, error, bool)
 	stop   func()
 	parser parser
 	pipe   *Pipeline
@@ -81,7 +81,7 @@ type Stream struct {
 }
 
 func newStream(ctx, parent context.Context, cancel context.CancelCauseFunc, body io.Closer,
-	data iter.Seq2[string, error], p parser, params Parameters, log *zap.Logger, idle *idleTimer) *Stream {
+	data iter.Seq2[[]byte, error], p parser, params Parameters, log *zap.Logger, idle *idleTimer) *Stream {
 	next, stop := iter.Pull2(data)
 	return &Stream{
 		ctx: ctx, parent: parent, cancel: cancel, body: body, idle: idle, log: log,
@@ -110,14 +110,14 @@ func (s *Stream) Next() bool {
 			s.end(FinishError, s.readError(err))
 			break
 		}
-		if data == "" { // the decoder is about to read: what had arrived is decoded
+		if len(data) == 0 { // the decoder is about to read: what had arrived is decoded
 			if s.out.Len() > start {
 				break
 			}
 			continue
 		}
 		if ce := s.log.Check(zap.DebugLevel, "stream event"); ce != nil {
-			ce.Write(zap.String("data", data))
+			ce.Write(zap.String("data", string(data)))
 		}
 		ev, err := s.parser.parse(data)
 		if err != nil {

@@ -44,6 +44,13 @@ type scenario struct {
 	// settings, when set, replace the default settings (the fake TGI
 	// endpoint srv, which may then be nil).
 	settings map[string]any
+	// steps, for runReview: what the interactive session does (see
+	// test/review.el), and the text each step waits for.
+	steps     []string
+	stepTexts []any // strings, or nil for none
+	// instruction is typed into the minibuffer when genls-rewrite (and
+	// C-u genls-generate) asks for one.
+	instruction string
 }
 
 type report struct {
@@ -63,9 +70,49 @@ type report struct {
 	ApplyEdits       int    `json:"apply_edits"`
 	Runaway          string `json:"runaway"`
 	EOL              string `json:"eol"`
+	// Steps is what test/review.el saw after each step.
+	Steps []stepReport `json:"steps"`
 }
 
+type stepReport struct {
+	Step       string   `json:"step"`
+	Text       string   `json:"text"`
+	Marks      []mark   `json:"marks"`       // the genls notes flymake has
+	ApplyEdits int      `json:"apply_edits"` // workspace/applyEdit requests during the step
+	Pokes      int      `json:"pokes"`       // commands run while text streamed in
+	Result     *int     `json:"result"`      // a review command's answer
+	Arguments  string   `json:"arguments"`   // and its arguments, as JSON
+	Ran        []string `json:"ran"`         // the commands the command loop ran
+	Inserted   string   `json:"inserted"`    // insert: the text right after the insertion
+}
+
+// mark is a flymake diagnostic of genls's (0-based lines, character
+// columns).
+type mark struct {
+	Line    int    `json:"line"`
+	Col     int    `json:"col"`
+	EndLine int    `json:"end_line"`
+	EndCol  int    `json:"end_col"`
+	Type    string `json:"type"`
+	Text    string `json:"text"`
+}
+
+// run runs test/harness.el in batch Emacs and returns the bytes it wrote
+// and its report.
 func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
+	t.Helper()
+	return session(t, srv, sc, false)
+}
+
+// runReview runs sc.steps with test/review.el in an interactive Emacs
+// (-nw, in a terminal that `script` provides), whose command loop closes an
+// undo step after every command as it does for a user.
+func runReview(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
+	t.Helper()
+	return session(t, srv, sc, true)
+}
+
+func session(t *testing.T, srv *streamtest.Server, sc scenario, interactive bool) (string, report) {
 	t.Helper()
 	emacs := e2etest.LookPath(t, "emacs", "apt-get install emacs-nox elpa-eglot")
 	eglot := findEglot(t)
@@ -87,20 +134,37 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 	if err := os.WriteFile(expect, []byte(sc.want), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	stepTexts, err := json.Marshal(sc.stepTexts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if sc.timeout == 0 {
 		sc.timeout = 60 * time.Second
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), sc.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, emacs, "-Q", "--batch",
-		"-l", eglot,
-		"-l", filepath.Join(here, "genls.el"),
-		"-l", filepath.Join(here, "test", "harness.el"))
+	var cmd *exec.Cmd
+	if interactive {
+		script := e2etest.LookPath(t, "script", "apt-get install bsdutils")
+		cmd = exec.CommandContext(ctx, script, "-qec",
+			`exec "$GENLS_TEST_EMACS" -nw -Q -l "$GENLS_TEST_EGLOT_EL" -l "$GENLS_TEST_GENLS_EL" -l "$GENLS_TEST_SCRIPT"`,
+			"/dev/null")
+	} else {
+		cmd = exec.CommandContext(ctx, emacs, "-Q", "--batch",
+			"-l", eglot,
+			"-l", filepath.Join(here, "genls.el"),
+			"-l", filepath.Join(here, "test", "harness.el"))
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"HOME="+dir, // keep ~/.emacs.d out of the way
 		"LANG=C.UTF-8",
+		"TERM=xterm",
+		"GENLS_TEST_EMACS="+emacs,
+		"GENLS_TEST_EGLOT_EL="+eglot,
+		"GENLS_TEST_GENLS_EL="+filepath.Join(here, "genls.el"),
+		"GENLS_TEST_SCRIPT="+filepath.Join(here, "test", "review.el"),
 		"GENLS_TEST_BIN="+bin,
 		"GENLS_TEST_FILE="+file,
 		"GENLS_TEST_OUT="+out,
@@ -117,6 +181,9 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_TIMEOUT="+strconv.Itoa(int(sc.timeout.Seconds()/3)),
 		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxChars),
+		"GENLS_TEST_STEPS="+strings.Join(sc.steps, ","),
+		"GENLS_TEST_EXPECT_STEPS="+string(stepTexts),
+		"GENLS_TEST_INSTRUCTION="+sc.instruction,
 	)
 	output, runErr := e2etest.RunSession(t, "emacs", cmd)
 
@@ -130,7 +197,9 @@ func run(t *testing.T, srv *streamtest.Server, sc scenario) (string, report) {
 		if !t.Failed() {
 			return
 		}
-		t.Logf("emacs output:\n%s", output)
+		if !interactive { // the terminal's output is screen updates
+			t.Logf("emacs output:\n%s", output)
+		}
 		e2etest.LogFile(t, "eglot events", events)
 		e2etest.LogFile(t, "genls log", serverLog)
 	})

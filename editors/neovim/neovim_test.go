@@ -42,7 +42,11 @@ type scenario struct {
 	cancelAt string         // text to wait for before :GenlsCancel
 	typeAt   string         // text to wait for before typing (scenario "typing")
 	typeKeys string         // the keys typed (default: a line above, text at the end)
-	timeout  time.Duration  // of the whole editor session
+	// instruction is what the steps rewrite, rewrite-inline, gen-ask and
+	// gen-inline give as the instruction (typed into vim.ui.input, or
+	// after the command).
+	instruction string
+	timeout     time.Duration // of the whole editor session
 	// maxEdits and maxBytes (0: no bound) end the session early, as a
 	// runaway, once Neovim has received more workspace/applyEdit requests
 	// or the buffer holds more bytes than that.
@@ -52,12 +56,37 @@ type scenario struct {
 
 // stepReport is what test/run.lua saw after one step.
 type stepReport struct {
-	Step     string   `json:"step"`
-	Text     string   `json:"text"`     // the buffer's lines joined by "\n"
-	Messages string   `json:"messages"` // :messages during the step
-	Notified []string `json:"notified"` // vim.notify during the step
-	Kinds    []string `json:"kinds"`    // actions: the code action kinds offered
-	Lines    []string `json:"lines"`    // health: the report
+	Step       string   `json:"step"`
+	Text       string   `json:"text"`        // the buffer's lines joined by "\n"
+	Messages   string   `json:"messages"`    // :messages during the step
+	Notified   []string `json:"notified"`    // vim.notify during the step
+	Kinds      []string `json:"kinds"`       // actions: the code action kinds offered
+	Lines      []string `json:"lines"`       // health: the report
+	Marks      []mark   `json:"marks"`       // the genls diagnostics after the step
+	ApplyEdits int      `json:"apply_edits"` // workspace/applyEdit requests during the step
+	Result     *int     `json:"result"`      // accept, discard, regenerate: the server's answer
+	Arguments  string   `json:"arguments"`   // and the command's arguments, as JSON
+	Lenses     []lens   `json:"lenses"`      // lens: the code lenses
+}
+
+// mark is a genls diagnostic as vim.diagnostic.get returns it (0-based
+// lines, byte columns).
+type mark struct {
+	Lnum     int    `json:"lnum"`
+	Col      int    `json:"col"`
+	EndLnum  int    `json:"end_lnum"`
+	EndCol   int    `json:"end_col"`
+	Severity int    `json:"severity"`
+	Message  string `json:"message"`
+	Code     string `json:"code"`
+	Tags     []int  `json:"tags"` // the LSP diagnostic tags (user_data.lsp.tags)
+}
+
+// lens is a code lens as vim.lsp.codelens.get returns it.
+type lens struct {
+	Line    int    `json:"line"`
+	Title   string `json:"title"`
+	Command string `json:"command"`
 }
 
 // report is what test/run.lua writes.
@@ -84,6 +113,7 @@ type report struct {
 	RejectedEdits   int          `json:"rejected_edits"`
 	ProgressEnds    int          `json:"progress_ends"`
 	AttachedUnnamed int          `json:"attached_unnamed"`
+	Prompts         []string     `json:"prompts"` // what vim.ui.input was asked
 	Steps           []stepReport `json:"steps"`
 	Messages        []struct {
 		Msg   string `json:"msg"`
@@ -140,6 +170,7 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 		"GENLS_TEST_CANCEL_AFTER="+sc.cancelAt,
 		"GENLS_TEST_TYPE_AFTER="+sc.typeAt,
 		"GENLS_TEST_TYPE_KEYS="+sc.typeKeys,
+		"GENLS_TEST_INSTRUCTION="+sc.instruction,
 		"GENLS_TEST_TIMEOUT_MS="+strconv.FormatInt((sc.timeout/3).Milliseconds(), 10),
 		"GENLS_TEST_MAX_EDITS="+strconv.Itoa(sc.maxEdits),
 		"GENLS_TEST_MAX_BYTES="+strconv.Itoa(sc.maxBytes),
@@ -171,7 +202,7 @@ func run(t testing.TB, srv *streamtest.Server, sc scenario) (string, report) {
 		t.Fatalf("run.lua failed: %s", rep.Error)
 	}
 	if !rep.Commands {
-		t.Errorf(":GenlsGenerate / :GenlsCancel were not created on attach")
+		t.Errorf(":GenlsGenerate, :GenlsCancel, :GenlsAccept, :GenlsDiscard and :GenlsRegenerate were not all created on attach")
 	}
 	if !rep.ServerStopped {
 		t.Errorf("genls did not stop when the client was stopped")
@@ -554,6 +585,217 @@ func TestUndo(t *testing.T) {
 	}
 }
 
+// lines returns n tokens " w001", " w002", …, every tenth a line break
+// instead, and their concatenation.
+func lines(n int) ([]string, string) {
+	toks, _ := words(n)
+	for i := 9; i < n; i += 10 {
+		toks[i] = "\n"
+	}
+	return toks, strings.Join(toks, "")
+}
+
+// TestReview generates, then accepts, discards or regenerates the pending
+// generation with :GenlsAccept, :GenlsDiscard and :GenlsRegenerate, at the
+// cursor or (with !) in the whole buffer, and undoes. After each step it
+// compares the buffer's text, the genls diagnostics (the marks) and the
+// server's answer; at the end, the written file byte for byte.
+func TestReview(t *testing.T) {
+	gen, genText := words(60)
+	again, againText := words(30)
+	for i := range again {
+		again[i] = strings.Replace(again[i], "w", "r", 1)
+	}
+	againText = strings.ReplaceAll(againText, "w", "r")
+	broken, brokenText := lines(60)
+	second := []string{" two", " three"}
+	// 60 tokens 20 ms apart: at least 20 edits even on a loaded machine,
+	// where an edit carries the tokens that arrived while Neovim was busy.
+	const genDelay = 20 * time.Millisecond
+	type want struct {
+		text   string
+		marks  int // the number of genls diagnostics; -1: not checked
+		result int // the server's answer to a review command; -1: none
+	}
+	tests := []struct {
+		name    string
+		text    string // the file
+		ff      string // its fileformat as Neovim must detect it
+		scripts []streamtest.Script
+		steps   []string
+		want    []want
+		file    string // the written file
+	}{{
+		name:    "accept keeps the text and clears the mark",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", gen...)},
+		steps:   []string{"gen=1", "lens", "accept@1:10=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext", 1, -1},
+			{"Hello" + genText + "\nnext", 1, -1},
+			{"Hello" + genText + "\nnext", 0, 1},
+		},
+		file: "Hello" + genText + "\nnext\n",
+	}, {
+		name:    "discard restores the file byte for byte",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", broken...)},
+		steps:   []string{"gen=1", "discard@3:2=0"},
+		want: []want{
+			{"Hello" + brokenText + "\nnext", 1, -1},
+			{"Hello\nnext", 0, 1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		name:    "discard restores a CRLF file byte for byte",
+		text:    "Hello\r\nnext\r\n",
+		ff:      "dos",
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", broken...)},
+		steps:   []string{"gen=1", "discard@3:2=0"},
+		want: []want{
+			{"Hello" + brokenText + "\nnext", 1, -1},
+			{"Hello\nnext", 0, 1},
+		},
+		file: "Hello\r\nnext\r\n",
+	}, {
+		// The discard is an undo step of its own: u brings the text back
+		// (no longer pending: genls forgot it), a second u removes it.
+		name:    "undo after a discard brings the text back",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", gen...)},
+		steps:   []string{"gen=1", "discard@1:10=0", "undo=0", "undo=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext", 1, -1},
+			{"Hello\nnext", 0, 1},
+			{"Hello" + genText + "\nnext", 0, -1},
+			{"Hello\nnext", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		name:    "one u removes a generation and its mark",
+		text:    "Hello\nnext\n",
+		scripts: []streamtest.Script{streamtest.TGI(genDelay, "length", gen...)},
+		steps:   []string{"gen=1", "undo=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext", 1, -1},
+			{"Hello\nnext", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		// Regenerate replaces the text in place, once; one u undoes the
+		// Regenerate (the old text is back), the next the generation. The
+		// old text may stay marked: Neovim reports the undo as a change
+		// inside the new text (it leaves out the characters the two texts
+		// begin and end with), which the server takes for the user's.
+		name: "regenerate writes the text again in place, one undo step",
+		text: "Hello\nnext\n",
+		scripts: []streamtest.Script{
+			streamtest.TGI(genDelay, "length", gen...),
+			streamtest.TGI(genDelay, "length", again...),
+		},
+		steps: []string{"gen=1", "regenerate@1:10=1", "undo", "undo=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext", 1, -1},
+			{"Hello" + againText + "\nnext", 1, 1},
+			{"Hello" + genText + "\nnext", -1, -1},
+			{"Hello\nnext", 0, -1},
+		},
+		file: "Hello\nnext\n",
+	}, {
+		// Two pending generations: :GenlsAccept at the cursor takes the
+		// one there, :GenlsDiscard! the other.
+		name: "at the cursor one of two, with ! the rest",
+		text: "Hello\nnext\n",
+		scripts: []streamtest.Script{
+			streamtest.TGI(genDelay, "length", gen...),
+			streamtest.TGI(2*time.Millisecond, "length", second...),
+		},
+		steps: []string{"gen:1-1=1", "gen:2-2=2", "accept@1:10=1", "discard!=0"},
+		want: []want{
+			{"Hello" + genText + "\nnext", 1, -1},
+			{"Hello" + genText + "\nnext two three", 2, -1},
+			{"Hello" + genText + "\nnext two three", 1, 1},
+			{"Hello" + genText + "\nnext", 0, 1},
+		},
+		file: "Hello" + genText + "\nnext\n",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
+			srv.Push(tt.scripts...)
+			got, rep := run(t, srv, scenario{
+				text:    tt.text,
+				name:    "range",
+				lines:   "1,1",
+				steps:   tt.steps,
+				timeout: 40 * time.Second,
+			})
+			if tt.ff != "" && rep.FileFormat != tt.ff {
+				t.Fatalf("Neovim read the file as fileformat=%s, want %s", rep.FileFormat, tt.ff)
+			}
+			checkProgress(t, rep)
+			if len(rep.Steps) != len(tt.steps) {
+				t.Fatalf("%d steps reported, want %d", len(rep.Steps), len(tt.steps))
+			}
+			for i, st := range rep.Steps {
+				w := tt.want[i]
+				if st.Text != w.text {
+					t.Errorf("after step %d (%s): buffer = %q, want %q", i+1, st.Step, e2etest.Clip(st.Text), e2etest.Clip(w.text))
+				}
+				if w.marks >= 0 && len(st.Marks) != w.marks {
+					t.Errorf("after step %d (%s): %d genls diagnostics %+v, want %d", i+1, st.Step, len(st.Marks), st.Marks, w.marks)
+				}
+				for _, m := range st.Marks {
+					if m.Severity != 4 || m.Code != "genls.pending" {
+						t.Errorf("after step %d (%s): diagnostic %+v, want severity 4 (Hint), code genls.pending", i+1, st.Step, m)
+					}
+				}
+				switch {
+				case w.result >= 0 && (st.Result == nil || *st.Result != w.result):
+					t.Errorf("step %d (%s): the server answered %s (arguments %s), want %d", i+1, st.Step, answer(st.Result), st.Arguments, w.result)
+				case w.result < 0 && st.Result != nil:
+					t.Errorf("step %d (%s): a review command ran, answered %d", i+1, st.Step, *st.Result)
+				}
+				if strings.HasPrefix(st.Step, "gen") || strings.HasPrefix(st.Step, "regenerate") {
+					quiet(t, st)
+				}
+				if st.Step == "lens" {
+					checkLenses(t, st.Lenses)
+				}
+			}
+			if got != tt.file {
+				t.Errorf("file = %q, want %q", e2etest.Clip(got), e2etest.Clip(tt.file))
+			}
+			// A generation of many edits: the undo and discard steps
+			// must handle each of them.
+			if first := rep.Steps[0]; first.ApplyEdits < 20 {
+				t.Errorf("the first generation came in %d workspace/applyEdit requests, want at least 20", first.ApplyEdits)
+			}
+			t.Logf("workspace/applyEdit requests per step: %v", editsPerStep(rep))
+		})
+	}
+}
+
+// checkLenses checks the code lenses of one pending generation on the
+// first line: Accept, Discard and Regenerate, running genls's commands.
+func checkLenses(t *testing.T, lenses []lens) {
+	t.Helper()
+	want := []lens{{0, "Accept", "genls.accept"}, {0, "Discard", "genls.discard"}, {0, "Regenerate", "genls.regenerate"}}
+	got := slices.Clone(lenses)
+	slices.SortFunc(got, func(a, b lens) int { return strings.Compare(a.Title, b.Title) })
+	if !slices.Equal(got, want) {
+		t.Errorf("code lenses %+v, want %+v", got, want)
+	}
+}
+
+func editsPerStep(rep report) []int {
+	n := make([]int, len(rep.Steps))
+	for i, st := range rep.Steps {
+		n[i] = st.ApplyEdits
+	}
+	return n
+}
+
 // TestStaleEdit makes Neovim receive an edit addressed to a version of the
 // buffer older than its own (the user typed meanwhile): the plugin answers
 // applied: false, silently, the server sends the text again for the new
@@ -629,7 +871,7 @@ func TestAttach(t *testing.T) {
 				t.Errorf("init_options were sent as %s, want [] (an empty Lua table)", rep.InitOptions)
 			}
 			st := rep.Steps[0]
-			if !slices.Contains(st.Kinds, "refactor.genls.generate") || !slices.Contains(st.Kinds, "refactor.genls.continue") {
+			if !slices.Contains(st.Kinds, "refactor.rewrite.genls.generate") || !slices.Contains(st.Kinds, "refactor.rewrite.genls.continue") {
 				t.Errorf("code actions offered: %q, want Generate and Generate here", st.Kinds)
 			}
 			for _, st := range rep.Steps {
@@ -769,4 +1011,162 @@ func prompt(srv *streamtest.Server) string {
 	}
 	walk(req.JSON())
 	return b.String()
+}
+
+// answer formats a review command's answer, nil when none was recorded.
+func answer(n *int) string {
+	if n == nil {
+		return "nothing"
+	}
+	return strconv.Itoa(*n)
+}
+
+// TestRewrite rewrites the first line with :'<,'>GenlsRewrite (the
+// instruction typed into vim.ui.input) or :GenlsRewrite {instruction}, then
+// accepts or discards the rewrite. The instruction must reach the
+// endpoint; the original must be marked genls.original (Hint, tag
+// Deprecated) and the new text genls.pending, each over its whole lines;
+// Accept leaves only the new text, Discard the file byte for byte as it
+// was. One reply comes fenced as a chat model writes it: the fences go.
+func TestRewrite(t *testing.T) {
+	fenced := streamtest.TGI(5*time.Millisecond, "length", "```\n", "HELLO", " THERE\n", "```\n")
+	plain := streamtest.TGI(5*time.Millisecond, "length", "HELLO", " THERE")
+	rewritten := "Hello\nHELLO THERE\nnext"
+	marks := []mark{
+		{Lnum: 0, Col: 0, EndLnum: 1, EndCol: 0, Severity: 4, Code: "genls.original", Tags: []int{2}},
+		{Lnum: 1, Col: 0, EndLnum: 2, EndCol: 0, Severity: 4, Code: "genls.pending"},
+	}
+	tests := []struct {
+		name        string
+		text        string
+		script      streamtest.Script
+		steps       []string
+		instruction string
+		prompted    bool   // whether vim.ui.input asked for the instruction
+		reviewed    string // the buffer after the review step
+		file        string
+	}{{
+		name:        "asked for the instruction, accepted",
+		text:        "Hello\nnext\n",
+		script:      fenced,
+		steps:       []string{"rewrite:1-1=2", "accept@2:1=0"},
+		instruction: "shout it",
+		prompted:    true,
+		reviewed:    "HELLO THERE\nnext",
+		file:        "HELLO THERE\nnext\n",
+	}, {
+		name:        "instruction given inline, discarded",
+		text:        "Hello\nnext\n",
+		script:      plain,
+		steps:       []string{"rewrite-inline:1-1=2", "discard@1:1=0"},
+		instruction: "make it loud",
+		reviewed:    "Hello\nnext",
+		file:        "Hello\nnext\n",
+	}, {
+		name:        "a CRLF file discarded byte for byte",
+		text:        "Hello\r\nnext\r\n",
+		script:      fenced,
+		steps:       []string{"rewrite:1-1=2", "discard@2:3=0"},
+		instruction: "shout it",
+		prompted:    true,
+		reviewed:    "Hello\nnext",
+		file:        "Hello\r\nnext\r\n",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.Script{Status: 500})
+			srv.Push(tt.script)
+			got, rep := run(t, srv, scenario{
+				text:        tt.text,
+				name:        "range",
+				lines:       "1,1",
+				steps:       tt.steps,
+				instruction: tt.instruction,
+				timeout:     40 * time.Second,
+			})
+			checkProgress(t, rep)
+			if len(rep.Steps) != 2 {
+				t.Fatalf("%d steps reported, want 2", len(rep.Steps))
+			}
+			if p := prompt(srv); !strings.Contains(p, tt.instruction) || !strings.Contains(p, "Hello") {
+				t.Errorf("the request to the endpoint %q lacks the instruction %q or the original", p, tt.instruction)
+			}
+			generations := 0
+			for _, r := range srv.Requests() {
+				if r.Path == "/generate_stream" {
+					generations++
+				}
+			}
+			if generations != 1 {
+				t.Errorf("%d generation requests to the endpoint, want 1", generations)
+			}
+			switch {
+			case tt.prompted && (len(rep.Prompts) != 1 || !strings.Contains(rep.Prompts[0], "Rewrite")):
+				t.Errorf("vim.ui.input asked %q, want one prompt for the Rewrite instruction", rep.Prompts)
+			case !tt.prompted && len(rep.Prompts) != 0:
+				t.Errorf("vim.ui.input asked %q, though the instruction came with the command", rep.Prompts)
+			}
+			rewrite, review := rep.Steps[0], rep.Steps[1]
+			if rewrite.Text != rewritten {
+				t.Errorf("after the rewrite: buffer = %q, want %q", rewrite.Text, rewritten)
+			}
+			quiet(t, rewrite)
+			got1 := slices.Clone(rewrite.Marks)
+			for i := range got1 {
+				got1[i].Message = ""
+			}
+			slices.SortFunc(got1, func(a, b mark) int { return a.Lnum - b.Lnum })
+			if !slices.EqualFunc(got1, marks, func(a, b mark) bool {
+				return a.Lnum == b.Lnum && a.Col == b.Col && a.EndLnum == b.EndLnum && a.EndCol == b.EndCol &&
+					a.Severity == b.Severity && a.Code == b.Code && slices.Equal(a.Tags, b.Tags)
+			}) {
+				t.Errorf("after the rewrite: genls diagnostics %+v, want %+v", got1, marks)
+			}
+			if review.Text != tt.reviewed || len(review.Marks) != 0 {
+				t.Errorf("after %s: buffer = %q with %d genls diagnostics, want %q and none", review.Step, review.Text, len(review.Marks), tt.reviewed)
+			}
+			if review.Result == nil || *review.Result != 1 {
+				t.Errorf("%s: the server answered %s (arguments %s), want 1", review.Step, answer(review.Result), review.Arguments)
+			}
+			if got != tt.file {
+				t.Errorf("file = %q, want %q", got, tt.file)
+			}
+		})
+	}
+}
+
+// TestGenerateInstruction generates after the second line with
+// :GenlsGenerate! (the instruction typed into vim.ui.input) and
+// :GenlsGenerate {instruction}: the instruction reaches the endpoint with
+// the line alone (a Generate, not a "Generate here", whose prompt would be
+// the text before it), and the text goes in after the line.
+func TestGenerateInstruction(t *testing.T) {
+	for _, step := range []string{"gen-ask", "gen-inline"} {
+		t.Run(step, func(t *testing.T) {
+			srv := streamtest.NewServer(t, streamtest.TGI(5*time.Millisecond, "length", " and", " more"))
+			got, rep := run(t, srv, scenario{
+				text:        "Hello\nnext\n",
+				name:        "range",
+				lines:       "2,2",
+				steps:       []string{step + "=1"},
+				instruction: "continue in French",
+			})
+			checkProgress(t, rep)
+			if p := prompt(srv); !strings.Contains(p, "continue in French") || !strings.Contains(p, "next") || strings.Contains(p, "Hello") {
+				t.Errorf("the request to the endpoint %q: want the instruction and the second line only", p)
+			}
+			if want := step == "gen-ask"; want != (len(rep.Prompts) == 1) {
+				t.Errorf("vim.ui.input asked %q", rep.Prompts)
+			}
+			if len(rep.Steps) == 1 {
+				if st := rep.Steps[0]; len(st.Marks) != 1 || st.Marks[0].Code != "genls.pending" {
+					t.Errorf("genls diagnostics %+v, want one genls.pending", st.Marks)
+				}
+				quiet(t, rep.Steps[0])
+			}
+			if want := "Hello\nnext and more\n"; got != want {
+				t.Errorf("file = %q, want %q", got, want)
+			}
+		})
+	}
 }

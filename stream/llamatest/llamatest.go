@@ -483,11 +483,12 @@ func (p *Proxy) Exchanges() []Exchange {
 	return append([]Exchange(nil), p.exchanges...)
 }
 
-// Generations returns the POST requests so far.
+// Generations returns the POST requests so far, but for /tokenize (genls
+// counts a prompt's tokens there before it generates).
 func (p *Proxy) Generations() []Exchange {
 	var out []Exchange
 	for _, e := range p.Exchanges() {
-		if e.Method == http.MethodPost {
+		if e.Method == http.MethodPost && e.Path != "/tokenize" {
 			out = append(out, e)
 		}
 	}

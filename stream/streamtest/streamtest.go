@@ -83,6 +83,7 @@ type Server struct {
 	disconnected int
 	claimed      int           // disconnects already reported by WaitDisconnect
 	changed      chan struct{} // closed and replaced when posts or disconnected change
+	tok          *tokenizer    // limits and a tokenizer (tokenizer.go), if any
 }
 
 // NewServer starts a fake endpoint answering every generation with script
@@ -133,12 +134,13 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
-// LastRequest returns the last generation (POST) request received.
+// LastRequest returns the last generation (POST) request received; a
+// POST /tokenize is not one.
 func (s *Server) LastRequest() (Request, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.requests) - 1; i >= 0; i-- {
-		if s.requests[i].Method == http.MethodPost {
+		if s.requests[i].Method == http.MethodPost && s.requests[i].Path != "/tokenize" {
 			return s.requests[i], true
 		}
 	}
@@ -202,6 +204,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.discard {
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
 	}
+	s.mu.Unlock()
+	if s.serveTokenizer(w, r, body) {
+		return
+	}
+	if r.URL.Path == "/tokenize" {
+		// No tokenizer configured: like a server without the route,
+		// and never an answer queued for a generation.
+		http.NotFound(w, r)
+		return
+	}
+	s.mu.Lock()
 	if r.Method == http.MethodGet {
 		route, ok := s.routes[r.URL.Path]
 		s.mu.Unlock()

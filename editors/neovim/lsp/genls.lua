@@ -5,9 +5,9 @@
 --
 -- No `filetypes`: generation is useful in any buffer, so genls attaches to
 -- every buffer, with a filetype or not (vim.lsp.enable starts servers on
--- FileType only; the plugin attaches the other buffers). Buffer commands (:GenlsGenerate, :GenlsCancel) are created
--- by plugin/genls.lua on LspAttach, so a user-supplied on_attach does not
--- lose them.
+-- FileType only; the plugin attaches the other buffers). Buffer commands
+-- (:GenlsGenerate, :GenlsAccept, …) are created by plugin/genls.lua on
+-- LspAttach, so a user-supplied on_attach does not lose them.
 return {
   cmd = { 'genls' },
   root_markers = { '.git' },
@@ -31,10 +31,19 @@ return {
     end,
   },
   -- Run by the client before the server: a new generation starts a new undo
-  -- block.
+  -- block, and so does the edit that discards one.
   commands = {
     ['genls.generate'] = function(...)
       return require('genls').generate_command(...)
+    end,
+    ['genls.accept'] = function(command, ctx)
+      return require('genls').review_command(command, ctx)
+    end,
+    ['genls.discard'] = function(command, ctx)
+      return require('genls').review_command(command, ctx)
+    end,
+    ['genls.regenerate'] = function(command, ctx)
+      return require('genls').review_command(command, ctx)
     end,
   },
 }

@@ -30,8 +30,38 @@ local buffer = env('BUFFER', 'file')
 -- What the session does once genls is attached: gen (generate, per
 -- scenario, and wait for the end), undo, actions (list the code actions),
 -- health (:checkhealth genls), settle (wait a moment), await-message (wait
--- for a vim.notify).
+-- for a vim.notify), accept, discard, regenerate (:GenlsAccept, … and wait
+-- for the server's answer; regenerate also for the new generation's end),
+-- lens (fetch the code lenses), rewrite (a linewise Visual selection of
+-- the step's lines, then :'<,'>GenlsRewrite, whose prompt is answered with
+-- GENLS_TEST_INSTRUCTION), rewrite-inline (:{lines}GenlsRewrite
+-- GENLS_TEST_INSTRUCTION), gen-ask (:{lines}GenlsGenerate!, the prompt
+-- answered likewise), gen-inline (:{lines}GenlsGenerate
+-- GENLS_TEST_INSTRUCTION); each generation step waits for its end.
+--
+-- A step is NAME[!][@ROW:COL][:FIRST-LAST][=MARKS]: ! runs the command with
+-- a bang (:GenlsDiscard!); @ROW:COL puts the cursor there first (1-based
+-- row, byte column); :FIRST-LAST is the range of lines a gen step
+-- generates from (default GENLS_TEST_RANGE); =MARKS waits, after the step,
+-- until the buffer has that many genls diagnostics, none of a running
+-- generation (they arrive on their own time).
 local steps = vim.split(env('STEPS', 'gen'), ',', { plain = true })
+
+local function parse_step(s)
+  local name, rest = s:match('^([%a-]+)(.*)$')
+  if not name then
+    error('bad step ' .. s)
+  end
+  local row, col = rest:match('@(%d+):(%d+)')
+  local first, last = rest:match(':(%d+)%-(%d+)')
+  return {
+    name = name,
+    bang = rest:find('!', 1, true) ~= nil,
+    cursor = row and { tonumber(row), tonumber(col) } or nil,
+    lines = first and (first .. ',' .. last) or nil,
+    marks = tonumber(rest:match('=(%d+)')),
+  }
+end
 local timeout = tonumber(env('TIMEOUT_MS', '20000'))
 -- Bounds past which the session stops waiting: a server that re-sends its
 -- text forever grows the buffer without end, and must fail fast.
@@ -130,6 +160,29 @@ local function run()
       R.rejected_edits = R.rejected_edits + 1
     end
     return answer
+  end
+  -- genls.review_command runs :GenlsAccept, :GenlsDiscard and
+  -- :GenlsRegenerate (and their code actions): each answer is recorded.
+  local reviews = {}
+  local review_command = genls.review_command
+  genls.review_command = function(command, ctx, on_result)
+    return review_command(command, ctx, function(result)
+      table.insert(reviews, { command = command.command, arguments = command.arguments, result = result })
+      if on_result then
+        on_result(result)
+      end
+    end)
+  end
+  -- vim.ui.input, as a UI plugin replaces it: answers GENLS_TEST_INSTRUCTION
+  -- (an empty one as nil, as 0.7's built-in prompt does) and records the
+  -- prompts.
+  R.prompts = {}
+  vim.ui.input = function(opts, on_confirm)
+    table.insert(R.prompts, opts and opts.prompt or '')
+    local answer = env('INSTRUCTION', '')
+    vim.schedule(function()
+      on_confirm(answer ~= '' and answer or nil)
+    end)
   end
   local cmd = { bin, '--log-level', 'debug', '--log-file', env('SERVER_LOG') }
 
@@ -252,7 +305,10 @@ local function run()
   if not client or not client.initialized then
     error('genls did not attach and initialize' .. (server_quit() and ' (the server exited)' or ''))
   end
-  R.commands = vim.fn.exists(':GenlsGenerate') == 2 and vim.fn.exists(':GenlsCancel') == 2
+  R.commands = true
+  for _, name in ipairs({ 'Generate', 'Rewrite', 'Cancel', 'Accept', 'Discard', 'Regenerate' }) do
+    R.commands = R.commands and vim.fn.exists(':Genls' .. name) == 2
+  end
   R.attached_unnamed = 0
   for _, b in ipairs(vim.api.nvim_list_bufs()) do
     if vim.api.nvim_buf_is_loaded(b) and vim.api.nvim_buf_get_name(b) == '' and genls.client(b) then
@@ -274,7 +330,7 @@ local function run()
   -- progress has ended and the buffer has been quiet for a moment (edits
   -- are applied before the progress ends, but allow for a stray late one to
   -- show up as a failure rather than a race).
-  local function generate()
+  local function generate(lines)
     local ends = R.progress_ends
     R.generate_ms = now()
     if scenario == 'visual' then
@@ -291,7 +347,7 @@ local function run()
       vim.api.nvim_win_set_cursor(0, { tonumber(row), tonumber(col) })
       vim.cmd('GenlsGenerate')
     else
-      vim.cmd(env('RANGE', '1,1') .. 'GenlsGenerate')
+      vim.cmd((lines or env('RANGE', '1,1')) .. 'GenlsGenerate')
     end
 
     if scenario == 'typing' then
@@ -339,6 +395,18 @@ local function run()
     R.finished = R.finished and done and not runaway()
   end
 
+  -- A generation that start begins, until its progress has ended and the
+  -- buffer has been quiet for a moment.
+  local function generation(start)
+    local ends = R.progress_ends
+    R.generate_ms = now()
+    start()
+    local done = wait(timeout, function()
+      return runaway() or (R.progress_ends > ends and quiet_for(300))
+    end, 5)
+    R.finished = R.finished and done and not runaway()
+  end
+
   local function code_actions()
     local kinds = {}
     local c = genls.client(bufnr)
@@ -371,36 +439,140 @@ local function run()
     return kinds
   end
 
+  -- The genls diagnostics in the buffer, as vim.diagnostic has them.
+  local function marks()
+    local found = {}
+    for _, d in ipairs(vim.diagnostic.get(bufnr)) do
+      if d.source == 'genls' then
+        local lsp = d.user_data and d.user_data.lsp or {}
+        table.insert(found, {
+          lnum = d.lnum,
+          col = d.col,
+          end_lnum = d.end_lnum,
+          end_col = d.end_col,
+          severity = d.severity,
+          message = d.message,
+          code = d.code or lsp.code,
+          tags = lsp.tags,
+        })
+      end
+    end
+    return found
+  end
+
+  -- :GenlsAccept, :GenlsDiscard or :GenlsRegenerate (name), until the
+  -- server answered; a Regenerate also until its new generation ended.
+  local function review(name, bang, report)
+    local ends = R.progress_ends
+    local answered = #reviews
+    vim.cmd('Genls' .. name:sub(1, 1):upper() .. name:sub(2) .. (bang and '!' or ''))
+    if not wait(timeout, function()
+      return #reviews > answered
+    end, 5) then
+      error('no answer to :Genls' .. name)
+    end
+    local answer = reviews[#reviews]
+    report.result = answer.result
+    report.arguments = vim.fn.json_encode(answer.arguments)
+    if name == 'regenerate' and type(answer.result) == 'number' and answer.result > 0 then
+      R.finished = R.finished and wait(timeout, function()
+        return runaway() or (R.progress_ends > ends and quiet_for(300))
+      end, 5) and not runaway()
+    else
+      wait(300, function()
+        return quiet_for(200)
+      end, 10)
+    end
+  end
+
+  local function code_lenses(report)
+    vim.lsp.codelens.refresh()
+    wait(5000, function()
+      return #vim.lsp.codelens.get(bufnr) > 0
+    end, 10)
+    report.lenses = {}
+    for _, lens in ipairs(vim.lsp.codelens.get(bufnr)) do
+      table.insert(report.lenses, {
+        line = lens.range.start.line,
+        title = lens.command and lens.command.title,
+        command = lens.command and lens.command.command,
+      })
+    end
+  end
+
   -- Each step reports what it printed; the first also what starting genls
   -- printed.
   local notified = 0
-  for i, step in ipairs(steps) do
-    local report = { step = step }
-    if step == 'gen' then
-      generate()
-    elseif step == 'undo' then
+  for i, spec in ipairs(steps) do
+    local report = { step = spec }
+    local step = parse_step(spec)
+    local edits = R.apply_edits
+    if step.cursor then
+      vim.api.nvim_win_set_cursor(0, step.cursor)
+    end
+    if step.name == 'gen' then
+      generate(step.lines)
+    elseif step.name == 'undo' then
       vim.cmd('silent undo')
-    elseif step == 'actions' then
+    elseif step.name == 'accept' or step.name == 'discard' or step.name == 'regenerate' then
+      review(step.name, step.bang, report)
+    elseif step.name == 'rewrite' then
+      local first, last = (step.lines or env('RANGE', '1,1')):match('^(%d+),(%d+)$')
+      generation(function()
+        vim.api.nvim_win_set_cursor(0, { tonumber(first), 0 })
+        vim.cmd('normal! V')
+        vim.api.nvim_win_set_cursor(0, { tonumber(last), 0 })
+        vim.cmd('normal! \27')
+        vim.cmd("'<,'>GenlsRewrite")
+      end)
+    elseif step.name == 'rewrite-inline' then
+      generation(function()
+        vim.cmd((step.lines or env('RANGE', '1,1')) .. 'GenlsRewrite ' .. env('INSTRUCTION', ''))
+      end)
+    elseif step.name == 'gen-ask' then
+      generation(function()
+        vim.cmd((step.lines or env('RANGE', '1,1')) .. 'GenlsGenerate!')
+      end)
+    elseif step.name == 'gen-inline' then
+      generation(function()
+        vim.cmd((step.lines or env('RANGE', '1,1')) .. 'GenlsGenerate ' .. env('INSTRUCTION', ''))
+      end)
+    elseif step.name == 'lens' then
+      code_lenses(report)
+    elseif step.name == 'actions' then
       report.kinds = code_actions()
-    elseif step == 'settle' then
+    elseif step.name == 'settle' then
       -- Lets messages the server sends on its own (window/showMessage goes
       -- out asynchronously) arrive.
       wait(300, function()
         return false
       end, 50)
-    elseif step == 'await-message' then
+    elseif step.name == 'await-message' then
       if not wait(timeout, function()
         return #R.messages > 0
       end, 10) then
         error('no message arrived')
       end
-    elseif step == 'health' then
+    elseif step.name == 'health' then
       vim.cmd('checkhealth genls')
       report.lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
       vim.cmd('tabclose')
     else
-      error('unknown step ' .. step)
+      error('unknown step ' .. spec)
     end
+    if step.marks then
+      wait(5000, function()
+        local found = marks()
+        for _, m in ipairs(found) do
+          if m.code == 'genls.generating' then
+            return false
+          end
+        end
+        return #found == step.marks
+      end, 10)
+    end
+    report.marks = marks()
+    report.apply_edits = R.apply_edits - edits
     report.text = text()
     report.messages = held_messages .. vim.api.nvim_exec('messages', true)
     held_messages = ''

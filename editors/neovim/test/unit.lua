@@ -38,8 +38,9 @@ local saved = {
   health = vim.health,
   buf_versions = vim.lsp.util.buf_versions,
   deprecate = vim.deprecate,
+  str_utfindex = vim.str_utfindex,
 }
-local lsp_keys = { 'start', 'config', 'enable', 'is_enabled', '_enabled_configs', 'get_clients' }
+local lsp_keys = { 'start', 'config', 'enable', 'is_enabled', '_enabled_configs', 'get_clients', 'get_client_by_id' }
 for _, k in ipairs(lsp_keys) do
   saved['lsp.' .. k] = vim.lsp[k]
 end
@@ -51,6 +52,7 @@ local function restore()
   vim.health = saved.health
   vim.lsp.util.buf_versions = saved.buf_versions
   vim.deprecate = saved.deprecate
+  vim.str_utfindex = saved.str_utfindex
   for _, k in ipairs(lsp_keys) do
     vim.lsp[k] = saved['lsp.' .. k]
   end
@@ -234,7 +236,9 @@ for _, version in ipairs({ '0.11', '0.12' }) do
     eq(c.name, 'genls', 'name')
     eq(c.root_dir, 'root-of-' .. calls[1].opts.bufnr .. '-.git', 'root_dir')
     truthy(c.handlers and c.handlers['workspace/applyEdit'], 'no workspace/applyEdit handler in the config')
-    truthy(c.commands and c.commands['genls.generate'], 'no genls.generate command in the config')
+    for _, command in ipairs({ 'genls.generate', 'genls.accept', 'genls.discard', 'genls.regenerate' }) do
+      truthy(c.commands and c.commands[command], 'no ' .. command .. ' command in the config')
+    end
     eq(c.flags, { debounce_text_changes = 0 }, 'flags')
   end)
 
@@ -324,6 +328,43 @@ test('0.11: requests go through client:request', function()
   truthy(sent[1].self == client, 'client:request was not called as a method')
   eq(sent[1].method, 'workspace/executeCommand', 'method')
   eq(sent[1].params.command, 'genls.cancel', 'command')
+end)
+
+test('0.11: the review commands send the cursor, or with all the buffer, through client:request', function()
+  pretend('0.11')
+  stub_config('0.11', {})
+  -- vim.str_utfindex(s, encoding, index, strict) as 0.11 defines it.
+  vim.str_utfindex = function(line, encoding, index)
+    local utf32, utf16 = saved.str_utfindex(line, index)
+    return encoding == 'utf-32' and utf32 or utf16
+  end
+  vim.cmd('edit ' .. file('r.txt', 'Hello wörld'))
+  local bufnr = vim.api.nvim_get_current_buf()
+  vim.api.nvim_win_set_cursor(0, { 1, 9 }) -- on the r after ö: byte 9, UTF-16 8
+  local sent = {}
+  local client = { id = 1, name = 'genls', initialized = true, offset_encoding = 'utf-16', commands = {} }
+  function client:request(method, params, handler, buf)
+    table.insert(sent, { method = method, params = params, bufnr = buf })
+    handler(nil, 1)
+  end
+  vim.lsp.get_clients = function()
+    return { client }
+  end
+  vim.lsp.get_client_by_id = function(id)
+    return id == client.id and client or nil
+  end
+  local genls = require('genls')
+  genls.accept(bufnr)
+  genls.regenerate(bufnr, true)
+  genls.review('discard', bufnr, { start = { line = 0, character = 1 }, ['end'] = { line = 0, character = 2 } })
+  eq(#sent, 3, 'requests')
+  local uri = vim.uri_from_bufnr(bufnr)
+  eq(sent[1].params, {
+    command = 'genls.accept',
+    arguments = { { uri = uri, range = { start = { line = 0, character = 8 }, ['end'] = { line = 0, character = 8 } } } },
+  }, 'accept at the cursor (UTF-16)')
+  eq(sent[2].params, { command = 'genls.regenerate', arguments = { { uri = uri } } }, 'regenerate, all')
+  eq(sent[3].params.arguments[1].range.start.character, 1, 'discard on a range')
 end)
 
 -- buf_versions as 0.12 defines it (a maintained table answering 0 for

@@ -1,10 +1,21 @@
 -- genls for Neovim: starts the genls language server and gives every buffer
--- it attaches to two commands:
+-- it attaches to these commands:
 --
---   :[range]GenlsGenerate  with a range, generate from the selected text and
---                          insert the result right after it; without one,
---                          continue the document at the cursor ("Generate here")
---   :GenlsCancel[!]        stop generating in this buffer (! = everywhere)
+--   :[range]GenlsGenerate[!] [instruction]
+--                            with a range, generate from the selected text and
+--                            insert the result right after it; without one,
+--                            continue the document at the cursor ("Generate
+--                            here"); ! asks for an instruction (vim.ui.input)
+--   :[range]GenlsRewrite [instruction]
+--                            rewrite the range (default: the cursor's line) as
+--                            instructed, asking for the instruction when none
+--                            is given; the new text streams in after the
+--                            original, which goes when the rewrite is accepted
+--   :GenlsCancel[!]          stop generating in this buffer (! = everywhere)
+--   :[range]GenlsAccept[!]   keep the pending generation at the cursor (or
+--                            those touching the range; ! = all in the buffer)
+--   :[range]GenlsDiscard[!]  remove it, as if it had never run
+--   :[range]GenlsRegenerate[!]  remove it and run the same request again
 --
 -- Works with Neovim 0.11+ (vim.lsp.config / vim.lsp.enable and lsp/genls.lua),
 -- 0.8-0.10 (vim.lsp.start), 0.7 (vim.lsp.start_client) and nvim-lspconfig.
@@ -16,9 +27,14 @@ M.name = 'genls'
 
 -- Code action kinds the server offers.
 M.kinds = {
-  generate = 'refactor.genls.generate',
-  continue = 'refactor.genls.continue',
-  cancel = 'refactor.genls.cancel',
+  generate = 'refactor.rewrite.genls.generate',
+  continue = 'refactor.rewrite.genls.continue',
+  cancel = 'refactor.rewrite.genls.cancel',
+  rewrite = 'refactor.rewrite.genls.rewrite',
+  action = 'refactor.rewrite.genls.action', -- named actions, told apart by title
+  accept = 'quickfix.genls.accept',
+  discard = 'quickfix.genls.discard',
+  regenerate = 'quickfix.genls.regenerate',
 }
 
 local function has(version)
@@ -97,11 +113,12 @@ local function char_len(line, col)
   return #vim.fn.strpart(line, col, 1, true)
 end
 
--- The range a user command covers: whole lines from line1 to line2 (the end
--- of line2, not the start of the next line, so generated text continues the
--- selection), or the exact characters when the command was run on a
--- characterwise Visual selection (v).
-local function command_range(bufnr, line1, line2, range_count)
+-- The range a user command covers: whole lines from line1 to line2, or the
+-- exact characters when the command was run on a characterwise Visual
+-- selection (v). Whole lines end at the end of line2, so that generated
+-- text continues the selection, or, with through_eol, at the start of the
+-- next line, so that a rewrite of whole lines is whole lines too.
+local function command_range(bufnr, line1, line2, range_count, through_eol)
   local srow, erow = line1 - 1, line2 - 1
   local last = vim.api.nvim_buf_get_lines(bufnr, erow, erow + 1, false)[1] or ''
   local scol, ecol = 0, #last
@@ -112,7 +129,11 @@ local function command_range(bufnr, line1, line2, range_count)
       scol = s[2]
       ecol = math.min(e[2], #last)
       ecol = ecol + char_len(last, ecol)
+      return srow, scol, erow, ecol
     end
+  end
+  if through_eol then
+    return srow, 0, erow + 1, 0
   end
   return srow, scol, erow, ecol
 end
@@ -131,13 +152,17 @@ local function cursor_position(bufnr)
   return row, col
 end
 
-local function execute_command(client, bufnr, command)
+-- Runs command on the server; on_result, if given, gets the result once it
+-- succeeded.
+local function execute_command(client, bufnr, command, on_result)
   request(client, 'workspace/executeCommand', {
     command = command.command,
     arguments = command.arguments,
-  }, function(err)
+  }, function(err, result)
     if err then
       notify(command.command .. ': ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+    elseif on_result then
+      on_result(result)
     end
   end, bufnr)
 end
@@ -163,9 +188,9 @@ local function run_action(client, bufnr, action)
   end
 end
 
---- Asks the server for the code action of the given kind on range (LSP
---- positions) and runs it.
-function M.code_action(bufnr, range, kind)
+--- Asks the server for the code action of the given kind (and title, when
+--- given: named actions share one kind) on range (LSP positions) and runs it.
+function M.code_action(bufnr, range, kind, title)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
@@ -183,7 +208,7 @@ function M.code_action(bufnr, range, kind)
       return
     end
     for _, action in ipairs(actions or {}) do
-      if action.kind == kind then
+      if action.kind == kind and (title == nil or action.title == title) then
         local resolvable = type(client.server_capabilities.codeActionProvider) == 'table'
           and client.server_capabilities.codeActionProvider.resolveProvider
         if not action.edit and not action.command and resolvable then
@@ -200,24 +225,54 @@ function M.code_action(bufnr, range, kind)
         return
       end
     end
-    notify('no "' .. kind .. '" action here', vim.log.levels.WARN)
+    notify('no "' .. (title or kind) .. '" action here', vim.log.levels.WARN)
   end, bufnr)
 end
 
+--- Runs genls.generate on range (LSP positions) of the buffer. opts:
+---   mode         'insert' (default), 'here' or 'rewrite'
+---   instruction  what to do, in words ('' or nil: none)
+---   action       the title of a named action from the settings
+--- The command goes through the client-side handler, as a code action's
+--- does, so that the generation is one undo step.
+function M.generate(bufnr, range, opts)
+  bufnr = resolve_buf(bufnr)
+  opts = opts or {}
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local arg = { uri = vim.uri_from_bufnr(bufnr), range = range, mode = opts.mode or 'insert' }
+  if opts.instruction and opts.instruction ~= '' then
+    arg.instruction = opts.instruction
+  end
+  if opts.action then
+    arg.action = opts.action
+  end
+  M.generate_command({ command = 'genls.generate', arguments = { arg } }, { client_id = client.id, bufnr = bufnr })
+end
+
 --- Generates from the text between two (0-based row, byte column) positions
---- and inserts the result right after it.
-function M.generate_range(bufnr, srow, scol, erow, ecol)
+--- and inserts the result right after it, following instruction if given.
+function M.generate_range(bufnr, srow, scol, erow, ecol, instruction)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
     notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
-  M.code_action(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), M.kinds.generate)
+  local range = lsp_range(bufnr, client, srow, scol, erow, ecol)
+  if instruction and instruction ~= '' then
+    M.generate(bufnr, range, { mode = 'insert', instruction = instruction })
+  else
+    M.code_action(bufnr, range, M.kinds.generate)
+  end
 end
 
---- Continues the document at the cursor ("Generate here").
-function M.generate_here(bufnr)
+--- Continues the document at the cursor ("Generate here"), following
+--- instruction if given.
+function M.generate_here(bufnr, instruction)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
@@ -225,7 +280,58 @@ function M.generate_here(bufnr)
     return
   end
   local row, col = cursor_position(bufnr)
-  M.code_action(bufnr, lsp_range(bufnr, client, row, col, row, col), M.kinds.continue)
+  local range = lsp_range(bufnr, client, row, col, row, col)
+  if instruction and instruction ~= '' then
+    M.generate(bufnr, range, { mode = 'here', instruction = instruction })
+  else
+    M.code_action(bufnr, range, M.kinds.continue)
+  end
+end
+
+--- Rewrites the text between two (0-based row, byte column) positions as
+--- instruction says (nil or '': the server's default, "improve it"). The
+--- new text streams in after the original, which stays, struck through,
+--- until the rewrite is accepted (:GenlsAccept) or discarded.
+function M.rewrite_range(bufnr, srow, scol, erow, ecol, instruction)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  if srow == erow and scol == ecol then
+    notify('nothing to rewrite: select the text to rewrite', vim.log.levels.WARN)
+    return
+  end
+  M.generate(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), { mode = 'rewrite', instruction = instruction })
+end
+
+--- Runs the named action (a code action from the settings' actions, by
+--- title) on the text between two (0-based row, byte column) positions.
+function M.action(bufnr, title, srow, scol, erow, ecol)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  M.code_action(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), M.kinds.action, title)
+end
+
+-- What vim.ui.input's built-in prompt returns on <Esc> (its cancelreturn):
+-- tells a cancelled prompt from an empty answer, which 0.7 turns into nil.
+local cancelled = '<genls: prompt cancelled>'
+
+--- Asks for an instruction with vim.ui.input, then calls on_instruction
+--- with it ('' for an empty answer: no instruction). Nothing happens when
+--- the prompt is cancelled.
+function M.ask_instruction(prompt, on_instruction)
+  vim.ui.input({ prompt = prompt, cancelreturn = cancelled }, function(answer)
+    if answer == cancelled then
+      return
+    end
+    on_instruction(answer or '')
+  end)
 end
 
 --- Cancels generation in the buffer, or everywhere when all is true.
@@ -243,6 +349,65 @@ function M.cancel(bufnr, all)
   execute_command(client, bufnr, { command = 'genls.cancel', arguments = arguments })
 end
 
+--- Accepts, discards or regenerates (action: 'accept', 'discard' or
+--- 'regenerate') the pending generations in the buffer that touch range (LSP
+--- positions; an empty range at the cursor works), or all of them when range
+--- is nil. Says so when there was none; on_done, if given, gets the number of
+--- generations the server acted on.
+function M.review(action, bufnr, range, on_done)
+  bufnr = resolve_buf(bufnr)
+  local client = M.client(bufnr)
+  if not client then
+    notify('not attached to this buffer', vim.log.levels.WARN)
+    return
+  end
+  local command = { command = 'genls.' .. action, arguments = { { uri = vim.uri_from_bufnr(bufnr), range = range } } }
+  M.review_command(command, { client_id = client.id, bufnr = bufnr }, function(count)
+    if count == 0 then
+      notify(('no pending generation %s to %s'):format(range and 'here' or 'in this buffer', action))
+    end
+    if on_done then
+      on_done(count)
+    end
+  end)
+end
+
+-- The cursor of the buffer's window (the current one if it shows the
+-- buffer) as an empty LSP range: before the character under the cursor.
+local function cursor_range(bufnr, client)
+  local win = vim.api.nvim_get_current_win()
+  if vim.api.nvim_win_get_buf(win) ~= bufnr then
+    win = vim.fn.bufwinid(bufnr)
+  end
+  if win == -1 then
+    return nil
+  end
+  local pos = vim.api.nvim_win_get_cursor(win)
+  return lsp_range(bufnr, client, pos[1] - 1, pos[2], pos[1] - 1, pos[2])
+end
+
+-- accept, discard and regenerate: the generation at the cursor, or every
+-- pending one in the buffer when all is true.
+for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
+  M[action] = function(bufnr, all)
+    bufnr = resolve_buf(bufnr)
+    local client = M.client(bufnr)
+    if not client then
+      notify('not attached to this buffer', vim.log.levels.WARN)
+      return
+    end
+    local range
+    if not all then
+      range = cursor_range(bufnr, client)
+      if not range then
+        notify('the buffer is in no window: no cursor to look at', vim.log.levels.WARN)
+        return
+      end
+    end
+    M.review(action, bufnr, range)
+  end
+end
+
 --- Creates the buffer-local commands. Safe to call more than once; called
 --- from on_attach (Neovim 0.7) and LspAttach (0.8+).
 function M.on_attach(client, bufnr)
@@ -251,18 +416,78 @@ function M.on_attach(client, bufnr)
   end
   bufnr = resolve_buf(bufnr)
   vim.api.nvim_buf_create_user_command(bufnr, 'GenlsGenerate', function(cmd)
+    -- The range and cursor as they are now, not once the prompt is answered.
+    local generate
     if cmd.range > 0 then
-      M.generate_range(bufnr, command_range(bufnr, cmd.line1, cmd.line2, cmd.range))
+      local srow, scol, erow, ecol = command_range(bufnr, cmd.line1, cmd.line2, cmd.range)
+      generate = function(instruction)
+        M.generate_range(bufnr, srow, scol, erow, ecol, instruction)
+      end
     else
-      M.generate_here(bufnr)
+      local row, col = cursor_position(bufnr)
+      generate = function(instruction)
+        local c = M.client(bufnr)
+        if not c then
+          notify('not attached to this buffer', vim.log.levels.WARN)
+          return
+        end
+        local range = lsp_range(bufnr, c, row, col, row, col)
+        if instruction ~= '' then
+          M.generate(bufnr, range, { mode = 'here', instruction = instruction })
+        else
+          M.code_action(bufnr, range, M.kinds.continue)
+        end
+      end
+    end
+    if cmd.args ~= '' or not cmd.bang then
+      generate(cmd.args)
+    else
+      M.ask_instruction('genls: Generate (instruction, empty for none): ', generate)
     end
   end, {
     range = true,
-    desc = 'genls: generate from the range and insert after it, or continue at the cursor',
+    bang = true,
+    nargs = '*',
+    desc = 'genls: generate from the range and insert after it, or continue at the cursor; ! asks for an instruction',
+  })
+  vim.api.nvim_buf_create_user_command(bufnr, 'GenlsRewrite', function(cmd)
+    local srow, scol, erow, ecol = command_range(bufnr, cmd.line1, cmd.line2, cmd.range, true)
+    local function rewrite(instruction)
+      M.rewrite_range(bufnr, srow, scol, erow, ecol, instruction)
+    end
+    if cmd.args ~= '' then
+      rewrite(cmd.args)
+    else
+      M.ask_instruction('genls: Rewrite (instruction, empty for none): ', rewrite)
+    end
+  end, {
+    range = true,
+    nargs = '*',
+    desc = 'genls: rewrite the range (default: this line) as instructed; review it with :GenlsAccept / :GenlsDiscard',
   })
   vim.api.nvim_buf_create_user_command(bufnr, 'GenlsCancel', function(cmd)
     M.cancel(bufnr, cmd.bang)
   end, { bang = true, desc = 'genls: cancel generation in this buffer (! = all buffers)' })
+  local descriptions = {
+    accept = 'keep the pending generation at the cursor (or range); ! = all in the buffer',
+    discard = 'remove the pending generation at the cursor (or range); ! = all in the buffer',
+    regenerate = 'remove the pending generation at the cursor (or range) and generate again; ! = all in the buffer',
+  }
+  for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
+    local name = 'Genls' .. action:sub(1, 1):upper() .. action:sub(2)
+    vim.api.nvim_buf_create_user_command(bufnr, name, function(cmd)
+      if cmd.bang or cmd.range == 0 then
+        M[action](bufnr, cmd.bang)
+        return
+      end
+      local c = M.client(bufnr)
+      if not c then
+        notify('not attached to this buffer', vim.log.levels.WARN)
+        return
+      end
+      M.review(action, bufnr, lsp_range(bufnr, c, command_range(bufnr, cmd.line1, cmd.line2, cmd.range)))
+    end, { bang = true, range = true, desc = 'genls: ' .. descriptions[action] })
+  end
 end
 
 -- Progress, as reported by the standard $/progress machinery, per client id
@@ -552,6 +777,53 @@ function M.generate_command(command, ctx)
   end
 end
 
+-- The buffers a command's arguments name: the buffer of each argument's
+-- uri, or, with no arguments (the command then applies to every document),
+-- every buffer attached to the client.
+local function command_buffers(command, client_id)
+  local bufs = {}
+  local args = command.arguments or {}
+  if #args == 0 then
+    for _, b in ipairs(vim.api.nvim_list_bufs()) do
+      if vim.api.nvim_buf_is_loaded(b) and attached(b, client_id) then
+        table.insert(bufs, b)
+      end
+    end
+  end
+  for _, arg in ipairs(args) do
+    if type(arg) == 'table' and type(arg.uri) == 'string' then
+      local b = buf_for_uri(arg.uri, client_id)
+      if b then
+        table.insert(bufs, b)
+      end
+    end
+  end
+  return bufs
+end
+
+local function new_undo_blocks(bufs)
+  for _, b in ipairs(bufs) do
+    undo_seq[b] = nil
+  end
+end
+
+--- Client-side handler of genls.accept, genls.discard and genls.regenerate,
+--- however they run (:GenlsDiscard, a code action, a code lens). The edit
+--- that removes a generation starts an undo block of its own, so that `u`
+--- after a Discard brings the text back instead of undoing the generation
+--- too. A Regenerate's new text joins its removal: one `u` undoes the
+--- Regenerate. on_result, if given, gets the server's result.
+function M.review_command(command, ctx, on_result)
+  if command.command == 'genls.discard' or command.command == 'genls.regenerate' then
+    new_undo_blocks(command_buffers(command, ctx.client_id))
+  end
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if not client then
+    return
+  end
+  execute_command(client, ctx.bufnr, command, on_result)
+end
+
 -- Problems the server reported with the settings (window/showMessage), per
 -- client id, for :checkhealth genls.
 M._settings_problems = {}
@@ -614,6 +886,11 @@ M.commands = {
     return M.generate_command(...)
   end,
 }
+for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
+  M.commands['genls.' .. action] = function(command, ctx)
+    return M.review_command(command, ctx)
+  end
+end
 
 -- The parts of a client configuration that opts set (see setup).
 local function overrides(opts)
