@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +108,21 @@ func TestVSCode(t *testing.T) {
 
 	unauthorized := streamtest.NewServer(t, streamtest.Error(401, `{"error":"Authorization header is correct, but the token seems invalid"}`))
 
+	// Many small tokens a few milliseconds apart: a generation that reaches
+	// the editor as dozens of edits, for the undo tests.
+	undoTokens := make([]string, 60)
+	for i := range undoTokens {
+		undoTokens[i] = fmt.Sprintf(" w%02d", i)
+		if i%10 == 9 {
+			undoTokens[i] += "\n"
+		}
+	}
+	undo := streamtest.NewServer(t, streamtest.TGI(50*time.Millisecond, "length", undoTokens...))
+
+	// The URL a workspace's .vscode/settings.json sets: genls.endpoint.url is
+	// application-scoped, so it must never be used.
+	workspace := streamtest.NewServer(t, streamtest.Error(500, `{"error":"the workspace's genls.endpoint.url was used"}`))
+
 	// Line breaks the editor stores differently from how the model sent them:
 	// VS Code turns every line break of an applied edit into the document's
 	// EOL and reports the converted text in didChange. The suite opens a CRLF
@@ -137,10 +154,29 @@ func TestVSCode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Slow enough for the screenshot to catch the progress notification.
-	uiTokens := []string{"    a, b", " = 0,", " 1\n", "    for", " _ in", " range(n", "):\n",
-		"        a,", " b =", " b,", " a +", " b\n", "    return", " a\n"}
-	ui := streamtest.NewServer(t, streamtest.TGI(250*time.Millisecond, "length", uiTokens...))
+	// The UI run's two generations. The first, in small tokens slow enough
+	// for the screenshot to catch the progress notification, reaches the
+	// editor as dozens of edits for one Ctrl+Z to remove; the second streams
+	// slowly, then hangs until Escape cancels it.
+	uiText := "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+	var uiTokens []string
+	for rest := uiText; rest != ""; {
+		n := min(1+len(uiTokens)%2, len(rest))
+		uiTokens, rest = append(uiTokens, rest[:n]), rest[n:]
+	}
+	hangTokens := make([]string, 60)
+	for i := range hangTokens {
+		hangTokens[i] = fmt.Sprintf(" %d", i)
+	}
+	hangTokens[0] = "#"
+	uiHang := streamtest.TGI(250*time.Millisecond, "length", hangTokens...)
+	uiHang.Hang = true
+	// An applyEdit round trip through the browser took up to 280 ms on a
+	// loaded 2-core machine: tokens further apart than that arrive as
+	// separate edits.
+	uiScript := streamtest.TGI(150*time.Millisecond, "length", uiTokens...)
+	ui := streamtest.NewTGI(t, uiScript, "fake/model")
+	ui.Push(uiScript, uiHang)
 	const uiToken = "hf_e2e_secret_token"
 
 	screenshot := os.Getenv("GENLS_E2E_SCREENSHOT")
@@ -150,8 +186,9 @@ func TestVSCode(t *testing.T) {
 		screenshot = abs
 	}
 
-	// Generous: two code-server sessions on a loaded 2-core machine.
-	ctx, stop := context.WithTimeout(context.Background(), 300*time.Second)
+	// Generous: two code-server sessions on a loaded 2-core machine (they
+	// took 3.5 minutes together at a load average of 7).
+	ctx, stop := context.WithTimeout(context.Background(), 420*time.Second)
 	defer stop()
 	runner := exec.CommandContext(ctx, node, filepath.Join("e2e", "run.mjs"))
 	// On timeout ask the runner to stop its code-server process groups first.
@@ -169,9 +206,14 @@ func TestVSCode(t *testing.T) {
 		"GENLS_TEST_CANCEL_URL="+cancel.URL,
 		"GENLS_TEST_CANCEL_TEXT="+cancelText,
 		"GENLS_TEST_UNAUTHORIZED_URL="+unauthorized.URL,
+		"GENLS_TEST_UNDO_URL="+undo.URL,
+		"GENLS_TEST_UNDO_TEXT="+strings.Join(undoTokens, ""),
+		"GENLS_TEST_UNDO_TOKENS="+strconv.Itoa(len(undoTokens)),
+		"GENLS_TEST_WORKSPACE_URL="+workspace.URL,
 		"GENLS_TEST_EOL="+string(eolJSON),
 		"GENLS_E2E_UI_URL="+ui.URL,
-		"GENLS_E2E_UI_TEXT="+strings.Join(uiTokens, ""),
+		"GENLS_E2E_UI_TEXT="+uiText,
+		"GENLS_E2E_UI_HANG_TEXT="+strings.Join(hangTokens, ""),
 		"GENLS_E2E_UI_TOKEN="+uiToken,
 		"GENLS_E2E_VSIX="+vsix,
 		"GENLS_E2E_VSIX_BUNDLED="+map[bool]string{true: "1", false: "0"}[bundled],
@@ -190,7 +232,7 @@ func TestVSCode(t *testing.T) {
 	t.Logf("e2e/run.mjs passed in %s:\n%s", time.Since(start).Round(time.Second), out.String())
 
 	// What the endpoints saw, which the editor cannot tell.
-	endpoints := map[string]*streamtest.Server{"generate": generate, "cancel": cancel, "unauthorized": unauthorized}
+	endpoints := map[string]*streamtest.Server{"generate": generate, "cancel": cancel, "unauthorized": unauthorized, "undo": undo}
 	maps.Copy(endpoints, eolServers)
 	if !ran("exttests") {
 		endpoints = map[string]*streamtest.Server{}
@@ -212,8 +254,14 @@ func TestVSCode(t *testing.T) {
 			t.Errorf("the %s endpoint got parameters %v, want max_new_tokens 64 and stop [<END>] from the settings", name, params)
 		}
 	}
+	if n := len(workspace.Requests()); n > 0 {
+		t.Errorf("the endpoint set in the workspace's .vscode/settings.json received %d requests, want none", n)
+	}
 	if n := cancel.Disconnects(); ran("exttests") && n < 2 {
 		t.Errorf("the hanging endpoint saw %d abandoned streams, want one per cancelled generation (2)", n)
+	}
+	if n := ui.Disconnects(); ran("ui") && n < 1 {
+		t.Errorf("the UI run's hanging endpoint saw no abandoned stream; Escape should have cancelled it")
 	}
 	if req, ok := ui.LastRequest(); ok {
 		if got, want := req.Header.Get("Authorization"), "Bearer "+uiToken; got != want {

@@ -1,8 +1,11 @@
 // The genls extension: starts the genls language server over stdio and lets
-// vscode-languageclient do the rest. Code actions, the server's commands
-// (genls.generate, genls.cancel), progress notifications and error messages
-// all come from the server; this file only adds the settings plumbing, the
-// API token in SecretStorage and a few palette commands.
+// vscode-languageclient do the rest. Code actions, code lenses, the marks on
+// generated text and the server's commands (genls.generate, genls.accept, …)
+// come from the server; this file adds the settings plumbing, the API token
+// in SecretStorage, commands for the keybindings, one undo step per
+// generation (edits.ts), the progress notification and context keys
+// (generations.ts), and buttons that fix what the server's errors report
+// (messages.ts).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -10,6 +13,7 @@ import * as readline from 'readline';
 import type { Readable } from 'stream';
 import * as vscode from 'vscode';
 import {
+  CancellationToken,
   CloseAction,
   CloseHandlerResult,
   DidChangeConfigurationNotification,
@@ -19,10 +23,16 @@ import {
   LanguageClient,
   LanguageClientOptions,
   Message,
+  MessageType,
   ServerOptions,
+  ShowMessageNotification,
+  ShowMessageParams,
   State,
   TransportKind,
 } from 'vscode-languageclient/node';
+import { GenerationEdits } from './edits';
+import { Generations } from './generations';
+import { Fix, fixesFor } from './messages';
 
 const installDocs = 'https://github.com/genls/genls#install';
 const tokenKey = 'genls.endpoint.token';
@@ -39,8 +49,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   session = new Session(context, output);
   context.subscriptions.push(
     output,
+    session,
     vscode.commands.registerCommand('genls.editor.generate', () => session?.generate()),
     vscode.commands.registerCommand('genls.editor.cancel', () => session?.cancel()),
+    vscode.commands.registerCommand('genls.editor.accept', () => session?.review('genls.accept')),
+    vscode.commands.registerCommand('genls.editor.discard', () => session?.review('genls.discard')),
+    vscode.commands.registerCommand('genls.editor.regenerate', () => session?.review('genls.regenerate')),
     vscode.commands.registerCommand('genls.showLog', () => output.show(true)),
     vscode.commands.registerCommand('genls.setToken', () => session?.setToken()),
     vscode.commands.registerCommand('genls.restartServer', () => session?.restart()),
@@ -59,17 +73,28 @@ export async function deactivate(): Promise<void> {
   session = undefined;
 }
 
+// The commands genls runs on pending generations (the server's contract).
+type ReviewCommand = 'genls.accept' | 'genls.discard' | 'genls.regenerate';
+
 // Session owns the language client for the extension's lifetime, across restarts.
-class Session {
+class Session implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private starting: Promise<void> | undefined;
   // The API token, read from SecretStorage at start and on every change.
   private token: string | undefined;
+  private readonly edits = new GenerationEdits(() => this.client);
+  private readonly generations = new Generations(() => this.client, (uri, end) => this.generationEnded(uri, end));
+  // The arguments of the last genls.generate, for the Retry button.
+  private lastGenerate: unknown[] | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly output: vscode.LogOutputChannel,
   ) {}
+
+  dispose(): void {
+    this.generations.dispose();
+  }
 
   start(): Promise<void> {
     this.starting ??= this.startClient().finally(() => (this.starting = undefined));
@@ -122,7 +147,10 @@ class Session {
       initializationOptions: () => this.settings(),
       errorHandler: new RestartLimiter(this.output),
       middleware: {
+        executeCommand: (command, args, next) => this.executeCommand(command, args, next),
+        handleWorkDoneProgress: (token, params, next) => this.generations.handleWorkDoneProgress(token, params, () => next(token, params)),
         workspace: {
+          handleApplyEdit: (params, next) => this.edits.handleApplyEdit(params, p => next(p, CancellationToken.None)),
           // The server asks for section "genls"; answer with the same object as
           // initializationOptions.
           configuration: async (params, token, next) => {
@@ -138,6 +166,14 @@ class Session {
     this.output.info(`starting ${command} ${serverOptions.args?.join(' ')}`);
     const client = new LanguageClient('genls', 'genls', serverOptions, clientOptions);
     this.client = client;
+    // Instead of vscode-languageclient's plain message: the same text with
+    // buttons that fix what it reports.
+    client.onNotification(ShowMessageNotification.type, params => this.showServerMessage(params));
+    client.onDidChangeState(e => {
+      if (e.newState !== State.Running) {
+        this.generations.reset();
+      }
+    });
     try {
       await client.start();
     } catch (err) {
@@ -242,32 +278,146 @@ class Session {
     });
   }
 
-  // cancel stops every generation the server is running.
+  // executeCommand is the middleware every server command goes through,
+  // whether run from a code action, a code lens or this extension. A
+  // generation about to start gets its own undo step and its document's
+  // progress notification, and the selection it was made from is collapsed
+  // to its end: inserting there would otherwise stretch the selection over
+  // the generated text, and the next keystroke would replace it all.
+  private async executeCommand(command: string, args: unknown[], next: (command: string, args: unknown[]) => unknown): Promise<unknown> {
+    if (command !== 'genls.generate' && command !== 'genls.regenerate') {
+      return next(command, args);
+    }
+    const target = args[0] as { uri?: string; range?: unknown } | undefined;
+    const client = this.client;
+    if (!client || typeof target?.uri !== 'string') {
+      return next(command, args);
+    }
+    const uri = client.protocol2CodeConverter.asUri(target.uri);
+    if (command === 'genls.generate') {
+      this.lastGenerate = args;
+      collapseSelections(uri);
+    }
+    this.edits.startRun(uri);
+    const answered = this.generations.expect(uri);
+    try {
+      return await next(command, args);
+    } finally {
+      answered();
+    }
+  }
+
+  private generationEnded(uri: string | undefined, end: string): void {
+    const stats = uri ? this.edits.runStats(uri) : undefined;
+    const how = stats ? `; ${stats.edits} edits in ${stats.undoSteps} undo ${stats.undoSteps === 1 ? 'step' : 'steps'}` : '';
+    this.output.info(`generation in ${uri ?? 'an unknown document'} ended: ${end}${how}`);
+  }
+
+  // cancel stops the generation running in the active editor's document, or
+  // every generation when there is none there.
   async cancel(): Promise<void> {
     const client = await this.running();
-    if (client) {
+    if (!client) {
+      return;
+    }
+    const doc = vscode.window.activeTextEditor?.document;
+    if (doc && this.generations.isGenerating(doc.uri)) {
+      await vscode.commands.executeCommand('genls.cancel', { uri: client.code2ProtocolConverter.asUri(doc.uri) });
+    } else {
       await vscode.commands.executeCommand('genls.cancel');
     }
   }
 
-  async setToken(): Promise<void> {
-    const value = await vscode.window.showInputBox({
-      title: 'genls: API token',
-      prompt: 'Token sent to the endpoint as a Bearer token, kept in VS Code\'s secret storage. Leave empty to remove it.',
-      password: true,
-      ignoreFocusOut: true,
-    });
-    if (value === undefined) {
+  // review runs Accept, Discard or Regenerate on the generations at the
+  // active editor's cursor (or touching its selection).
+  async review(command: ReviewCommand): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    const client = editor && await this.running();
+    if (!editor || !client) {
       return;
     }
-    if (value === '') {
-      await this.context.secrets.delete(tokenKey);
-      void vscode.window.showInformationMessage('genls: API token removed.');
-    } else {
-      await this.context.secrets.store(tokenKey, value.trim());
-      void vscode.window.showInformationMessage('genls: API token saved.');
+    const count = await vscode.commands.executeCommand<number>(command, {
+      uri: client.code2ProtocolConverter.asUri(editor.document.uri),
+      range: client.code2ProtocolConverter.asRange(editor.selection),
+    });
+    if (count === 0) {
+      void vscode.window.showInformationMessage('genls: no generation at the cursor awaits review.');
     }
-    // secrets.onDidChange pushes the new settings to the server.
+  }
+
+  // setToken stores, replaces or removes the API token. Removing is an
+  // explicit choice: an empty entry is refused, never taken as "delete".
+  async setToken(): Promise<void> {
+    const stored = await this.context.secrets.get(tokenKey);
+    if (stored) {
+      const replace = 'Replace token…';
+      const remove = 'Remove token';
+      const choice = await vscode.window.showQuickPick([
+        { label: replace, description: 'enter a new token' },
+        { label: remove, description: 'genls then falls back to HF_TOKEN or `huggingface-cli login`' },
+      ], {
+        title: `genls: an API token is stored (${maskToken(stored)})`,
+        placeHolder: 'Replace or remove the stored token',
+        ignoreFocusOut: true,
+      });
+      if (choice?.label === remove) {
+        await this.context.secrets.delete(tokenKey);
+        void vscode.window.showInformationMessage('genls: API token removed.');
+        return;
+      }
+      if (choice?.label !== replace) {
+        return;
+      }
+    }
+    const value = await vscode.window.showInputBox({
+      title: stored ? 'genls: new API token' : 'genls: API token (none stored yet)',
+      prompt: 'Sent to the endpoint as a Bearer token; kept in VS Code\'s secret storage.',
+      password: true,
+      ignoreFocusOut: true,
+      validateInput: v => (v.trim() === '' ? 'Enter a token, or press Escape to cancel.' : undefined),
+    });
+    if (value === undefined || value.trim() === '') {
+      return;
+    }
+    await this.context.secrets.store(tokenKey, value.trim());
+    void vscode.window.showInformationMessage('genls: API token saved.');
+    // secrets.onDidChange restarts the server with the new token.
+  }
+
+  // showServerMessage shows the server's window/showMessage, an error with
+  // the buttons that fix it (see messages.ts).
+  private showServerMessage(params: ShowMessageParams): void {
+    switch (params.type) {
+      case MessageType.Error: {
+        const fixes = fixesFor(params.message).filter(f => f !== 'Retry' || this.lastGenerate);
+        void vscode.window.showErrorMessage(params.message, ...fixes).then(choice => choice && this.fix(choice));
+        break;
+      }
+      case MessageType.Warning:
+        void vscode.window.showWarningMessage(params.message);
+        break;
+      default:
+        void vscode.window.showInformationMessage(params.message);
+    }
+  }
+
+  private async fix(fix: Fix): Promise<void> {
+    switch (fix) {
+      case 'Open Settings':
+        await vscode.commands.executeCommand('workbench.action.openSettings', 'genls.endpoint');
+        break;
+      case 'Set API Token':
+        await this.setToken();
+        break;
+      case 'Retry':
+        if (this.lastGenerate && await this.running()) {
+          await vscode.commands.executeCommand('genls.generate', ...this.lastGenerate);
+        }
+        break;
+      case 'Show Log':
+        this.output.show(true);
+        break;
+    }
   }
 
   private async running(): Promise<LanguageClient | undefined> {
@@ -371,6 +521,22 @@ function ensureExecutable(file: string): void {
       // starting it will report the problem
     }
   }
+}
+
+// collapseSelections collapses each selection in the editors showing uri to
+// its end, where a generation from it inserts its text.
+function collapseSelections(uri: vscode.Uri): void {
+  for (const editor of vscode.window.visibleTextEditors) {
+    if (editor.document.uri.toString() !== uri.toString()) {
+      continue;
+    }
+    editor.selections = editor.selections.map(s => (s.isEmpty ? s : new vscode.Selection(s.end, s.end)));
+  }
+}
+
+// maskToken shows enough of a token to recognise it, like genls doctor.
+function maskToken(token: string): string {
+  return token.length <= 8 ? '*'.repeat(token.length) : `${token.slice(0, 3)}******${token.slice(-2)}`;
 }
 
 function copyLines(input: Readable, output: vscode.LogOutputChannel): void {

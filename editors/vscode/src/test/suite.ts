@@ -6,6 +6,10 @@
 //   GENLS_TEST_GENERATE_URL, GENLS_TEST_GENERATE_TEXT   a finished TGI stream
 //   GENLS_TEST_CANCEL_URL, GENLS_TEST_CANCEL_TEXT       a stream that hangs after TEXT
 //   GENLS_TEST_UNAUTHORIZED_URL                         a 401 answer
+//   GENLS_TEST_UNDO_URL, GENLS_TEST_UNDO_TEXT, GENLS_TEST_UNDO_TOKENS
+//                     a finished TGI stream of many small tokens, a few ms apart
+//   GENLS_TEST_WORKSPACE_URL   the genls.endpoint.url of the workspace's
+//                     .vscode/settings.json, which must never be used
 //   GENLS_TEST_EOL    JSON: per line-break case, {url, text, tokens}: a finished
 //                     TGI stream of `tokens` tokens and the exact text the
 //                     document must gain, in the document's own EOL
@@ -80,19 +84,28 @@ async function useEndpoint(url: string): Promise<void> {
   await sleep(500);
 }
 
-// Error messages shown by any extension (languageclient shows the server's
-// window/showMessage errors with vscode.window.showErrorMessage).
+// Error and information messages the extension shows (the server's
+// window/showMessage, with buttons; the result of a generation).
 const errorMessages: string[] = [];
 const errorButtons = new Map<string, string[]>();
-function captureErrorMessages(): void {
-  const original = vscode.window.showErrorMessage;
+const infoMessages: string[] = [];
+function captureMessages(): void {
+  const showError = vscode.window.showErrorMessage;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   (vscode.window as any).showErrorMessage = (message: string, ...rest: any[]) => {
     errorMessages.push(message);
     errorButtons.set(message, rest.filter(r => typeof r === 'string'));
-    console.log(`# showErrorMessage: ${message}`);
+    console.log(`# showErrorMessage: ${message} ${JSON.stringify(errorButtons.get(message))}`);
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    return (original as any).call(vscode.window, message, ...rest);
+    return (showError as any).call(vscode.window, message, ...rest);
+  };
+  const showInfo = vscode.window.showInformationMessage;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  (vscode.window as any).showInformationMessage = (message: string, ...rest: any[]) => {
+    infoMessages.push(message);
+    console.log(`# showInformationMessage: ${message}`);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    return (showInfo as any).call(vscode.window, message, ...rest);
   };
 }
 
@@ -116,12 +129,18 @@ async function runActionsReady(doc: vscode.TextDocument): Promise<void> {
 }
 
 test('Generate streams the endpoint text into the document', async () => {
-  await useEndpoint(env('GENLS_TEST_GENERATE_URL'));
+  // No useEndpoint: the URL in the User settings file (e2e/run.mjs) is the
+  // one in use, not the one in the workspace's .vscode/settings.json.
+  const url = vscode.workspace.getConfiguration('genls').inspect<string>('endpoint.url');
+  assert.strictEqual(url?.globalValue, env('GENLS_TEST_GENERATE_URL'), 'genls.endpoint.url in the User settings');
+  assert.strictEqual(url?.workspaceValue, undefined, 'a workspace set genls.endpoint.url');
+  assert.strictEqual(vscode.workspace.getConfiguration('genls').get('endpoint.url'), env('GENLS_TEST_GENERATE_URL'));
   const original = 'package main\n\n// add returns the sum of a and b.\nfunc add(a, b int) int {\n';
   const editor = await openFixture('add.go', original);
   const doc = editor.document;
   const range = wholeDocument(doc);
   editor.selection = new vscode.Selection(range.start, range.end);
+  const infos = infoMessages.length;
   await runAction(doc, range, 'Generate');
   const expected = original + env('GENLS_TEST_GENERATE_TEXT');
   await waitFor('the generated text', () => doc.getText() === expected, 20000).catch(err => {
@@ -132,20 +151,266 @@ test('Generate streams the endpoint text into the document', async () => {
   assert.strictEqual(doc.getText(), expected);
   await waitFor('the generation to end (no Cancel generation action)', async () =>
     !(await codeActions(doc, range)).some(a => a.title === 'Cancel generation'));
+  const result = await waitFor('the result message', () => infoMessages.slice(infos).find(m => /tokens? in/.test(m)));
+  assert.match(result, /^genls: 3 tokens in \d+\.\d s \([\d.]+ tokens\/s\), finish reason: length\.$/);
+  // Generating from a selection leaves the cursor after the generated text,
+  // not a selection over it that the next keystroke would replace.
+  assert.ok(editor.selection.isEmpty, `the selection grew over the generated text: ${JSON.stringify(editor.selection)}`);
 });
 
-test('Generate here continues at the cursor', async () => {
-  await useEndpoint(env('GENLS_TEST_GENERATE_URL'));
-  const original = 'package main\n\n// sub returns a minus b.\nfunc sub(a, b int) int {\n';
-  const editor = await openFixture('sub.go', original);
+// generateMany runs Generate here from the undo endpoint (many small
+// tokens) in a fresh file holding head + tail, at the end of head, and
+// returns the editor, the document the generation should make and the
+// number of changes the document went through. during, if given, runs once
+// the first generated text has arrived.
+async function generateMany(name: string, head: string, tail: string, during?: (editor: vscode.TextEditor) => Promise<void>): Promise<{ editor: vscode.TextEditor; expected: string; changes: number }> {
+  await useEndpoint(env('GENLS_TEST_UNDO_URL'));
+  const editor = await openFixture(name, head + tail);
   const doc = editor.document;
+  let changes = 0;
+  const listener = vscode.workspace.onDidChangeTextDocument(e => {
+    if (e.document === doc && e.contentChanges.length > 0) {
+      changes++;
+    }
+  });
+  const expected = head + env('GENLS_TEST_UNDO_TEXT') + tail;
+  try {
+    const at = doc.positionAt(head.length);
+    editor.selection = new vscode.Selection(at, at);
+    await vscode.commands.executeCommand('genls.editor.generate');
+    if (during) {
+      await waitFor('the first generated text', () => doc.getText().length > head.length + tail.length);
+      await during(editor);
+    }
+    await waitFor('the generated text', () => doc.getText().startsWith(expected), 20000)
+      .catch(err => {
+        throw new Error(`${err.message}\ngot ${JSON.stringify(doc.getText())}`);
+      });
+    await waitFor('the generation to end', async () =>
+      !(await codeActions(doc, wholeDocument(doc))).some(a => a.title === 'Cancel generation'));
+  } finally {
+    listener.dispose();
+  }
+  return { editor, expected, changes };
+}
+
+test('one undo removes a whole generation and one redo restores it', async () => {
+  const original = 'The list:\n';
+  const { editor, expected, changes } = await generateMany('undo.txt', original, '');
+  const doc = editor.document;
+  assert.strictEqual(doc.getText(), expected);
+  const tokens = Number(env('GENLS_TEST_UNDO_TOKENS'));
+  console.log(`# ${tokens} tokens arrived in ${changes} changes`);
+  // The UI run (e2e/run.mjs) checks one Ctrl+Z over 20 edits and more; here
+  // the number depends on the machine's load.
+  assert.ok(changes >= 5, `only ${changes} changes for ${tokens} tokens: too few to tell one undo step from many`);
+  await vscode.commands.executeCommand('undo');
+  await waitFor('one undo to remove the generation', () => doc.getText() === original, 3000).catch(err => {
+    throw new Error(`${err.message}: after one undo the document is ${JSON.stringify(doc.getText())}`);
+  });
+  await vscode.commands.executeCommand('redo');
+  await waitFor('one redo to restore the generation', () => doc.getText() === expected, 3000).catch(err => {
+    throw new Error(`${err.message}: after one redo the document is ${JSON.stringify(doc.getText())}`);
+  });
+});
+
+test('typing below a generation while it streams: every keystroke and token kept, undone apart', async () => {
+  const head = 'Generated here:';
+  const tail = '\nTyped below:\n';
+  const typed = 'a note';
+  const { editor, expected } = await generateMany('typing.txt', head, tail, async () => {
+    // To the end of the document as the editor has it, which may be ahead
+    // of this extension host's copy while genls's edits stream in.
+    await vscode.commands.executeCommand('cursorBottom');
+    // Each keystroke is a change genls did not make, racing its edits.
+    for (const ch of typed) {
+      await vscode.commands.executeCommand('type', { text: ch });
+      await sleep(15);
+    }
+  });
+  const doc = editor.document;
+  assert.strictEqual(doc.getText(), expected + typed);
+  // Undo takes the typing and the generation apart: every step removes
+  // some of the one or some of the other, never both, and never leaves a
+  // keystroke or a token out of place.
+  const generated = expected.slice(head.length, expected.length - tail.length);
+  const parts = (text: string) => {
+    const at = text.indexOf(tail, head.length);
+    const g = text.slice(head.length, at);
+    const t = text.slice(at + tail.length);
+    assert.ok(text.startsWith(head) && at >= 0 && generated.startsWith(g) && typed.startsWith(t), `the document is ${JSON.stringify(text)}`);
+    return { g: g.length, t: t.length };
+  };
+  let last = parts(doc.getText());
+  for (let step = 1; last.g > 0 || last.t > 0; step++) {
+    assert.ok(step <= 30, `30 undo steps did not restore the original: ${JSON.stringify(doc.getText())}`);
+    const before = doc.getText();
+    await vscode.commands.executeCommand('undo');
+    await waitFor(`undo step ${step}`, () => doc.getText() !== before, 3000);
+    const now = parts(doc.getText());
+    assert.ok((now.g < last.g) !== (now.t < last.t), `undo step ${step} took ${last.g - now.g} generated and ${last.t - now.t} typed characters at once`);
+    last = now;
+  }
+});
+
+test('Generate here continues at the cursor, with no result message when genls.showResult is off', async () => {
+  await useEndpoint(env('GENLS_TEST_GENERATE_URL'));
+  const config = () => vscode.workspace.getConfiguration('genls');
+  await config().update('showResult', false, vscode.ConfigurationTarget.Global);
+  try {
+    const original = 'package main\n\n// sub returns a minus b.\nfunc sub(a, b int) int {\n';
+    const editor = await openFixture('sub.go', original);
+    const doc = editor.document;
+    const end = wholeDocument(doc).end;
+    editor.selection = new vscode.Selection(end, end);
+    const infos = infoMessages.length;
+    await runAction(doc, new vscode.Range(end, end), 'Generate here');
+    const expected = original + env('GENLS_TEST_GENERATE_TEXT');
+    await waitFor('the generated text', () => doc.getText() === expected).catch(err => {
+      throw new Error(`${err.message}\ngot      ${JSON.stringify(doc.getText())}\nexpected ${JSON.stringify(expected)}`);
+    });
+    await waitFor('the generation to end', async () =>
+      !(await codeActions(doc, wholeDocument(doc))).some(a => a.title === 'Cancel generation'));
+    await sleep(300);
+    assert.deepStrictEqual(infoMessages.slice(infos).filter(m => /tokens? in/.test(m)), [], 'a result message with genls.showResult off');
+  } finally {
+    await config().update('showResult', undefined, vscode.ConfigurationTarget.Global);
+  }
+});
+
+test('with no endpoint and nothing found, the first Generate offers Open Settings and Set API Token', async () => {
+  const config = () => vscode.workspace.getConfiguration('genls');
+  const url = config().get<string>('endpoint.url');
+  const backend = config().get<string>('endpoint.backend');
+  await config().update('endpoint.url', undefined, vscode.ConfigurationTarget.Global);
+  await config().update('endpoint.backend', 'auto', vscode.ConfigurationTarget.Global);
+  await sleep(500);
+  try {
+    const original = 'hello\n';
+    const editor = await openFixture('first-run.txt', original);
+    editor.selection = new vscode.Selection(0, 0, 0, 5);
+    const before = errorMessages.length;
+    await vscode.commands.executeCommand('genls.editor.generate');
+    const message = await waitFor('the no-endpoint message', () => errorMessages.slice(before).find(m => /no model server found on this machine/.test(m)));
+    assert.deepStrictEqual(errorButtons.get(message), ['Open Settings', 'Set API Token', 'Show Log']);
+    assert.strictEqual(editor.document.getText(), original);
+  } finally {
+    await config().update('endpoint.backend', backend, vscode.ConfigurationTarget.Global);
+    await config().update('endpoint.url', url, vscode.ConfigurationTarget.Global);
+  }
+});
+
+// The default keybindings of VS Code bound to the same keys as genls's, all
+// of them where no text editor has focus (terminal, find widget, quick
+// input, search view, chat): genls's require editorTextFocus and exclude
+// findWidgetVisible and inChat. A new VS Code that binds one of these keys
+// in the editor fails this test: choose again then.
+const sharedKeys: Record<string, string[]> = {
+  'ctrl+alt+g': ['workbench.action.terminal.sendSequence'],
+  'ctrl+alt+enter': [
+    'editor.action.replaceAll',
+    'quickInput.accept',
+    'search.action.replaceAll',
+    'workbench.action.chat.openSessionInNewEditorGroup',
+    'workbench.action.chat.runInTerminal',
+    'workbench.action.chat.skipTool',
+    'workbench.action.terminal.chat.insertCommand',
+    'workbench.action.terminal.chat.insertFirstCommand',
+  ],
+  'ctrl+shift+alt+backspace': [],
+};
+
+test('the keybindings share no key with VS Code\'s own in a text editor', async () => {
+  await vscode.commands.executeCommand('workbench.action.openDefaultKeybindingsFile');
+  const text = await waitFor('the default keybindings', () => {
+    const doc = vscode.window.activeTextEditor?.document;
+    return doc?.uri.path.endsWith('keybindings.json') && doc.getText().length > 1000 ? doc.getText() : undefined;
+  });
+  await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  const defaults = new Map<string, Set<string>>();
+  for (const m of text.matchAll(/\{ "key": "([^"]+)",\s*"command": "([^"]+)"/g)) {
+    if (m[2].startsWith('genls.')) {
+      continue; // this extension's own, listed there too
+    }
+    defaults.set(m[1], (defaults.get(m[1]) ?? new Set()).add(m[2]));
+  }
+  assert.ok(defaults.size > 100, `read only ${defaults.size} default keys`);
+  const ours = vscode.extensions.getExtension('genls.genls')!.packageJSON.contributes.keybindings as { key: string; command: string }[];
+  for (const { key, command } of ours) {
+    if (key === 'escape') {
+      continue; // bound only while a generation runs in the focused editor
+    }
+    assert.ok(key in sharedKeys, `${command}'s key ${key} is not checked here`);
+    assert.deepStrictEqual([...(defaults.get(key) ?? [])].sort(), sharedKeys[key], `VS Code's own bindings of ${key}`);
+  }
+});
+
+// marks returns genls's diagnostics in doc (with code, if given): the marks
+// over generated text.
+function marks(doc: vscode.TextDocument, code?: string): vscode.Diagnostic[] {
+  return vscode.languages.getDiagnostics(doc.uri).filter(d =>
+    d.source === 'genls' && (code === undefined || String(typeof d.code === 'object' ? d.code.value : d.code) === code));
+}
+
+// generatePending runs Generate on the whole of a fresh file holding
+// original and waits until the generation is pending review.
+async function generatePending(name: string, original: string, generated: string): Promise<vscode.TextEditor> {
+  await useEndpoint(env('GENLS_TEST_GENERATE_URL'));
+  const editor = await openFixture(name, original);
+  const doc = editor.document;
+  const range = wholeDocument(doc);
+  editor.selection = new vscode.Selection(range.start, range.end);
+  await vscode.commands.executeCommand('genls.editor.generate');
+  await waitFor('the generated text', () => doc.getText() === original + generated).catch(err => {
+    throw new Error(`${err.message}\ngot ${JSON.stringify(doc.getText())}`);
+  });
+  await waitFor('the pending mark', () => marks(doc, 'genls.pending').length === 1);
+  const [mark] = marks(doc);
+  assert.strictEqual(doc.getText(mark.range), generated, 'the mark covers the generated text');
+  return editor;
+}
+
+test('Discard restores the document byte for byte, keeping an edit made above', async () => {
+  const original = 'first line\r\nsecond line\r\n';
+  const generated = env('GENLS_TEST_GENERATE_TEXT').replace(/\n/g, '\r\n');
+  const editor = await generatePending('discard.txt', original, generated);
+  const doc = editor.document;
+  // The user adds a line above; the cursor goes back to the generation's end.
+  editor.selection = new vscode.Selection(0, 0, 0, 0);
+  await vscode.commands.executeCommand('type', { text: '// above\n' });
   const end = wholeDocument(doc).end;
   editor.selection = new vscode.Selection(end, end);
-  await runAction(doc, new vscode.Range(end, end), 'Generate here');
-  const expected = original + env('GENLS_TEST_GENERATE_TEXT');
-  await waitFor('the generated text', () => doc.getText() === expected).catch(err => {
-    throw new Error(`${err.message}\ngot      ${JSON.stringify(doc.getText())}\nexpected ${JSON.stringify(expected)}`);
+  await vscode.commands.executeCommand('genls.editor.discard');
+  const want = '// above\r\n' + original;
+  await waitFor('the discarded text gone', () => doc.getText() === want).catch(err => {
+    throw new Error(`${err.message}\ngot ${JSON.stringify(doc.getText())}\nwant ${JSON.stringify(want)}`);
   });
+  await waitFor('the marks cleared', () => marks(doc).length === 0);
+  assert.ok(await doc.save(), 'saving failed');
+  assert.strictEqual(Buffer.from(await vscode.workspace.fs.readFile(doc.uri)).toString('utf8'), want);
+});
+
+test('Accept keeps the text and clears the mark; Regenerate replaces the text once', async () => {
+  const original = 'alpha\n';
+  const generated = env('GENLS_TEST_GENERATE_TEXT');
+  const editor = await generatePending('accept.txt', original, generated);
+  const doc = editor.document;
+  // Regenerate first removes the text: wait for that, then for the new text.
+  let removed = false;
+  const listener = vscode.workspace.onDidChangeTextDocument(e => {
+    removed ||= e.document === doc && doc.getText() === original;
+  });
+  await vscode.commands.executeCommand('genls.editor.regenerate');
+  await waitFor('a new pending generation', () =>
+    removed && doc.getText() === original + generated && marks(doc, 'genls.pending').length === 1 && marks(doc).length === 1, 10000)
+    .catch(err => {
+      throw new Error(`${err.message}\ngot ${JSON.stringify(doc.getText())} with marks ${JSON.stringify(marks(doc).map(m => m.code))}`);
+    })
+    .finally(() => listener.dispose());
+  await vscode.commands.executeCommand('genls.editor.accept');
+  await waitFor('the mark cleared', () => marks(doc).length === 0);
+  await sleep(300);
+  assert.strictEqual(doc.getText(), original + generated);
 });
 
 test('Cancel generation stops a hanging stream and keeps the text so far', async () => {
@@ -194,8 +459,9 @@ test('a 401 from the endpoint shows an error message', async () => {
   editor.selection = new vscode.Selection(range.start, range.end);
   const before = errorMessages.length;
   await runAction(doc, range, 'Generate');
-  const message = await waitFor('an error message', () => errorMessages.slice(before).find(m => /rejected the token|none was sent/.test(m)));
+  const message = await waitFor('an error message', () => errorMessages.slice(before).find(m => /rejected the token|none was sent|no token was sent/.test(m)));
   console.log(`# error shown: ${message}`);
+  assert.deepStrictEqual(errorButtons.get(message), ['Set API Token', 'Show Log']);
   assert.strictEqual(doc.getText(), original, 'a rejected generation changed the document');
 });
 
@@ -339,7 +605,7 @@ test('a missing server binary is reported with a pointer to the install docs', a
 });
 
 export async function run(): Promise<void> {
-  captureErrorMessages();
+  captureMessages();
   let passed = 0;
   let failed = 0;
   for (const { name, fn } of tests) {
