@@ -319,7 +319,7 @@ const sharedKeys: Record<string, string[]> = {
     'workbench.action.terminal.chat.insertFirstCommand',
   ],
   'ctrl+shift+alt+backspace': [],
-  'ctrl+alt+r': [],
+  'ctrl+alt+r': ['workbench.action.terminal.runRecentCommand', 'workbench.action.terminal.sendSequence'],
 };
 
 test('the instruction history keeps the latest first, once each, within its bound', async () => {
