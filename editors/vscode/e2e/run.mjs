@@ -595,7 +595,10 @@ async function uiRun() {
       return onDisk();
     };
     const instructionBox = page.locator('.quick-input-widget', { hasText: 'Rewrite without an instruction' });
-    await quickOpen(otherFile);
+    await page.locator('.tabs-container .tab', { hasText: otherFile }).first().click();
+    await page.locator('.tabs-container .tab.active', { hasText: otherFile }).first().waitFor();
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await waitText(otherOriginal, 'notes.txt before Rewrite…', 5000);
     await page.keyboard.press('Control+A');
     await page.keyboard.press('Control+Alt+R');
     await instructionBox.waitFor({ timeout: 10000 });
