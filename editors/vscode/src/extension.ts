@@ -2,7 +2,8 @@
 // vscode-languageclient do the rest. Code actions, code lenses, the marks on
 // generated text and the server's commands (genls.generate, genls.accept, …)
 // come from the server; this file adds the settings plumbing, the API token
-// in SecretStorage, commands for the keybindings, one undo step per
+// in SecretStorage, commands for the keybindings, the instruction box of
+// Generate… and Rewrite… (instructions.ts), one undo step per
 // generation (edits.ts), the progress notification and context keys
 // (generations.ts), and buttons that fix what the server's errors report
 // (messages.ts).
