@@ -176,7 +176,17 @@ func TestVSCode(t *testing.T) {
 	// separate edits.
 	uiScript := streamtest.TGI(150*time.Millisecond, "length", uiTokens...)
 	ui := streamtest.NewTGI(t, uiScript, "fake/model")
-	ui.Push(uiScript, uiHang)
+	// Then two rewrites of notes.txt, asked for with the same instruction:
+	// the first accepted, the second discarded.
+	const (
+		uiInstruction     = "Say something instead"
+		uiRewrite         = "Something to see here.\n"
+		uiRewriteAgain    = "Everything to see here.\n"
+		uiRewriteOriginal = "Nothing to see here."
+	)
+	ui.Push(uiScript, uiHang,
+		streamtest.TGI(100*time.Millisecond, "length", "Something", " to see", " here.\n"),
+		streamtest.TGI(100*time.Millisecond, "length", "Everything", " to see", " here.\n"))
 	const uiToken = "hf_e2e_secret_token"
 
 	screenshot := os.Getenv("GENLS_E2E_SCREENSHOT")
@@ -215,6 +225,9 @@ func TestVSCode(t *testing.T) {
 		"GENLS_E2E_UI_TEXT="+uiText,
 		"GENLS_E2E_UI_HANG_TEXT="+strings.Join(hangTokens, ""),
 		"GENLS_E2E_UI_TOKEN="+uiToken,
+		"GENLS_E2E_UI_INSTRUCTION="+uiInstruction,
+		"GENLS_E2E_UI_REWRITE_TEXT="+uiRewrite,
+		"GENLS_E2E_UI_REWRITE_AGAIN_TEXT="+uiRewriteAgain,
 		"GENLS_E2E_VSIX="+vsix,
 		"GENLS_E2E_VSIX_BUNDLED="+map[bool]string{true: "1", false: "0"}[bundled],
 	)
@@ -262,6 +275,28 @@ func TestVSCode(t *testing.T) {
 	}
 	if n := ui.Disconnects(); ran("ui") && n < 1 {
 		t.Errorf("the UI run's hanging endpoint saw no abandoned stream; Escape should have cancelled it")
+	}
+	// The UI run's rewrites: asked for as rewrites (the server's rewrite
+	// prompt) of the selected text, with the instruction typed into the
+	// input box and then picked from its history; none for the Rewrite…
+	// dismissed with Escape.
+	if ran("ui") {
+		var rewrites []string
+		for _, req := range ui.Requests() {
+			if inputs, _ := req.JSON()["inputs"].(string); strings.Contains(inputs, "to see here.") {
+				rewrites = append(rewrites, inputs)
+			}
+		}
+		wantSelections := []string{uiRewriteOriginal, strings.TrimSuffix(uiRewrite, "\n")}
+		if len(rewrites) != len(wantSelections) {
+			t.Errorf("the UI run's endpoint got %d requests for notes.txt, want %d (two rewrites):\n%q", len(rewrites), len(wantSelections), rewrites)
+		}
+		for i, inputs := range rewrites[:min(len(rewrites), len(wantSelections))] {
+			if !strings.HasPrefix(inputs, uiInstruction+"\n") || !strings.Contains(inputs, "Reply with the rewritten text only.") ||
+				!strings.Contains(inputs, "\n"+wantSelections[i]+"\n```") {
+				t.Errorf("rewrite %d: the prompt is %q, want the rewrite prompt for %q with the instruction %q", i+1, inputs, wantSelections[i], uiInstruction)
+			}
+		}
 	}
 	if req, ok := ui.LastRequest(); ok {
 		if got, want := req.Header.Get("Authorization"), "Bearer "+uiToken; got != want {

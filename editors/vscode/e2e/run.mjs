@@ -289,8 +289,10 @@ async function extensionTests() {
 
 const uiFile = 'fibonacci.py';
 const uiOriginal = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n';
-// A second file, to press Escape in while fibonacci.py generates.
+// A second file, to press Escape in while fibonacci.py generates, then
+// rewritten.
 const otherFile = 'notes.txt';
+const otherOriginal = 'Nothing to see here.\n';
 
 // uiRun is a new user's session, through the workbench only:
 //
@@ -306,20 +308,30 @@ const otherFile = 'notes.txt';
 //     removes the generation, however many edits brought it, one redo restores it;
 //  4. Ctrl+Alt+G again, on an endpoint that hangs: Escape in another editor
 //     does not cancel it, Escape in its own does; the pending partial text is
-//     then discarded with Ctrl+Shift+Alt+Backspace.
+//     then discarded with Ctrl+Shift+Alt+Backspace;
+//  5. in the other file, select all, Ctrl+Alt+R (Rewrite…): Escape asks
+//     for nothing; again, an instruction typed into the input box, Enter:
+//     the rewrite streams in after the original, Ctrl+Alt+Enter leaves only
+//     the new text (as saved on disk); Rewrite… from the palette, the
+//     previous instruction picked from the history, Ctrl+Shift+Alt+Backspace:
+//     the file is saved byte for byte as it was (vscode_test.go checks the
+//     instructions in the endpoint's requests).
 async function uiRun() {
   const generated = need('GENLS_E2E_UI_TEXT');
   const expected = uiOriginal + generated;
   const hangText = need('GENLS_E2E_UI_HANG_TEXT');
   const url = need('GENLS_E2E_UI_URL');
   const token = need('GENLS_E2E_UI_TOKEN');
+  const rewritten = need('GENLS_E2E_UI_REWRITE_TEXT');
+  const rewrittenAgain = need('GENLS_E2E_UI_REWRITE_AGAIN_TEXT');
+  const instruction = need('GENLS_E2E_UI_INSTRUCTION');
   const vsix = process.env.GENLS_E2E_VSIX;
   // No endpoint: the first run. A platform-specific .vsix carries genls:
   // leave genls.serverPath empty so that the extension finds its bundled
   // binary, as it does for users.
   const settings = { 'genls.endpoint.backend': 'auto' };
   if (process.env.GENLS_E2E_VSIX_BUNDLED === '1') settings['genls.serverPath'] = '';
-  const cs = await startCodeServer('ui', settings, { [uiFile]: uiOriginal, [otherFile]: 'Nothing to see here.\n' },
+  const cs = await startCodeServer('ui', settings, { [uiFile]: uiOriginal, [otherFile]: otherOriginal },
     { extensions: vsix ? [vsix] : [] });
   const ctx = await launchBrowser(cs.dir);
   const shots = path.join(cs.dir, 'shots');
@@ -571,6 +583,64 @@ async function uiRun() {
     await waitText(expected, 'Ctrl+Shift+Alt+Backspace discarding the cancelled generation', 5000);
     log('ui: Ctrl+Shift+Alt+Backspace discarded it');
     await shot('09-end');
+
+    // 5. Rewrite… with an instruction typed into its input box.
+    const onDisk = () => fs.readFileSync(path.join(cs.ws, otherFile), 'utf8');
+    // save saves the edited file with Ctrl+S and returns what is on disk.
+    const save = async () => {
+      const activeTab = page.locator('.tabs-container .tab.active', { hasText: otherFile });
+      await page.locator('.tabs-container .tab.active.dirty', { hasText: otherFile }).waitFor({ timeout: 5000 });
+      await page.keyboard.press('Control+S');
+      await activeTab.and(page.locator('.tab:not(.dirty)')).waitFor({ timeout: 5000 });
+      return onDisk();
+    };
+    const instructionBox = page.locator('.quick-input-widget', { hasText: 'Rewrite without an instruction' });
+    await page.locator('.tabs-container .tab', { hasText: otherFile }).first().click();
+    await page.locator('.tabs-container .tab.active', { hasText: otherFile }).first().waitFor();
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await waitText(otherOriginal, 'notes.txt before Rewrite…', 5000);
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Control+Alt+R');
+    await instructionBox.waitFor({ timeout: 10000 });
+    await page.keyboard.press('Escape');
+    await instructionBox.waitFor({ state: 'hidden', timeout: 5000 });
+    await sleep(1000);
+    await waitText(otherOriginal, 'Escape in the Rewrite… input box', 1000);
+    log('ui: Escape in the Rewrite… input box rewrote nothing');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.press('Control+Alt+R');
+    await instructionBox.waitFor({ timeout: 10000 });
+    await page.keyboard.type(instruction);
+    await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: instruction }).first().waitFor({ timeout: 5000 });
+    await shot('10-rewrite-instruction');
+    await page.keyboard.press('Enter');
+    await waitText(otherOriginal + rewritten, 'the rewrite after the original');
+    await lens.filter({ hasText: 'Accept' }).first().waitFor({ timeout: 10000 });
+    await shot('11-rewrite-pending');
+    log('ui: Ctrl+Alt+R with an instruction streamed the rewrite after the original');
+    await page.keyboard.press('Control+Alt+Enter');
+    await waitText(rewritten, 'Ctrl+Alt+Enter accepting the rewrite', 5000);
+    await lens.filter({ hasText: 'Accept' }).first().waitFor({ state: 'detached', timeout: 5000 });
+    let saved = await save();
+    if (saved !== rewritten) fail(`after accepting the rewrite the file holds ${JSON.stringify(saved)}, want ${JSON.stringify(rewritten)}`);
+    else log('ui: Ctrl+Alt+Enter kept the rewrite only');
+
+    // Rewrite… again from the palette, with the instruction from the history.
+    await page.keyboard.press('Control+A');
+    await palette('genls: Rewrite…');
+    await instructionBox.waitFor({ timeout: 10000 });
+    const previous = page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: instruction });
+    await previous.first().waitFor({ timeout: 5000 });
+    await shot('12-rewrite-history');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('Enter');
+    await waitText(rewritten + rewrittenAgain, 'the second rewrite after the first');
+    await lens.filter({ hasText: 'Discard' }).first().waitFor({ timeout: 10000 });
+    await page.keyboard.press('Control+Shift+Alt+Backspace');
+    await waitText(rewritten, 'Ctrl+Shift+Alt+Backspace discarding the rewrite', 5000);
+    saved = await save();
+    if (saved !== rewritten) fail(`after discarding the rewrite the file holds ${JSON.stringify(saved)}, want ${JSON.stringify(rewritten)}`);
+    else log('ui: the instruction picked from the history, Ctrl+Shift+Alt+Backspace discarded the rewrite: the file is as it was');
 
     // Which genls ran: the extension logs "starting <path> --stdio ...".
     const started = extensionLog(cs).match(/starting (\S+) --stdio/)?.[1];

@@ -2,7 +2,8 @@
 // vscode-languageclient do the rest. Code actions, code lenses, the marks on
 // generated text and the server's commands (genls.generate, genls.accept, …)
 // come from the server; this file adds the settings plumbing, the API token
-// in SecretStorage, commands for the keybindings, one undo step per
+// in SecretStorage, commands for the keybindings, the instruction box of
+// Generate… and Rewrite… (instructions.ts), one undo step per
 // generation (edits.ts), the progress notification and context keys
 // (generations.ts), and buttons that fix what the server's errors report
 // (messages.ts).
@@ -32,6 +33,7 @@ import {
 } from 'vscode-languageclient/node';
 import { GenerationEdits } from './edits';
 import { Generations } from './generations';
+import { InstructionHistory, ask } from './instructions';
 import { Fix, fixesFor } from './messages';
 
 const installDocs = 'https://github.com/genls/genls#install';
@@ -51,6 +53,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     output,
     session,
     vscode.commands.registerCommand('genls.editor.generate', () => session?.generate()),
+    vscode.commands.registerCommand('genls.editor.generateWithInstruction', () => session?.generateWithInstruction()),
+    vscode.commands.registerCommand('genls.editor.rewrite', () => session?.rewrite()),
     vscode.commands.registerCommand('genls.editor.cancel', () => session?.cancel()),
     vscode.commands.registerCommand('genls.editor.accept', () => session?.review('genls.accept')),
     vscode.commands.registerCommand('genls.editor.discard', () => session?.review('genls.discard')),
@@ -86,11 +90,14 @@ class Session implements vscode.Disposable {
   private readonly generations = new Generations(() => this.client, (uri, end) => this.generationEnded(uri, end));
   // The arguments of the last genls.generate, for the Retry button.
   private lastGenerate: unknown[] | undefined;
+  private readonly instructions: InstructionHistory;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly output: vscode.LogOutputChannel,
-  ) {}
+  ) {
+    this.instructions = new InstructionHistory(context.globalState);
+  }
 
   dispose(): void {
     this.generations.dispose();
@@ -261,12 +268,45 @@ class Session implements vscode.Disposable {
 
   // generate runs the server's genls.generate on the active editor's selection
   // (an empty selection continues at the cursor).
-  async generate(): Promise<void> {
+  async generate(instruction?: string): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     if (!editor) {
       void vscode.window.showInformationMessage('genls: open a file and select text to generate from.');
       return;
     }
+    await this.run(editor, editor.selection.isEmpty ? 'here' : 'insert', instruction);
+  }
+
+  // generateWithInstruction is generate after asking what to do.
+  async generateWithInstruction(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage('genls: open a file and select text to generate from.');
+      return;
+    }
+    const instruction = await ask(this.instructions, 'genls: Generate…', 'Generate without an instruction');
+    if (instruction === undefined) {
+      return;
+    }
+    await this.run(editor, editor.selection.isEmpty ? 'here' : 'insert', instruction);
+  }
+
+  // rewrite asks what to do, then rewrites the selection: the new text
+  // streams in after it, and Accept or Discard keeps one of the two.
+  async rewrite(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor || editor.selection.isEmpty) {
+      void vscode.window.showInformationMessage('genls: select the text to rewrite first.');
+      return;
+    }
+    const instruction = await ask(this.instructions, 'genls: Rewrite…', 'Rewrite without an instruction');
+    if (instruction === undefined) {
+      return;
+    }
+    await this.run(editor, 'rewrite', instruction);
+  }
+
+  private async run(editor: vscode.TextEditor, mode: 'insert' | 'here' | 'rewrite', instruction?: string): Promise<void> {
     const client = await this.running();
     if (!client) {
       return;
@@ -274,7 +314,8 @@ class Session implements vscode.Disposable {
     await vscode.commands.executeCommand('genls.generate', {
       uri: client.code2ProtocolConverter.asUri(editor.document.uri),
       range: client.code2ProtocolConverter.asRange(editor.selection),
-      here: editor.selection.isEmpty,
+      mode,
+      ...(instruction ? { instruction } : {}),
     });
   }
 

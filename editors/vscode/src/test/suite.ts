@@ -18,6 +18,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as vscode from 'vscode';
+import { remember } from '../instructions';
 
 type Test = { name: string; fn: () => Promise<void> };
 const tests: Test[] = [];
@@ -318,7 +319,18 @@ const sharedKeys: Record<string, string[]> = {
     'workbench.action.terminal.chat.insertFirstCommand',
   ],
   'ctrl+shift+alt+backspace': [],
+  'ctrl+alt+r': ['workbench.action.terminal.runRecentCommand', 'workbench.action.terminal.sendSequence'],
 };
+
+test('the instruction history keeps the latest first, once each, within its bound', async () => {
+  assert.deepStrictEqual(remember([], 'add memoization'), ['add memoization']);
+  assert.deepStrictEqual(remember(['b', 'a'], 'c'), ['c', 'b', 'a']);
+  assert.deepStrictEqual(remember(['b', 'a', 'c'], 'a'), ['a', 'b', 'c'], 'a repeated instruction moves to the front');
+  assert.deepStrictEqual(remember(['b', 'a'], ''), ['b', 'a'], 'an empty instruction is not kept');
+  assert.deepStrictEqual(remember(['b', 'a'], '  '), ['b', 'a'], 'a blank instruction is not kept');
+  assert.deepStrictEqual(remember([' x '], 'x'), ['x', ' x '], 'instructions are kept as typed');
+  assert.deepStrictEqual(remember(['c', 'b', 'a'], 'd', 3), ['d', 'c', 'b'], 'the oldest goes when full');
+});
 
 test('the keybindings share no key with VS Code\'s own in a text editor', async () => {
   await vscode.commands.executeCommand('workbench.action.openDefaultKeybindingsFile');
