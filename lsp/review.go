@@ -178,22 +178,8 @@ func (s *server) reviewCommand(cmd string, arguments []protocol.LSPAny) (any, er
 	}
 	gens := s.claim(args)
 	for _, g := range gens {
-		switch {
-		case cmd == cmdAccept && g.original != nil:
-			s.reviews.mu.Lock()
-			running := g.running
-			if running {
-				g.acceptOnEnd, g.claimed = true, false
-			}
-			s.reviews.mu.Unlock()
-			if !running {
-				s.notes.Add(1)
-				go func() {
-					defer s.notes.Done()
-					s.acceptRewrite(g)
-				}()
-			}
-		case cmd == cmdAccept:
+		switch cmd {
+		case cmdAccept:
 			s.accept(g)
 		default:
 			s.notes.Add(1)
@@ -245,8 +231,9 @@ func (s *server) touches(g *generation, rng protocol.Range, enc encoding) bool {
 	return in(g.region) || in(g.original)
 }
 
-// accept keeps g's text as it is and drops its marks; a running generation
-// is accepted when it ends.
+// accept keeps g's text as it is and drops its marks (a rewrite's original
+// goes, in the background, with one edit); a running generation is
+// accepted when it ends.
 func (s *server) accept(g *generation) {
 	s.reviews.mu.Lock()
 	running := g.running
@@ -254,7 +241,15 @@ func (s *server) accept(g *generation) {
 		g.acceptOnEnd, g.claimed = true, false
 	}
 	s.reviews.mu.Unlock()
-	if !running {
+	switch {
+	case running:
+	case g.original != nil:
+		s.notes.Add(1)
+		go func() {
+			defer s.notes.Done()
+			s.acceptRewrite(g)
+		}()
+	default:
 		s.forget(g)
 	}
 }

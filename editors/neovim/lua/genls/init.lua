@@ -190,11 +190,21 @@ end
 
 --- Asks the server for the code action of the given kind (and title, when
 --- given: named actions share one kind) on range (LSP positions) and runs it.
-function M.code_action(bufnr, range, kind, title)
+--- Returns bufnr (0 resolved to the current buffer) and genls's client
+--- attached to it; without one, tells the user and returns no client.
+local function attached(bufnr)
   bufnr = resolve_buf(bufnr)
   local client = M.client(bufnr)
   if not client then
     notify('not attached to this buffer', vim.log.levels.WARN)
+  end
+  return bufnr, client
+end
+
+function M.code_action(bufnr, range, kind, title)
+  local client
+  bufnr, client = attached(bufnr)
+  if not client then
     return
   end
   local params = {
@@ -256,10 +266,9 @@ end
 --- Generates from the text between two (0-based row, byte column) positions
 --- and inserts the result right after it, following instruction if given.
 function M.generate_range(bufnr, srow, scol, erow, ecol, instruction)
-  bufnr = resolve_buf(bufnr)
-  local client = M.client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
   local range = lsp_range(bufnr, client, srow, scol, erow, ecol)
@@ -273,10 +282,9 @@ end
 --- Continues the document at the cursor ("Generate here"), following
 --- instruction if given.
 function M.generate_here(bufnr, instruction)
-  bufnr = resolve_buf(bufnr)
-  local client = M.client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
   local row, col = cursor_position(bufnr)
@@ -293,10 +301,9 @@ end
 --- new text streams in after the original, which stays, struck through,
 --- until the rewrite is accepted (:GenlsAccept) or discarded.
 function M.rewrite_range(bufnr, srow, scol, erow, ecol, instruction)
-  bufnr = resolve_buf(bufnr)
-  local client = M.client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
   if srow == erow and scol == ecol then
@@ -309,10 +316,9 @@ end
 --- Runs the named action (a code action from the settings' actions, by
 --- title) on the text between two (0-based row, byte column) positions.
 function M.action(bufnr, title, srow, scol, erow, ecol)
-  bufnr = resolve_buf(bufnr)
-  local client = M.client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
   M.code_action(bufnr, lsp_range(bufnr, client, srow, scol, erow, ecol), M.kinds.action, title)
@@ -336,10 +342,9 @@ end
 
 --- Cancels generation in the buffer, or everywhere when all is true.
 function M.cancel(bufnr, all)
-  bufnr = resolve_buf(bufnr)
-  local client = M.client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
   local arguments = {}
@@ -355,10 +360,9 @@ end
 --- is nil. Says so when there was none; on_done, if given, gets the number of
 --- generations the server acted on.
 function M.review(action, bufnr, range, on_done)
-  bufnr = resolve_buf(bufnr)
-  local client = M.client(bufnr)
+  local client
+  bufnr, client = attached(bufnr)
   if not client then
-    notify('not attached to this buffer', vim.log.levels.WARN)
     return
   end
   local command = { command = 'genls.' .. action, arguments = { { uri = vim.uri_from_bufnr(bufnr), range = range } } }
@@ -390,10 +394,9 @@ end
 -- pending one in the buffer when all is true.
 for _, action in ipairs({ 'accept', 'discard', 'regenerate' }) do
   M[action] = function(bufnr, all)
-    bufnr = resolve_buf(bufnr)
-    local client = M.client(bufnr)
+    local client
+    bufnr, client = attached(bufnr)
     if not client then
-      notify('not attached to this buffer', vim.log.levels.WARN)
       return
     end
     local range
