@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go.lsp.dev/protocol"
 )
@@ -115,6 +116,18 @@ func (r *region) endPosition(text string) protocol.Position {
 		r.endValid = true
 	}
 	return r.endPos
+}
+
+// waitChange waits up to d for a change to r's document (or a wake), or
+// until done is closed; a nil done never is.
+func (r *region) waitChange(d time.Duration, done <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.changed:
+	case <-t.C:
+	case <-done:
+	}
 }
 
 func (r *region) wake() {

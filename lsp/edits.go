@@ -262,14 +262,7 @@ func (s *editSink) run() {
 	}
 }
 
-func (s *editSink) waitChange(d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-s.r.changed:
-	case <-t.C:
-	}
-}
+func (s *editSink) waitChange(d time.Duration) { s.r.waitChange(d, nil) }
 
 func indexEdit(es []*sentEdit, e *sentEdit) int {
 	for i, x := range es {

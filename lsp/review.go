@@ -149,11 +149,7 @@ func (s *server) settle(g *generation) {
 	close(g.done)
 	switch {
 	case !keep && rewritten:
-		s.notes.Add(1)
-		go func() {
-			defer s.notes.Done()
-			s.acceptRewrite(g)
-		}()
+		s.accept(g) // no longer running: its original goes
 	case !keep:
 		s.forget(g)
 	default:
@@ -345,7 +341,7 @@ func (s *server) removeText(g *generation, r *region) (bool, error) {
 		case attempt == maxDiscardAttempts:
 			return false, fmt.Errorf("the editor rejected the edit removing the text %d times (%s)", attempt, reason)
 		}
-		s.waitRegionChange(r, time.Duration(attempt)*50*time.Millisecond)
+		r.waitChange(time.Duration(attempt)*50*time.Millisecond, s.ctx.Done())
 	}
 }
 
@@ -370,17 +366,7 @@ func (s *server) replacement(g *generation, removed bool) (*region, error) {
 		if !removed || time.Now().After(deadline) {
 			return nil, errors.New("regenerate: the editor did not report removing the generated text")
 		}
-		s.waitRegionChange(g.region, time.Until(deadline))
-	}
-}
-
-func (s *server) waitRegionChange(r *region, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.changed:
-	case <-t.C:
-	case <-s.ctx.Done():
+		g.region.waitChange(time.Until(deadline), s.ctx.Done())
 	}
 }
 
