@@ -5,8 +5,9 @@
 // in SecretStorage, commands for the keybindings, the instruction box of
 // Generate… and Rewrite… (instructions.ts), one undo step per
 // generation (edits.ts), the progress notification and context keys
-// (generations.ts), and buttons that fix what the server's errors report
-// (messages.ts).
+// (generations.ts), buttons that fix what the server's errors report
+// (messages.ts), and the inline completion setting, status-bar toggle and
+// middleware check (completion.ts).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -21,6 +22,7 @@ import {
   ErrorAction,
   ErrorHandler,
   ErrorHandlerResult,
+  InlineCompletionRequest,
   LanguageClient,
   LanguageClientOptions,
   Message,
@@ -31,6 +33,7 @@ import {
   State,
   TransportKind,
 } from 'vscode-languageclient/node';
+import { CompletionStatus, completionAllowed, serverCompletionEnabled, toggleCompletion } from './completion';
 import { GenerationEdits } from './edits';
 import { Generations } from './generations';
 import { InstructionHistory, ask } from './instructions';
@@ -62,6 +65,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('genls.showLog', () => output.show(true)),
     vscode.commands.registerCommand('genls.setToken', () => session?.setToken()),
     vscode.commands.registerCommand('genls.restartServer', () => session?.restart()),
+    vscode.commands.registerCommand('genls.toggleCompletion', () => session?.toggleCompletion()),
     vscode.workspace.onDidChangeConfiguration(e => session?.configurationChanged(e)),
     context.secrets.onDidChange(e => {
       if (e.key === tokenKey) {
@@ -91,6 +95,8 @@ class Session implements vscode.Disposable {
   // The arguments of the last genls.generate, for the Retry button.
   private lastGenerate: unknown[] | undefined;
   private readonly instructions: InstructionHistory;
+  // The status-bar item showing whether inline completion is on.
+  private readonly completionStatus = new CompletionStatus(() => this.completionRegistered());
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -101,6 +107,7 @@ class Session implements vscode.Disposable {
 
   dispose(): void {
     this.generations.dispose();
+    this.completionStatus.dispose();
   }
 
   start(): Promise<void> {
@@ -156,6 +163,11 @@ class Session implements vscode.Disposable {
       middleware: {
         executeCommand: (command, args, next) => this.executeCommand(command, args, next),
         handleWorkDoneProgress: (token, params, next) => this.generations.handleWorkDoneProgress(token, params, () => next(token, params)),
+        // Inline completion turned off (genls.completion.enabled "off", for
+        // the window or the document's language) asks the server nothing,
+        // even before the server's unregistration arrives.
+        provideInlineCompletionItems: (document, position, context, token, next) =>
+          completionAllowed(document) ? next(document, position, context, token) : null,
         workspace: {
           handleApplyEdit: (params, next) => this.edits.handleApplyEdit(params, p => next(p, CancellationToken.None)),
           // The server asks for section "genls"; answer with the same object as
@@ -180,7 +192,9 @@ class Session implements vscode.Disposable {
       if (e.newState !== State.Running) {
         this.generations.reset();
       }
+      this.completionStatus.setRunning(e.newState === State.Running);
     });
+    this.watchCompletionRegistration(client);
     try {
       await client.start();
     } catch (err) {
@@ -193,6 +207,7 @@ class Session implements vscode.Disposable {
   async stop(): Promise<void> {
     const client = this.client;
     this.client = undefined;
+    this.completionStatus.setRunning(false);
     if (client && client.state !== State.Stopped) {
       await client.stop().catch(err => this.output.warn(`stop: ${errorText(err)}`));
     }
@@ -223,12 +238,26 @@ class Session implements vscode.Disposable {
     };
     const endpoint = pick('endpoint.url', 'endpoint.backend', 'endpoint.model');
     const prompt: Record<string, unknown> = pick('prompt.template', 'prompt.system');
-    const fim = pick('prompt.fim.prefix', 'prompt.fim.suffix', 'prompt.fim.middle');
+    const fim = pick('prompt.fim.preset', 'prompt.fim.prefix', 'prompt.fim.suffix', 'prompt.fim.middle');
     if (Object.keys(fim).length > 0) {
       prompt.fim = fim;
     }
+    // genls.completion.*: camelCase here, snake_case for the server;
+    // "auto" is sent as no completion.enabled at all.
+    const completion: Record<string, unknown> = {};
+    const enabled = serverCompletionEnabled();
+    if (enabled !== undefined) {
+      completion.enabled = enabled;
+    }
+    for (const [key, name] of [['maxLines', 'max_lines'], ['maxNewTokens', 'max_new_tokens'], ['debounceMs', 'debounce_ms']]) {
+      const value = config.get(`completion.${key}`);
+      if (typeof value === 'number') {
+        completion[name] = value;
+      }
+    }
     return {
       endpoint,
+      completion,
       parameters: pick(
         'parameters.max_new_tokens',
         'parameters.top_k',
@@ -251,6 +280,43 @@ class Session implements vscode.Disposable {
     }
     await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { genls: this.settings() } })
       .catch(err => this.output.warn(`didChangeConfiguration: ${errorText(err)}`));
+  }
+
+  // completionRegistered reports whether the server has registered inline
+  // completion with the client.
+  private completionRegistered(): boolean {
+    const state = this.client?.isRunning() ? this.client.getFeature(InlineCompletionRequest.method)?.getState() : undefined;
+    return state?.kind === 'document' && state.registrations;
+  }
+
+  // watchCompletionRegistration updates the status-bar item whenever the
+  // server registers or unregisters inline completion.
+  private watchCompletionRegistration(client: LanguageClient): void {
+    const feature = client.getFeature(InlineCompletionRequest.method);
+    if (!feature) {
+      return;
+    }
+    const register = feature.register.bind(feature);
+    const unregister = feature.unregister.bind(feature);
+    const clear = feature.clear.bind(feature);
+    feature.register = data => {
+      register(data);
+      this.completionStatus.update();
+    };
+    feature.unregister = id => {
+      unregister(id);
+      this.completionStatus.update();
+    };
+    feature.clear = () => {
+      clear();
+      this.completionStatus.update();
+    };
+  }
+
+  // toggleCompletion turns inline completion off when it is on, else on
+  // (genls.completion.enabled in the User settings).
+  async toggleCompletion(): Promise<void> {
+    await toggleCompletion(this.completionStatus.on());
   }
 
   // tokenChanged restarts the server: the token lives in its environment.
