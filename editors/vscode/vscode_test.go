@@ -149,6 +149,12 @@ func TestVSCode(t *testing.T) {
 		eolServers["eol "+c.name] = srv
 		eolEnv[c.name] = map[string]any{"url": srv.URL, "text": c.text, "tokens": len(c.tokens)}
 	}
+	// Inline completion: every request answered with the same text. The
+	// suite asks for completions at the end of lines it names (see
+	// completionAsked below).
+	const completionText = "42"
+	completion := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "length", "4", "2"), "bigcode/starcoder2-3b")
+
 	eolJSON, err := json.Marshal(eolEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +181,14 @@ func TestVSCode(t *testing.T) {
 	// loaded 2-core machine: tokens further apart than that arrive as
 	// separate edits.
 	uiScript := streamtest.TGI(150*time.Millisecond, "length", uiTokens...)
-	ui := streamtest.NewTGI(t, uiScript, "fake/model")
+	// Every request after the scripted generations below is an inline
+	// completion, typed at the end of "    return " in square.py.
+	const (
+		uiCompletion         = " x"
+		uiCompletionTyped    = "x *"
+		uiCompletionTypedOff = " + 1"
+	)
+	ui := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "length", uiCompletion), "fake/model")
 	// Then two rewrites of notes.txt, asked for with the same instruction:
 	// the first accepted, the second discarded.
 	const (
@@ -221,6 +234,8 @@ func TestVSCode(t *testing.T) {
 		"GENLS_TEST_UNDO_TOKENS="+strconv.Itoa(len(undoTokens)),
 		"GENLS_TEST_WORKSPACE_URL="+workspace.URL,
 		"GENLS_TEST_EOL="+string(eolJSON),
+		"GENLS_TEST_COMPLETION_URL="+completion.URL,
+		"GENLS_TEST_COMPLETION_TEXT="+completionText,
 		"GENLS_E2E_UI_URL="+ui.URL,
 		"GENLS_E2E_UI_TEXT="+uiText,
 		"GENLS_E2E_UI_HANG_TEXT="+strings.Join(hangTokens, ""),
@@ -228,6 +243,9 @@ func TestVSCode(t *testing.T) {
 		"GENLS_E2E_UI_INSTRUCTION="+uiInstruction,
 		"GENLS_E2E_UI_REWRITE_TEXT="+uiRewrite,
 		"GENLS_E2E_UI_REWRITE_AGAIN_TEXT="+uiRewriteAgain,
+		"GENLS_E2E_UI_COMPLETION_TEXT="+uiCompletion,
+		"GENLS_E2E_UI_COMPLETION_TYPED="+uiCompletionTyped,
+		"GENLS_E2E_UI_COMPLETION_TYPED_OFF="+uiCompletionTypedOff,
 		"GENLS_E2E_VSIX="+vsix,
 		"GENLS_E2E_VSIX_BUNDLED="+map[bool]string{true: "1", false: "0"}[bundled],
 	)
@@ -262,6 +280,14 @@ func TestVSCode(t *testing.T) {
 	// ["<END>"]: they must arrive nested as the server expects.
 	for name, srv := range endpoints {
 		req, _ := srv.LastRequest()
+		if srv == ui {
+			// Its last requests are inline completions: the last rewrite.
+			for _, r := range ui.Requests() {
+				if in, _ := r.JSON()["inputs"].(string); strings.Contains(in, "to see here.") {
+					req = r
+				}
+			}
+		}
 		params, _ := req.JSON()["parameters"].(map[string]any)
 		if params["max_new_tokens"] != float64(64) || !slices.Contains(anySlice(params["stop"]), any("<END>")) {
 			t.Errorf("the %s endpoint got parameters %v, want max_new_tokens 64 and stop [<END>] from the settings", name, params)
@@ -298,6 +324,32 @@ func TestVSCode(t *testing.T) {
 			}
 		}
 	}
+	// Inline completion in the suite: the endpoint was asked at the end of
+	// the lines where it was on, never where it was off (suite.ts's lines).
+	if ran("exttests") {
+		for line, want := range map[string]bool{
+			"off_before = ": false, "on_after_toggle = ": true, "off_after_toggle = ": false,
+			"auto_plaintext = ": true, "off_python = ": false,
+		} {
+			if got := completionAsked(completion, line); got != want {
+				t.Errorf("inline completion: the endpoint was asked for a completion after %q: %v, want %v", line, got, want)
+			}
+		}
+	}
+	// ... and in the UI run: the prompt holds the text before the cursor,
+	// typed while it was on; nothing typed after the status-bar click
+	// turned it off reached the endpoint.
+	if ran("ui") {
+		if !completionAsked(ui, "    return "+uiCompletionTyped) {
+			t.Errorf("the UI run's endpoint got no completion prompt ending at %q (the text before the cursor): %q", "    return "+uiCompletionTyped, inputs(ui))
+		}
+		off := "return " + uiCompletionTyped + uiCompletion + uiCompletionTypedOff[:1]
+		for _, in := range inputs(ui) {
+			if strings.Contains(in, off) {
+				t.Errorf("the UI run's endpoint got a prompt with text typed after inline completion was turned off (%q): %q", off, in)
+			}
+		}
+	}
 	if req, ok := ui.LastRequest(); ok {
 		if got, want := req.Header.Get("Authorization"), "Bearer "+uiToken; got != want {
 			t.Errorf("the token set with \"genls: Set API Token\" was not sent: Authorization = %q, want %q", got, want)
@@ -330,6 +382,37 @@ func packageExtension(t *testing.T, node, nodeBin, dir string) (vsix string, bun
 		t.Fatalf("vsce package: %v\n%s", err, out)
 	}
 	return vsix, false
+}
+
+// completionAsked reports whether srv got a prompt whose text before the
+// cursor ends with line: line followed by the end of the prompt or by what
+// a fill-in-the-middle prompt puts there, not by the line break that follows
+// it in the file (where a prompt made elsewhere in the file has it).
+func completionAsked(srv *streamtest.Server, line string) bool {
+	for _, in := range inputs(srv) {
+		for rest := in; ; {
+			i := strings.Index(rest, line)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(line):]
+			if !strings.HasPrefix(rest, "\n") && !strings.HasPrefix(rest, "\r") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inputs returns the prompts of srv's generation requests.
+func inputs(srv *streamtest.Server) []string {
+	var out []string
+	for _, req := range srv.Requests() {
+		if in, ok := req.JSON()["inputs"].(string); ok {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 func anySlice(v any) []any {

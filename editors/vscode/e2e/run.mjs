@@ -19,6 +19,10 @@
 //                          the UI run's endpoint, the texts of its two generations
 //                          (the second hangs after it) and the token typed into
 //                          "Set API Token"
+//   GENLS_E2E_UI_COMPLETION_TEXT, GENLS_E2E_UI_COMPLETION_TYPED, GENLS_E2E_UI_COMPLETION_TYPED_OFF
+//                          what the UI run's endpoint answers an inline completion
+//                          with (once its scripted generations are used up), what is
+//                          typed before it, and what is typed with completion off
 //   GENLS_E2E_SCREENSHOT   where the UI run saves its screenshot of a generation streaming
 //   GENLS_E2E_PENDING_SCREENSHOT   ... and of a pending generation, if set
 //   GENLS_E2E_VSIX         a packaged extension the UI run installs (default: load from source)
@@ -85,6 +89,10 @@ const baseSettings = {
   // vscode_test.go checks that these reach the endpoint.
   'genls.parameters.max_new_tokens': 64,
   'genls.parameters.stop_sequences': ['<END>'],
+  // Inline completion off (as with the status-bar toggle) until the tests
+  // about it turn it on: typing would otherwise ask the scripted endpoints
+  // for completions and use up their scripts.
+  'genls.completion.enabled': 'off',
 };
 
 // The settings a user puts in the remote machine's settings: the
@@ -293,6 +301,9 @@ const uiOriginal = 'def fibonacci(n):\n    """Return the n-th Fibonacci number."
 // rewritten.
 const otherFile = 'notes.txt';
 const otherOriginal = 'Nothing to see here.\n';
+// A third, for inline completion: typed at the end of its second line.
+const completeFile = 'square.py';
+const completeOriginal = 'def square(x):\n    return \n';
 
 // uiRun is a new user's session, through the workbench only:
 //
@@ -315,7 +326,12 @@ const otherOriginal = 'Nothing to see here.\n';
 //     the new text (as saved on disk); Rewrite… from the palette, the
 //     previous instruction picked from the history, Ctrl+Shift+Alt+Backspace:
 //     the file is saved byte for byte as it was (vscode_test.go checks the
-//     instructions in the endpoint's requests).
+//     instructions in the endpoint's requests);
+//  6. inline completion, off in the User settings: a click on the status-bar
+//     item turns it on; typing at the end of a line in square.py shows the
+//     endpoint's completion as ghost text, Tab inserts it (as saved on disk);
+//     another click turns it off: typing again shows no ghost text
+//     (vscode_test.go checks that no prompt with that text reached the endpoint).
 async function uiRun() {
   const generated = need('GENLS_E2E_UI_TEXT');
   const expected = uiOriginal + generated;
@@ -325,13 +341,18 @@ async function uiRun() {
   const rewritten = need('GENLS_E2E_UI_REWRITE_TEXT');
   const rewrittenAgain = need('GENLS_E2E_UI_REWRITE_AGAIN_TEXT');
   const instruction = need('GENLS_E2E_UI_INSTRUCTION');
+  const completion = need('GENLS_E2E_UI_COMPLETION_TEXT');
+  const completeTyped = need('GENLS_E2E_UI_COMPLETION_TYPED');
+  // Typed there once inline completion is toggled off: no ghost text, and no
+  // prompt holding it reaches the endpoint (vscode_test.go checks).
+  const completeTypedOff = need('GENLS_E2E_UI_COMPLETION_TYPED_OFF');
   const vsix = process.env.GENLS_E2E_VSIX;
   // No endpoint: the first run. A platform-specific .vsix carries genls:
   // leave genls.serverPath empty so that the extension finds its bundled
   // binary, as it does for users.
   const settings = { 'genls.endpoint.backend': 'auto' };
   if (process.env.GENLS_E2E_VSIX_BUNDLED === '1') settings['genls.serverPath'] = '';
-  const cs = await startCodeServer('ui', settings, { [uiFile]: uiOriginal, [otherFile]: otherOriginal },
+  const cs = await startCodeServer('ui', settings, { [uiFile]: uiOriginal, [otherFile]: otherOriginal, [completeFile]: completeOriginal },
     { extensions: vsix ? [vsix] : [] });
   const ctx = await launchBrowser(cs.dir);
   const shots = path.join(cs.dir, 'shots');
@@ -641,6 +662,53 @@ async function uiRun() {
     saved = await save();
     if (saved !== rewritten) fail(`after discarding the rewrite the file holds ${JSON.stringify(saved)}, want ${JSON.stringify(rewritten)}`);
     else log('ui: the instruction picked from the history, Ctrl+Shift+Alt+Backspace discarded the rewrite: the file is as it was');
+
+    // 6. Inline completion, toggled from the status bar.
+    const status = icon => page.locator(`.statusbar-item:has(.codicon-${icon})`, { hasText: 'genls' });
+    await status('circle-slash').first().waitFor({ timeout: 5000 });
+    log(`ui: the status bar shows genls inline completion off (${JSON.stringify(await status('circle-slash').first().getAttribute('aria-label'))})`);
+    await quickOpen(completeFile);
+    await status('circle-slash').first().click();
+    // On once the server has registered inline completion.
+    await status('sparkle').first().waitFor({ timeout: 10000 });
+    const userSettings6 = fs.readFileSync(path.join(cs.userData, 'User', 'settings.json'), 'utf8');
+    if (!/"genls\.completion\.enabled": "on"/.test(userSettings6)) fail(`the status-bar click did not write "on" to the User settings: ${userSettings6}`);
+    log('ui: a click on the status-bar item turned inline completion on');
+    // The end of the second line, in a focused editor.
+    const endOfLine2 = async () => {
+      await page.locator('.editor-instance .view-lines').first().click();
+      await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+      await page.keyboard.press('Control+Home');
+      await page.keyboard.press('ArrowDown');
+      await page.keyboard.press('End');
+    };
+    await endOfLine2();
+    await page.keyboard.type(completeTyped, { delay: 50 });
+    const ghost = page.locator('.editor-instance .ghost-text-decoration, .editor-instance .ghost-text');
+    await ghost.first().waitFor({ timeout: 15000 });
+    const ghostText = (await ghost.allTextContents()).join('').replace(/\u00a0/g, ' ');
+    await shot('13-ghost-text');
+    log(`ui: ghost text ${JSON.stringify(ghostText)} after typing ${JSON.stringify(completeTyped)}`);
+    if (ghostText !== completion) fail(`the ghost text is ${JSON.stringify(ghostText)}, want the endpoint's completion ${JSON.stringify(completion)}`);
+    await page.keyboard.press('Tab');
+    const completed = completeOriginal.replace('return \n', `return ${completeTyped}${completion}\n`);
+    await waitText(completed, 'Tab accepting the ghost text', 5000);
+    await ghost.first().waitFor({ state: 'detached', timeout: 5000 });
+    await page.keyboard.press('Control+S');
+    await page.locator('.tabs-container .tab.active:not(.dirty)', { hasText: completeFile }).first().waitFor({ timeout: 5000 });
+    const completedOnDisk = fs.readFileSync(path.join(cs.ws, completeFile), 'utf8');
+    if (completedOnDisk !== completed) fail(`after Tab and Ctrl+S ${completeFile} holds ${JSON.stringify(completedOnDisk)}, want ${JSON.stringify(completed)}`);
+    else log('ui: Tab inserted the completion (saved file checked)');
+    // Off again: typing shows nothing.
+    await status('sparkle').first().click();
+    await status('circle-slash').first().waitFor({ timeout: 5000 });
+    await endOfLine2();
+    await page.keyboard.type(completeTypedOff, { delay: 50 });
+    await sleep(3000);
+    await shot('14-completion-off');
+    if (await ghost.count() > 0) fail(`ghost text ${JSON.stringify(await ghost.allTextContents())} with inline completion toggled off`);
+    await waitText(completed.replace(completion + '\n', completion + completeTypedOff + '\n'), 'typing with inline completion off', 2000);
+    log('ui: a second click turned it off: typing showed no ghost text');
 
     // Which genls ran: the extension logs "starting <path> --stdio ...".
     const started = extensionLog(cs).match(/starting (\S+) --stdio/)?.[1];

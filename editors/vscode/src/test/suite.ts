@@ -13,6 +13,10 @@
 //   GENLS_TEST_EOL    JSON: per line-break case, {url, text, tokens}: a finished
 //                     TGI stream of `tokens` tokens and the exact text the
 //                     document must gain, in the document's own EOL
+//   GENLS_TEST_COMPLETION_URL, GENLS_TEST_COMPLETION_TEXT
+//                     a TGI endpoint answering every request with TEXT, for
+//                     inline completion (vscode_test.go checks which prompts
+//                     reached it)
 //
 // run() resolves when every test passed; VS Code then reports exit code 0.
 import * as assert from 'assert';
@@ -560,6 +564,67 @@ test('Generate into an LF document turns CRLF tokens into LF once', async () => 
 
 test('Generate into an LF document joins a CR and an LF from separate tokens', async () => {
   await generateExactly('lf-split.txt', 'epsilon\nzeta\n', vscode.EndOfLine.LF, eolCase('lf-split-cr-lf'));
+});
+
+// suggestAt puts the cursor at the end of line `line`, asks for an inline
+// suggestion (as typing does) and accepts whatever ghost text shows up within
+// ms; it returns the line's text afterwards. With wait, it keeps asking until
+// the line changes or ms pass; without, it asks once and waits ms.
+async function suggestAt(editor: vscode.TextEditor, line: number, ms: number, wait: boolean): Promise<string> {
+  const doc = editor.document;
+  const before = doc.lineAt(line).text;
+  const end = doc.lineAt(line).range.end;
+  editor.selection = new vscode.Selection(end, end);
+  const deadline = Date.now() + ms;
+  do {
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    await sleep(wait ? 700 : ms);
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.commit');
+    if (doc.lineAt(line).text !== before) {
+      break;
+    }
+  } while (wait && Date.now() < deadline);
+  return doc.lineAt(line).text;
+}
+
+test('inline completion: the toggle turns it off and on, a language setting turns it off for that language', async () => {
+  await useEndpoint(env('GENLS_TEST_COMPLETION_URL'));
+  const completion = env('GENLS_TEST_COMPLETION_TEXT');
+  const config = () => vscode.workspace.getConfiguration('genls');
+  const global = () => config().inspect<string>('completion.enabled')?.globalValue;
+  // e2e/run.mjs turns it off in the User settings, so that typing in the
+  // other tests asks the endpoints nothing.
+  assert.strictEqual(global(), 'off', 'genls.completion.enabled in the User settings');
+  // Every line ends where the endpoint's completion goes; vscode_test.go
+  // looks for each line's text in the prompts the endpoint received.
+  const lines = ['off_before = ', 'on_after_toggle = ', 'off_after_toggle = ', 'auto_plaintext = ', 'off_python = '];
+  const py = await openFixture('complete.py', lines.slice(0, 3).concat(lines[4]).join('\n') + '\n');
+  const txtUri = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0].uri, 'complete.txt');
+  await vscode.workspace.fs.writeFile(txtUri, Buffer.from(lines[3] + '\n'));
+  try {
+    // Off: nothing is asked, nothing shows.
+    assert.strictEqual(await suggestAt(py, 0, 2500, false), lines[0], 'a completion while genls.completion.enabled is "off"');
+    // The toggle turns it on in the User settings: the completion shows
+    // and Tab (commit) inserts it.
+    await vscode.commands.executeCommand('genls.toggleCompletion');
+    assert.strictEqual(global(), 'on', 'genls.completion.enabled after toggling it on');
+    assert.strictEqual(await suggestAt(py, 1, 20000, true), lines[1] + completion, 'the completion after toggling it on');
+    // And off again: at once, without waiting for the server to unregister.
+    await vscode.commands.executeCommand('genls.toggleCompletion');
+    assert.strictEqual(global(), 'off', 'genls.completion.enabled after toggling it off');
+    assert.strictEqual(await suggestAt(py, 2, 2500, false), lines[2], 'a completion after toggling it off');
+    // "auto" on a TGI endpoint: on, except for Python, turned off by a
+    // language-specific setting the server never sees.
+    await config().update('completion.enabled', undefined, vscode.ConfigurationTarget.Global);
+    await vscode.workspace.getConfiguration('genls', py.document).update('completion.enabled', 'off', vscode.ConfigurationTarget.Global, true);
+    const txt = await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(txtUri));
+    assert.strictEqual(await suggestAt(txt, 0, 20000, true), lines[3] + completion, 'the completion with genls.completion.enabled "auto" on a TGI endpoint');
+    const py2 = await vscode.window.showTextDocument(py.document);
+    assert.strictEqual(await suggestAt(py2, 3, 2500, false), lines[4], 'a completion in Python with "[python]": {"genls.completion.enabled": "off"}');
+  } finally {
+    await vscode.workspace.getConfiguration('genls', py.document).update('completion.enabled', undefined, vscode.ConfigurationTarget.Global, true);
+    await config().update('completion.enabled', 'off', vscode.ConfigurationTarget.Global);
+  }
 });
 
 // genlsChildren returns the pids of the genls processes this extension host
