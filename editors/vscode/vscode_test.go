@@ -153,7 +153,13 @@ func TestVSCode(t *testing.T) {
 	// suite asks for completions at the end of lines it names (see
 	// completionAsked below).
 	const completionText = "42"
-	completion := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "length", "4", "2"), "bigcode/starcoder2-3b")
+	completion := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "eos_token", "4", "2"), "bigcode/starcoder2-3b")
+
+	// A chat model with no fill-in-the-middle format: inline completion
+	// only when genls.completion.enabled is "on".
+	const chatModel, chatText = "gpt-fake", "7"
+	chat := streamtest.NewServer(t, streamtest.OpenAIChat(20*time.Millisecond, "stop", chatText)).
+		Route("/v1/models", streamtest.OpenAIModels("openai", chatModel))
 
 	eolJSON, err := json.Marshal(eolEnv)
 	if err != nil {
@@ -188,7 +194,7 @@ func TestVSCode(t *testing.T) {
 		uiCompletionTyped    = "x *"
 		uiCompletionTypedOff = " + 1"
 	)
-	ui := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "length", uiCompletion), "fake/model")
+	ui := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "eos_token", uiCompletion), "fake/model")
 	// Then two rewrites of notes.txt, asked for with the same instruction:
 	// the first accepted, the second discarded.
 	const (
@@ -236,6 +242,9 @@ func TestVSCode(t *testing.T) {
 		"GENLS_TEST_EOL="+string(eolJSON),
 		"GENLS_TEST_COMPLETION_URL="+completion.URL,
 		"GENLS_TEST_COMPLETION_TEXT="+completionText,
+		"GENLS_TEST_CHAT_URL="+chat.URL,
+		"GENLS_TEST_CHAT_MODEL="+chatModel,
+		"GENLS_TEST_CHAT_TEXT="+chatText,
 		"GENLS_E2E_UI_URL="+ui.URL,
 		"GENLS_E2E_UI_TEXT="+uiText,
 		"GENLS_E2E_UI_HANG_TEXT="+strings.Join(hangTokens, ""),

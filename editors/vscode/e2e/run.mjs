@@ -25,6 +25,7 @@
 //                          typed before it, and what is typed with completion off
 //   GENLS_E2E_SCREENSHOT   where the UI run saves its screenshot of a generation streaming
 //   GENLS_E2E_PENDING_SCREENSHOT   ... and of a pending generation, if set
+//   GENLS_E2E_GHOST_SCREENSHOT     ... and of an inline completion's ghost text, if set
 //   GENLS_E2E_VSIX         a packaged extension the UI run installs (default: load from source)
 //   GENLS_E2E_VSIX_BUNDLED "1" when that .vsix carries genls: genls.serverPath is left empty
 //   GENLS_E2E_RUNS         "exttests,ui" (default) or a subset
@@ -688,6 +689,11 @@ async function uiRun() {
     await ghost.first().waitFor({ timeout: 15000 });
     const ghostText = (await ghost.allTextContents()).join('').replace(/\u00a0/g, ' ');
     await shot('13-ghost-text');
+    if (process.env.GENLS_E2E_GHOST_SCREENSHOT) {
+      const box = await page.locator('.editor-instance').first().boundingBox();
+      await page.screenshot({ path: process.env.GENLS_E2E_GHOST_SCREENSHOT, clip: { x: box.x, y: box.y, width: Math.min(box.width, 640), height: 120 } });
+      log(`ui: screenshot saved to ${process.env.GENLS_E2E_GHOST_SCREENSHOT}`);
+    }
     log(`ui: ghost text ${JSON.stringify(ghostText)} after typing ${JSON.stringify(completeTyped)}`);
     if (ghostText !== completion) fail(`the ghost text is ${JSON.stringify(ghostText)}, want the endpoint's completion ${JSON.stringify(completion)}`);
     await page.keyboard.press('Tab');

@@ -100,6 +100,7 @@ export class CompletionStatus implements vscode.Disposable {
         ? 'genls inline completion is off. Click to turn it on.'
         : 'genls inline completion is off: the server offers none for this endpoint (genls.completion.enabled is "auto"). Click to turn it on.';
     }
+    this.item.accessibilityInformation = { label: this.item.tooltip, role: 'button' };
     this.item.show();
   }
 }

@@ -17,6 +17,9 @@
 //                     a TGI endpoint answering every request with TEXT, for
 //                     inline completion (vscode_test.go checks which prompts
 //                     reached it)
+//   GENLS_TEST_CHAT_URL, GENLS_TEST_CHAT_MODEL, GENLS_TEST_CHAT_TEXT
+//                     an OpenAI-compatible chat endpoint serving MODEL (no
+//                     fill-in-the-middle format), answering with TEXT
 //
 // run() resolves when every test passed; VS Code then reports exit code 0.
 import * as assert from 'assert';
@@ -624,6 +627,26 @@ test('inline completion: the toggle turns it off and on, a language setting turn
   } finally {
     await vscode.workspace.getConfiguration('genls', py.document).update('completion.enabled', undefined, vscode.ConfigurationTarget.Global, true);
     await config().update('completion.enabled', 'off', vscode.ConfigurationTarget.Global);
+  }
+});
+
+test('inline completion "on" asks a chat endpoint that "auto" leaves alone', async () => {
+  const config = () => vscode.workspace.getConfiguration('genls');
+  await config().update('endpoint.backend', 'openai', vscode.ConfigurationTarget.Global);
+  await config().update('endpoint.model', env('GENLS_TEST_CHAT_MODEL'), vscode.ConfigurationTarget.Global);
+  await useEndpoint(env('GENLS_TEST_CHAT_URL'));
+  const editor = await openFixture('chat.py', 'chat_auto = \nchat_on = \n');
+  try {
+    await config().update('completion.enabled', undefined, vscode.ConfigurationTarget.Global);
+    assert.strictEqual(await suggestAt(editor, 0, 2500, false), 'chat_auto = ', 'a completion from a chat model with genls.completion.enabled "auto"');
+    // Off in the status bar's eyes, so the toggle turns it on.
+    await vscode.commands.executeCommand('genls.toggleCompletion');
+    assert.strictEqual(config().inspect<string>('completion.enabled')?.globalValue, 'on');
+    assert.strictEqual(await suggestAt(editor, 1, 20000, true), 'chat_on = ' + env('GENLS_TEST_CHAT_TEXT'), 'the completion from a chat model with genls.completion.enabled "on"');
+  } finally {
+    await config().update('completion.enabled', 'off', vscode.ConfigurationTarget.Global);
+    await config().update('endpoint.model', undefined, vscode.ConfigurationTarget.Global);
+    await config().update('endpoint.backend', 'tgi', vscode.ConfigurationTarget.Global);
   }
 });
 
