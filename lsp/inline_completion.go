@@ -81,11 +81,12 @@ func (c completionSettings) config() (completionConfig, error) {
 
 // debounceFor returns the debounce for automatic requests from the client
 // named name (clientInfo.name). VS Code (and what is built from it) waits
-// 50 ms after typing before it asks (inlineCompletionsController.ts), and
-// Neovim 0.12 200 ms (runtime/lua/vim/lsp/inline_completion.lua); other
-// clients may ask on every keystroke.
+// 50 ms after typing before it asks (inlineCompletionsController.ts),
+// Neovim 0.12 200 ms (runtime/lua/vim/lsp/inline_completion.lua), Emacs's
+// lsp-mode (clientInfo "emacs") until Emacs is idle; other clients may ask
+// on every keystroke.
 func debounceFor(name string) time.Duration {
-	for _, debounced := range []string{"Visual Studio Code", "code-server", "VSCodium", "Code - OSS", "Neovim"} {
+	for _, debounced := range []string{"Visual Studio Code", "code-server", "VSCodium", "Code - OSS", "Neovim", "emacs"} {
 		if strings.Contains(name, debounced) {
 			return 0
 		}

@@ -416,22 +416,37 @@ func TestInlineCompletionEndpointError(t *testing.T) {
 func TestInlineCompletionDebounce(t *testing.T) {
 	t.Parallel()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "1")).Route("/info", `{"model_id":"gpt2"}`)
-	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL, withCompletion(map[string]any{"debounce_ms": 300}))})
+	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL, withCompletion(map[string]any{"debounce_ms": 5000}))})
 	ed.open(uri, "x = ")
-	first := ed.askInline(uri, 4, true)
+	posts := func() int {
+		n := 0
+		for _, r := range srv.Requests() {
+			if r.Method == "POST" {
+				n++
+			}
+		}
+		return n
+	}
+	automatic := ed.askInline(uri, 4, true)
+	time.Sleep(200 * time.Millisecond) // well within the debounce
+	if n := posts(); n != 0 {
+		t.Fatalf("%d upstream requests while the automatic request waits", n)
+	}
 	ed.typeAt(uri, 4, " ")
-	second := ed.askInline(uri, 5, true)
-	if res, err := first.wait(t); err != nil || len(res.Items) != 0 {
-		t.Errorf("first: %v %v", res, err)
+	invoked := ed.askInline(uri, 5, false)
+	if res, err := invoked.wait(t); err != nil || len(res.Items) != 1 {
+		t.Errorf("invoked: %v %v", res, err)
 	}
-	if res, err := second.wait(t); err != nil || len(res.Items) != 1 {
-		t.Errorf("second: %v %v", res, err)
+	if res, err := automatic.wait(t); err != nil || len(res.Items) != 0 {
+		t.Errorf("automatic, superseded while it waited: %v %v", res, err)
 	}
-	if n := len(srv.Requests()); n != 2 { // /info and one generation
-		t.Errorf("%d requests to the endpoint, want /info and one generation", n)
+	if n := posts(); n != 1 {
+		t.Errorf("%d upstream requests, want the invoked one only", n)
 	}
-	if debounceFor("Visual Studio Code") != 0 || debounceFor("code-server") != 0 || debounceFor("Neovim") != 0 || debounceFor("Kate") == 0 {
-		t.Error("debounce by client")
+	for name, want := range map[string]time.Duration{"Visual Studio Code": 0, "code-server": 0, "Neovim": 0, "emacs": 0, "Kate": defaultCompletionDebounce} {
+		if got := debounceFor(name); got != want {
+			t.Errorf("debounce for %s: %v, want %v", name, got, want)
+		}
 	}
 }
 
