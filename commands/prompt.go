@@ -49,13 +49,31 @@ type PromptInput struct {
 }
 
 // FIM names a model's fill-in-the-middle tokens, e.g. StarCoder's
-// <fim_prefix>, <fim_suffix>, <fim_middle>.
+// <fim_prefix>, <fim_suffix>, <fim_middle>. Each is written exactly as
+// given, spaces included (CodeLlama's " <SUF>").
 type FIM struct {
 	Prefix, Suffix, Middle string
+	// SuffixFirst puts the suffix part before the prefix part (Codestral:
+	// [SUFFIX]…[PREFIX]…); Middle, if any, still goes last.
+	SuffixFirst bool
 }
 
-// Enabled reports whether all three tokens are set.
-func (f FIM) Enabled() bool { return f.Prefix != "" && f.Suffix != "" && f.Middle != "" }
+// Enabled reports whether the tokens make a prompt: Prefix and Suffix set,
+// and Middle set unless SuffixFirst (a suffix-first prompt ends with the
+// prefix, which the model continues).
+func (f FIM) Enabled() bool {
+	return f.Prefix != "" && f.Suffix != "" && (f.Middle != "" || f.SuffixFirst)
+}
+
+// Wrap returns the fill-in-the-middle prompt for the text before (prefix)
+// and after (suffix) the cursor: Prefix+prefix+Suffix+suffix+Middle, or
+// Suffix+suffix+Prefix+prefix+Middle when SuffixFirst.
+func (f FIM) Wrap(prefix, suffix string) string {
+	if f.SuffixFirst {
+		return f.Suffix + suffix + f.Prefix + prefix + f.Middle
+	}
+	return f.Prefix + prefix + f.Suffix + suffix + f.Middle
+}
 
 // DefaultSystemPrompt asks chat models for text to insert, not a
 // conversation about it.
@@ -111,7 +129,7 @@ func BuildPrompt(tmpl *template.Template, fim FIM, in PromptInput) (string, erro
 		return fmt.Sprintf("%s\nReply with the rewritten text only.\n\n```%s\n%s\n```\n", instruction, in.Language, selection), nil
 	case ModeHere:
 		if fim.Enabled() {
-			return fim.Prefix + in.Prefix + fim.Suffix + in.Suffix + fim.Middle, nil
+			return fim.Wrap(in.Prefix, in.Suffix), nil
 		}
 		return instructed(in.Prefix), nil
 	}

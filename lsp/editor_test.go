@@ -1,6 +1,7 @@
 package lsp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,12 +54,47 @@ type fakeEditor struct {
 	published   int
 	// lensRefreshes counts workspace/codeLens/refresh requests.
 	lensRefreshes int
+	// capabilities is the server's answer to initialize.
+	capabilities map[string]any
+	// registered is what the server has registered dynamically: method
+	// by registration id.
+	registered map[string]string
 	// violations are applyEdit requests that break the wire contract
 	// (versioned documentChanges if and only if the editor advertised them);
 	// the test fails with them when it ends.
 	violations []string
 
+	// inlineIDs receives the id of each textDocument/inlineCompletion
+	// request sent, for $/cancelRequest.
+	inlineIDs chan json.RawMessage
+
 	served chan error
+}
+
+// tapConn shows the editor's connection each frame it writes.
+type tapConn struct {
+	net.Conn
+	onWrite func(frame []byte)
+}
+
+func (c tapConn) Write(b []byte) (int, error) {
+	c.onWrite(b)
+	return c.Conn.Write(b)
+}
+
+// sent notes the ids of the inline completion requests in a written frame.
+func (e *fakeEditor) sent(frame []byte) {
+	if !bytes.Contains(frame, []byte(methodInlineCompletion)) {
+		return
+	}
+	_, body, _ := bytes.Cut(frame, []byte("\r\n\r\n"))
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+	}
+	if json.Unmarshal(body, &msg) == nil && msg.Method == methodInlineCompletion {
+		e.inlineIDs <- msg.ID
+	}
 }
 
 type editorDoc struct {
@@ -99,17 +135,21 @@ type editorOptions struct {
 	// answer (Neovim debounces didChange); modeNeovim defaults to 2 ms.
 	echoDelay time.Duration
 
-	versioned    bool     // advertise workspaceEdit.documentChanges
-	lensRefresh  bool     // advertise workspace.codeLens.refreshSupport
-	noProgress   bool     // do not advertise window.workDoneProgress
-	encodings    []string // general.positionEncodings offered
-	settings     any      // initializationOptions
-	config       any      // answer to workspace/configuration
-	editLatency  time.Duration
-	rejectFirst  int  // reject this many edits (applied:false) first
-	dropStale    bool // Neovim 0.7: drop stale versioned edits, say applied:true
-	neverAnswer  bool // never answer applyEdit
-	rejectAlways bool
+	versioned   bool // advertise workspaceEdit.documentChanges
+	lensRefresh bool // advertise workspace.codeLens.refreshSupport
+	// inline advertises textDocument.inlineCompletion; inlineDynamic its
+	// dynamic registration.
+	inline, inlineDynamic bool
+	clientName            string   // clientInfo.name; "fake" when empty
+	noProgress            bool     // do not advertise window.workDoneProgress
+	encodings             []string // general.positionEncodings offered
+	settings              any      // initializationOptions
+	config                any      // answer to workspace/configuration
+	editLatency           time.Duration
+	rejectFirst           int  // reject this many edits (applied:false) first
+	dropStale             bool // Neovim 0.7: drop stale versioned edits, say applied:true
+	neverAnswer           bool // never answer applyEdit
+	rejectAlways          bool
 	// rejectDeletes rejects this many edits that delete text (a Discard)
 	// as stale.
 	rejectDeletes int
@@ -164,7 +204,8 @@ func startFakeEditor(t testing.TB, opts editorOptions, log *zap.Logger, wrap fun
 	if wrap != nil {
 		handle = wrap(handle)
 	}
-	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(clientSide), jsonrpc2.WithCodec(editorCodec{}))
+	e.inlineIDs = make(chan json.RawMessage, 1000)
+	e.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(tapConn{clientSide, e.sent}), jsonrpc2.WithCodec(editorCodec{}))
 	e.conn.Go(ctx, handle)
 	t.Cleanup(func() {
 		cancel()
@@ -192,11 +233,23 @@ func (e *fakeEditor) initialize() {
 		"workspace": map[string]any{"configuration": true, "workspaceEdit": map[string]any{"documentChanges": e.opts.versioned},
 			"codeLens": map[string]any{"refreshSupport": e.opts.lensRefresh}},
 	}
-	var res map[string]any
+	if e.opts.inline {
+		caps["textDocument"] = map[string]any{"inlineCompletion": map[string]any{"dynamicRegistration": e.opts.inlineDynamic}}
+	}
+	name := e.opts.clientName
+	if name == "" {
+		name = "fake"
+	}
+	var res struct {
+		Capabilities map[string]any `json:"capabilities"`
+	}
 	if err := e.call("initialize", map[string]any{"processId": nil, "capabilities": caps,
-		"initializationOptions": e.opts.settings, "clientInfo": map[string]any{"name": "fake"}}, &res); err != nil {
+		"initializationOptions": e.opts.settings, "clientInfo": map[string]any{"name": name}}, &res); err != nil {
 		e.t.Fatalf("initialize: %v", err)
 	}
+	e.mu.Lock()
+	e.capabilities = res.Capabilities
+	e.mu.Unlock()
 	e.notify("initialized", map[string]any{})
 }
 
@@ -299,6 +352,32 @@ func (e *fakeEditor) handle(ctx context.Context, req *jsonrpc2.Request) (any, er
 		e.diagnostics[p.URI] = p.Diagnostics
 		e.published++
 		e.mu.Unlock()
+		return nil, nil
+	case "client/registerCapability", "client/unregisterCapability":
+		var p struct {
+			Registrations   []struct{ ID, Method string } `json:"registrations"`
+			Unregistrations []struct{ ID, Method string } `json:"unregisterations"`
+		}
+		if err := json.Unmarshal(params, &p); err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.registered == nil {
+			e.registered = map[string]string{}
+		}
+		for _, r := range p.Registrations {
+			if _, dup := e.registered[r.ID]; dup {
+				e.violations = append(e.violations, "registered "+r.ID+" twice")
+			}
+			e.registered[r.ID] = r.Method
+		}
+		for _, r := range p.Unregistrations {
+			if _, ok := e.registered[r.ID]; !ok {
+				e.violations = append(e.violations, "unregistered "+r.ID+", which is not registered")
+			}
+			delete(e.registered, r.ID)
+		}
 		return nil, nil
 	case "workspace/codeLens/refresh":
 		e.mu.Lock()

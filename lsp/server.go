@@ -91,9 +91,16 @@ type server struct {
 	sessions commands.Manager
 	reviews  reviews
 	marks    *marks
+	// completions is inline completion's state (inline_completion.go).
+	completions completions
+	// cancellable are the requests $/cancelRequest can cancel, by id.
+	cancellable cancellable
 
-	mu     sync.Mutex // guards the fields below
-	state  state
+	mu    sync.Mutex // guards the fields below
+	state state
+	// ready is set once the client has said initialized: requests to it
+	// (registerCapability) may go from then on.
+	ready  bool
 	caps   clientCaps
 	cfg    *config
 	client *stream.Client
@@ -117,6 +124,11 @@ type clientCaps struct {
 	// lensRefresh: the client re-requests code lenses on
 	// workspace/codeLens/refresh.
 	lensRefresh bool
+	// inlineDynamic: the client registers textDocument/inlineCompletion
+	// dynamically.
+	inlineDynamic bool
+	// clientName is clientInfo.name.
+	clientName string
 }
 
 // Serve serves LSP on opts.In and opts.Out until the client sends exit, the
@@ -175,6 +187,40 @@ func Serve(ctx context.Context, opts Options) error {
 	return err
 }
 
+// cancellable tracks the requests that $/cancelRequest cancels.
+type cancellable struct {
+	mu       sync.Mutex
+	requests map[jsonrpc2.ID]context.CancelFunc
+}
+
+// add returns a context for the request id, derived from parent and
+// cancelled by cancel(id), and done, to call when the request ends.
+func (c *cancellable) add(parent context.Context, id jsonrpc2.ID) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	c.mu.Lock()
+	if c.requests == nil {
+		c.requests = map[jsonrpc2.ID]context.CancelFunc{}
+	}
+	c.requests[id] = cancel
+	c.mu.Unlock()
+	return ctx, func() {
+		c.mu.Lock()
+		delete(c.requests, id)
+		c.mu.Unlock()
+		cancel()
+	}
+}
+
+// cancel cancels the request id, if it is still running.
+func (c *cancellable) cancel(id jsonrpc2.ID) {
+	c.mu.Lock()
+	cancel := c.requests[id]
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 func waitTimeout(wait func(), d time.Duration) {
 	done := make(chan struct{})
 	go func() { wait(); close(done) }()
@@ -221,13 +267,24 @@ func (s *server) handle(ctx context.Context, req *jsonrpc2.Request) (any, error)
 		return nil, jsonrpc2.NewError(jsonrpc2.InvalidRequest, "the server is shutting down")
 	}
 	method = string([]byte(method)) // outlives the borrowed frame
-	jsonrpc2.Async(ctx)
+	released := ctx
+	if method == methodInlineCompletion {
+		// Registered before the read loop moves on to a $/cancelRequest
+		// for it. Not derived from ctx: the request's context is recycled
+		// with it, which a derived context's watcher may outlive.
+		var done func()
+		ctx, done = s.cancellable.add(s.ctx, req.ID())
+		defer done()
+	}
+	jsonrpc2.Async(released)
 	params := json.RawMessage(req.Params())
 	switch method {
 	case "textDocument/codeAction":
 		return s.codeAction(params)
 	case "textDocument/codeLens":
 		return s.codeLens(params)
+	case methodInlineCompletion:
+		return s.inlineCompletion(ctx, params)
 	case "workspace/executeCommand":
 		return s.executeCommand(params)
 	}
@@ -254,7 +311,25 @@ func (s *server) notification(method string, params json.RawMessage) {
 	var err error
 	switch method {
 	case "initialized":
+		s.mu.Lock()
+		s.ready = true
+		s.mu.Unlock()
 		go s.pullConfiguration()
+		s.registerCompletionLater()
+	case "$/cancelRequest":
+		var p struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if err = json.Unmarshal(params, &p); err == nil {
+			var n int64
+			var str string
+			switch {
+			case json.Unmarshal(p.ID, &n) == nil:
+				s.cancellable.cancel(jsonrpc2.NewNumberID(n))
+			case json.Unmarshal(p.ID, &str) == nil:
+				s.cancellable.cancel(jsonrpc2.NewStringID(str))
+			}
+		}
 	case "textDocument/didOpen":
 		err = s.didOpen(params)
 	case "textDocument/didChange":
@@ -298,6 +373,11 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 					ResourceOperations []protocol.ResourceOperationKind `json:"resourceOperations"`
 				} `json:"workspaceEdit"`
 			} `json:"workspace"`
+			TextDocument struct {
+				InlineCompletion *struct {
+					DynamicRegistration bool `json:"dynamicRegistration"`
+				} `json:"inlineCompletion"`
+			} `json:"textDocument"`
 		} `json:"capabilities"`
 		ClientInfo protocol.ClientInfo `json:"clientInfo"`
 	}
@@ -313,6 +393,8 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 			len(p.Capabilities.Workspace.WorkspaceEdit.ResourceOperations) > 0,
 		configuration: p.Capabilities.Workspace.Configuration,
 		lensRefresh:   p.Capabilities.Workspace.CodeLens.RefreshSupport,
+		inlineDynamic: p.Capabilities.TextDocument.InlineCompletion != nil && p.Capabilities.TextDocument.InlineCompletion.DynamicRegistration,
+		clientName:    p.ClientInfo.Name,
 	}
 	s.mu.Lock()
 	s.caps = caps
@@ -325,6 +407,15 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 	if len(p.InitializationOptions) > 0 {
 		s.applySettings(json.RawMessage(p.InitializationOptions), "initializationOptions")
 	}
+	// A client that cannot register inline completion later is told now,
+	// unless the settings it sent turn completion off; requests are
+	// answered per the settings in force when they come.
+	var inline protocol.InlineCompletionProvider
+	s.mu.Lock()
+	if enabled := s.cfg.completion.enabled; !caps.inlineDynamic && (enabled == nil || *enabled) {
+		inline = &protocol.InlineCompletionOptions{}
+	}
+	s.mu.Unlock()
 	return &protocol.InitializeResult{
 		Capabilities: protocol.ServerCapabilities{
 			PositionEncoding: protocol.PositionEncodingKind(caps.encoding),
@@ -335,7 +426,8 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 			CodeActionProvider: &protocol.CodeActionOptions{
 				CodeActionKinds: []protocol.CodeActionKind{kindAccept, kindDiscard, kindRegenerate, kindGenerate, kindContinue, kindRewrite, kindAction, kindCancel},
 			},
-			CodeLensProvider: &protocol.CodeLensOptions{},
+			CodeLensProvider:         &protocol.CodeLensOptions{},
+			InlineCompletionProvider: inline,
 			ExecuteCommandProvider: protocol.ExecuteCommandOptions{Commands: []string{
 				cmdGenerate, cmdCancel, cmdAccept, cmdDiscard, cmdRegenerate}},
 		},
@@ -425,6 +517,7 @@ func (s *server) didClose(params json.RawMessage) error {
 	}
 	s.sessions.Cancel(p.TextDocument.URI)
 	s.docs.close(p.TextDocument.URI)
+	s.completions.forget(p.TextDocument.URI)
 	// Its generations go with it; the marks are cleared.
 	for _, g := range s.reviews.in(p.TextDocument.URI) {
 		s.forget(g)

@@ -26,6 +26,10 @@ type settings struct {
 		Template string  `json:"template"`
 		System   *string `json:"system"`
 		FIM      struct {
+			// Preset names a model family's tokens (commands.FIMPresets);
+			// absent, inline completion recognises the family from the
+			// model's name.
+			Preset string `json:"preset"`
 			Prefix string `json:"prefix"`
 			Suffix string `json:"suffix"`
 			Middle string `json:"middle"`
@@ -42,6 +46,7 @@ type settings struct {
 		// publishes (0: only what it publishes, or the default).
 		MaxInputTokens int `json:"max_input_tokens"`
 	} `json:"context"`
+	Completion completionSettings `json:"completion"`
 	// Review keeps a generation pending, marked, until it is accepted or
 	// discarded (default true); false accepts it when it ends.
 	Review *bool `json:"review"`
@@ -49,6 +54,18 @@ type settings struct {
 	// the defaults (defaultActions), [] none. Each entry is checked on its
 	// own, so a bad one is reported and the rest work.
 	Actions *[]json.RawMessage `json:"actions"`
+}
+
+// completionSettings configures inline completion (inline_completion.go).
+type completionSettings struct {
+	// Enabled: absent means on when the endpoint can complete code (see
+	// completionWanted).
+	Enabled      *bool `json:"enabled"`
+	MaxLines     *int  `json:"max_lines"`
+	MaxNewTokens *int  `json:"max_new_tokens"`
+	// DebounceMS delays automatic requests; absent means what suits the
+	// client (debounceFor).
+	DebounceMS *int `json:"debounce_ms"`
 }
 
 type endpointSettings struct {
@@ -96,6 +113,10 @@ type config struct {
 	// noToken keeps the token from the endpoint (an action's endpoint on
 	// another host).
 	noToken bool
+	// preset is the prompt.fim.preset named, if any; fim holds its tokens
+	// unless explicit ones are set.
+	preset     *commands.FIMPreset
+	completion completionConfig
 }
 
 // systemFor returns the system prompt for a generation in mode.
@@ -164,6 +185,25 @@ func validate(s settings) (*config, error) {
 	if (fim.Prefix != "" || fim.Suffix != "" || fim.Middle != "") && !fim.Enabled() {
 		return nil, &settingError{Key: "prompt.fim", Err: errors.New("set all of prefix, suffix and middle, or none")}
 	}
+	var preset *commands.FIMPreset
+	if name := s.Prompt.FIM.Preset; name != "" {
+		p, ok := commands.FIMPresetNamed(name)
+		if !ok {
+			var names []string
+			for _, p := range commands.FIMPresets() {
+				names = append(names, p.Name)
+			}
+			return nil, &settingError{Key: "prompt.fim.preset", Err: fmt.Errorf("%q is not one of %s", name, strings.Join(names, ", "))}
+		}
+		preset = &p
+		if !fim.Enabled() {
+			fim = p.FIM
+		}
+	}
+	completion, err := s.Completion.config()
+	if err != nil {
+		return nil, err
+	}
 	if s.IdleTimeoutSeconds != nil && *s.IdleTimeoutSeconds <= 0 {
 		return nil, &settingError{Key: "idle_timeout_seconds", Err: errors.New("must be positive")}
 	}
@@ -176,7 +216,8 @@ func validate(s settings) (*config, error) {
 		return nil, &settingError{Key: "context.max_input_tokens", Err: errors.New("must not be negative")}
 	}
 	review := s.Review == nil || *s.Review
-	cfg := &config{settings: s, params: params, template: tmpl, fim: fim, system: s.Prompt.System, review: review}
+	cfg := &config{settings: s, params: params, template: tmpl, fim: fim, system: s.Prompt.System, review: review,
+		preset: preset, completion: completion}
 	cfg.actions, cfg.problems = parseActions(s)
 	return cfg, nil
 }

@@ -101,6 +101,8 @@ type resolvedEndpoint struct {
 	// model names the model in requests: the configured or chosen one,
 	// else an OpenAI-compatible server's only model; "" names none.
 	model string
+	// modelID is the model TGI says it serves, never sent in requests.
+	modelID string
 	// chosen is set when the endpoint was chosen for a client with no
 	// URL, which chooses again after failing to reach it.
 	chosen bool
@@ -326,29 +328,45 @@ func (c *Client) probe(ctx context.Context, r *resolvedEndpoint) *resolvedEndpoi
 	}
 	switch {
 	case r.backend == BackendTGI:
-		out.maxStops = c.tgiMaxStops(ctx, r.baseURL)
+		out.maxStops, out.modelID = c.tgiInfo(ctx, r.baseURL)
 	case out.model == "" && (r.backend == BackendOpenAI || r.backend == BackendOpenAICompletions):
 		out.model = c.onlyModel(ctx, r.baseURL)
 	}
 	return &out
 }
 
-// tgiMaxStops reads max_stop_sequences from TGI's /info; TGI's default (4)
-// is assumed when it cannot be read.
-func (c *Client) tgiMaxStops(ctx context.Context, baseURL string) int {
+// tgiInfo reads max_stop_sequences and the model's id from TGI's /info;
+// TGI's default (4) is assumed when it cannot be read.
+func (c *Client) tgiInfo(ctx context.Context, baseURL string) (maxStops int, modelID string) {
 	body, err := c.get(ctx, baseURL+"/info")
 	if err != nil {
 		c.log.Debug("tgi /info unavailable; assuming max_stop_sequences 4", zap.Error(err))
-		return 4
+		return 4, ""
 	}
 	c.keepTGILimits(baseURL, body) // the same answer says what Limits returns
 	var info struct {
-		MaxStopSequences int `json:"max_stop_sequences"`
+		MaxStopSequences int    `json:"max_stop_sequences"`
+		ModelID          string `json:"model_id"`
 	}
 	if json.Unmarshal(body, &info) != nil || info.MaxStopSequences <= 0 {
-		return 4
+		return 4, info.ModelID
 	}
-	return info.MaxStopSequences
+	return info.MaxStopSequences, info.ModelID
+}
+
+// Model returns the name of the model that answers: the configured one,
+// else the one the endpoint names (TGI's model_id, an OpenAI-compatible
+// server's only model, the model chosen for a client with no URL); "" when
+// none is known. It detects the backend first if need be.
+func (c *Client) Model(ctx context.Context) (string, error) {
+	r, err := c.resolve(ctx)
+	if err != nil {
+		return "", err
+	}
+	if r.model != "" {
+		return r.model, nil
+	}
+	return r.modelID, nil
 }
 
 // onlyModel returns the model an OpenAI-compatible server lists at /models
@@ -452,7 +470,7 @@ func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	target, body, err := c.buildRequest(r, req)
+	backend, target, body, err := c.buildRequest(r, req)
 	if err != nil {
 		return nil, err
 	}
@@ -461,7 +479,7 @@ func (c *Client) Generate(ctx context.Context, req Request) (*Stream, error) {
 	start := time.Now()
 	deadline := start.Add(c.cfg.MaxLoadingWait)
 	for attempt := 1; ; attempt++ {
-		s, err := c.post(ctx, r.backend, target, body, req.Params)
+		s, err := c.post(ctx, backend, target, body, req.Params)
 		if ce := (*ConnectionError)(nil); r.chosen && errors.As(err, &ce) {
 			c.forget(r) // the server went away: choose again next time
 		}
@@ -501,12 +519,19 @@ func (c *Client) forget(r *resolvedEndpoint) {
 	}
 }
 
-func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (string, []byte, error) {
+// buildRequest returns the URL and body of req for r, and the backend
+// whose stream format the answer has (a raw request to a chat endpoint is
+// answered as completions).
+func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (Backend, string, []byte, error) {
 	model := r.model
 	var body []byte
 	var err error
 	var path string
-	switch r.backend {
+	backend := r.backend
+	if backend == BackendOpenAI && req.Raw {
+		backend = BackendOpenAICompletions
+	}
+	switch backend {
 	case BackendTGI:
 		path = "/generate_stream"
 		body, err = tgiBody(req, r.maxStops)
@@ -519,13 +544,13 @@ func (c *Client) buildRequest(r *resolvedEndpoint, req Request) (string, []byte,
 	case BackendOllama:
 		path = "/api/generate"
 		if model == "" {
-			return "", nil, errors.New("the ollama backend needs a model name (setting endpoint.model or --model)")
+			return "", "", nil, errors.New("the ollama backend needs a model name (setting endpoint.model or --model)")
 		}
 		body, err = ollamaBody(req, model)
 	default:
-		return "", nil, fmt.Errorf("backend %q cannot generate", r.backend)
+		return "", "", nil, fmt.Errorf("backend %q cannot generate", r.backend)
 	}
-	return r.baseURL + path, body, err
+	return backend, r.baseURL + path, body, err
 }
 
 func (c *Client) post(ctx context.Context, backend Backend, target string, body []byte, params Parameters) (*Stream, error) {

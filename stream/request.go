@@ -99,6 +99,12 @@ type Request struct {
 	Params Parameters
 	// OnRetry, when set, replaces Config.OnRetry for this request.
 	OnRetry func(wait time.Duration, err error)
+	// Raw says the prompt is to be continued exactly as it is, never
+	// through a chat template: a fill-in-the-middle prompt, whose special
+	// tokens a template would bury. An OpenAI-compatible chat endpoint
+	// gets it on its /completions route, Ollama in raw mode; TGI's
+	// /generate_stream is raw already.
+	Raw bool
 }
 
 // tgiRequest is the body of TGI's POST /generate_stream.
@@ -213,6 +219,7 @@ type ollamaRequest struct {
 	Model   string        `json:"model"`
 	Prompt  string        `json:"prompt"`
 	System  string        `json:"system,omitempty"`
+	Raw     bool          `json:"raw,omitempty"`
 	Stream  bool          `json:"stream"`
 	Options ollamaOptions `json:"options"`
 }
@@ -232,6 +239,7 @@ func ollamaBody(r Request, model string) ([]byte, error) {
 		Model:  model,
 		Prompt: r.Prompt,
 		System: r.System,
+		Raw:    r.Raw,
 		Stream: true,
 		Options: ollamaOptions{
 			NumPredict:    p.maxNewTokens(),
