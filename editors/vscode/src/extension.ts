@@ -550,7 +550,13 @@ class RestartLimiter implements ErrorHandler {
   constructor(private readonly output: vscode.LogOutputChannel) {}
 
   error(_error: Error, _message: Message | undefined, count: number | undefined): ErrorHandlerResult {
-    return { action: count !== undefined && count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown };
+    // With no count the error is the pipe's own (EPIPE: a message written
+    // to a server that just died). Shutting down here would stop the client
+    // for good, closed() never asked; the closed pipe calls closed() anyway.
+    if (count === undefined) {
+      return { action: ErrorAction.Continue, handled: true };
+    }
+    return { action: count <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown };
   }
 
   closed(): CloseHandlerResult {

@@ -687,6 +687,27 @@ test('a server that crashes is restarted', async () => {
   await runActionsReady(editor.document);
 });
 
+test('a server that crashes while the extension writes to it is restarted', async () => {
+  const [pid] = await waitFor('the genls process', () => {
+    const pids = genlsChildren();
+    return pids.length === 1 ? pids : undefined;
+  });
+  // Messages to a server that is gone: writing them fails (EPIPE), which
+  // must not stop the client for good.
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 5; i++) {
+    void Promise.resolve(vscode.commands.executeCommand('genls.cancel')).catch(() => undefined);
+    await sleep(2);
+  }
+  const [restarted] = await waitFor('a new genls process', () => {
+    const pids = genlsChildren();
+    return pids.length === 1 && pids[0] !== pid ? pids : undefined;
+  });
+  console.log(`# killed genls ${pid} while writing to it; restarted as ${restarted}`);
+  const editor = await openFixture('after-crash-writing.txt', 'still here\n');
+  await runActionsReady(editor.document);
+});
+
 test('a missing server binary is reported with a pointer to the install docs', async () => {
   const config = () => vscode.workspace.getConfiguration('genls');
   const serverPath = config().get<string>('serverPath');
