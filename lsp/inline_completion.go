@@ -356,10 +356,12 @@ func (s *server) complete(ctx context.Context, cfg *config, client *stream.Clien
 	}
 	params := cfg.params
 	params.MaxNewTokens = cfg.completion.maxNewTokens
-	params.StopSequences = slices.Concat(params.StopSequences, stops)
+	var lineEnd []string
 	if at.singleLine {
-		params.StopSequences = append(params.StopSequences, "\n")
+		// First: TGI keeps only its first max_stop_sequences.
+		lineEnd = []string{"\n"}
 	}
+	params.StopSequences = slices.Concat(lineEnd, params.StopSequences, stops)
 	req := stream.Request{Params: params, Raw: fim.Enabled()}
 	build := func(in commands.PromptInput) (string, error) {
 		switch {

@@ -796,3 +796,75 @@ func TestInsecureTokenWarning(t *testing.T) {
 		}
 	}
 }
+
+// A raw request is sent untemplated: a chat endpoint gets it on its
+// completions route (and its answer is read as completions), Ollama in raw
+// mode, TGI as any request.
+func TestRawRequests(t *testing.T) {
+	tests := []struct {
+		backend stream.Backend
+		script  streamtest.Script
+		path    string
+		check   func(t *testing.T, body map[string]any)
+	}{
+		{stream.BackendOpenAI, streamtest.Script{Chunks: streamtest.Events(0, `{"choices":[{"text":"x","finish_reason":"length"}]}`, "[DONE]")}, "/completions", func(t *testing.T, b map[string]any) {
+			if b["prompt"] != "<p>" || b["messages"] != nil || b["model"] != "m" {
+				t.Errorf("body = %v", b)
+			}
+		}},
+		{stream.BackendOllama, streamtest.Ollama(0, "stop", "x"), "/api/generate", func(t *testing.T, b map[string]any) {
+			if b["prompt"] != "<p>" || b["raw"] != true {
+				t.Errorf("body = %v", b)
+			}
+		}},
+		{stream.BackendTGI, streamtest.TGI(0, "length", "x"), "/generate_stream", func(t *testing.T, b map[string]any) {
+			if b["inputs"] != "<p>" {
+				t.Errorf("body = %v", b)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.backend), func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, tt.backend)
+			out, _, err := generate(t, c, stream.Request{Prompt: "<p>", Raw: true})
+			if err != nil || out != "x" {
+				t.Fatalf("generate = %q, %v", out, err)
+			}
+			req, _ := srv.LastRequest()
+			if req.Path != tt.path {
+				t.Errorf("path %s, want %s", req.Path, tt.path)
+			}
+			tt.check(t, req.JSON())
+		})
+	}
+	// Without Raw, Ollama applies the model's template.
+	srv := streamtest.NewServer(t, streamtest.Ollama(0, "stop", "x"))
+	if _, _, err := generate(t, newClient(t, srv.URL, stream.BackendOllama), stream.Request{Prompt: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	if req, _ := srv.LastRequest(); req.JSON()["raw"] != nil {
+		t.Errorf("raw sent for an ordinary request: %s", req.Body)
+	}
+}
+
+// Model names the model: the configured one, else TGI's model_id or an
+// OpenAI-compatible server's only model.
+func TestModel(t *testing.T) {
+	tgi := streamtest.NewServer(t, streamtest.TGI(0, "length", "x")).Route("/info", `{"model_id":"bigcode/starcoder2-3b"}`)
+	openai := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "x")).Route("/v1/models", streamtest.OpenAIModels("me", "qwen2.5-coder-1.5b"))
+	tests := []struct {
+		name string
+		c    *stream.Client
+		want string
+	}{
+		{"tgi", newClient(t, tgi.URL, stream.BackendTGI, func(c *stream.Config) { c.Endpoint.Model = "" }), "bigcode/starcoder2-3b"},
+		{"tgi configured", newClient(t, tgi.URL, stream.BackendTGI, func(c *stream.Config) { c.Endpoint.Model = "mine" }), "mine"},
+		{"openai only model", newClient(t, openai.URL+"/v1", stream.BackendOpenAI, func(c *stream.Config) { c.Endpoint.Model = "" }), "qwen2.5-coder-1.5b"},
+	}
+	for _, tt := range tests {
+		if got, err := tt.c.Model(context.Background()); err != nil || got != tt.want {
+			t.Errorf("%s: Model = %q, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+}

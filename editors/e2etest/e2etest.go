@@ -12,8 +12,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-
-	"github.com/genls/genls/lsp"
 )
 
 // Required reports whether end-to-end prerequisites must be present, as they
@@ -92,28 +90,6 @@ func ModuleRoot(t testing.TB) string {
 		mod = mod[:len(mod)-1]
 	}
 	return filepath.Dir(mod)
-}
-
-// CheckSettings fails the test unless v, a settings object from an editor
-// recipe (found at where), is accepted in full by the server's own settings
-// parser and names an endpoint URL.
-func CheckSettings(t testing.TB, where string, v any) {
-	t.Helper()
-	obj, ok := v.(map[string]any)
-	if !ok {
-		t.Errorf("%s: settings are %T, want an object", where, v)
-		return
-	}
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		t.Fatalf("%s: %v", where, err)
-	}
-	if err := lsp.CheckSettings(raw); err != nil {
-		t.Errorf("%s: %v", where, err)
-	}
-	if ep, _ := obj["endpoint"].(map[string]any); ep == nil || ep["url"] == nil {
-		t.Errorf("%s: no endpoint.url", where)
-	}
 }
 
 // ParseTOML decodes a TOML file with Python's tomllib (Python 3.11+, as in

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/editors/snippets"
 )
 
 func TestLanguagesTOML(t *testing.T) {
@@ -26,7 +27,7 @@ func TestLanguagesTOML(t *testing.T) {
 		t.Errorf("args = %#v, want none or [\"--stdio\"]", args)
 	}
 	// Helix sends config as initializationOptions.
-	e2etest.CheckSettings(t, "language-server.genls.config", server["config"])
+	snippets.CheckSettings(t, "language-server.genls.config", server["config"])
 
 	languages, _ := doc["language"].([]any)
 	var using []string

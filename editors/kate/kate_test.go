@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/editors/snippets"
 )
 
 func TestServerSettings(t *testing.T) {
@@ -32,8 +33,8 @@ func TestServerSettings(t *testing.T) {
 			t.Errorf("highlightingModeRegex %q does not match Kate's %q mode", re, m)
 		}
 	}
-	e2etest.CheckSettings(t, "servers.genls.initializationOptions", server["initializationOptions"])
+	snippets.CheckSettings(t, "servers.genls.initializationOptions", server["initializationOptions"])
 	// Kate sends "settings" with workspace/didChangeConfiguration.
 	settings, _ := server["settings"].(map[string]any)
-	e2etest.CheckSettings(t, "servers.genls.settings.genls", settings["genls"])
+	snippets.CheckSettings(t, "servers.genls.settings.genls", settings["genls"])
 }

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/editors/snippets"
 )
 
 func TestLSPSettings(t *testing.T) {
@@ -36,10 +36,10 @@ func TestLSPSettings(t *testing.T) {
 	if s, _ := client["selector"].(string); s == "" {
 		t.Errorf("no selector: the client would attach nowhere")
 	}
-	e2etest.CheckSettings(t, "clients.genls.initializationOptions", client["initializationOptions"])
+	snippets.CheckSettings(t, "clients.genls.initializationOptions", client["initializationOptions"])
 	// LSP answers workspace/configuration with the section looked up here.
 	settings, _ := client["settings"].(map[string]any)
-	e2etest.CheckSettings(t, "clients.genls.settings.genls", settings["genls"])
+	snippets.CheckSettings(t, "clients.genls.settings.genls", settings["genls"])
 }
 
 // stripLineComments drops lines that are only a // comment.

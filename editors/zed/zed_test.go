@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/genls/genls/editors/e2etest"
+	"github.com/genls/genls/editors/snippets"
 )
 
 func TestSettingsJSON(t *testing.T) {
@@ -23,9 +24,9 @@ func TestSettingsJSON(t *testing.T) {
 	}
 	// The extension sends these as initializationOptions and as the
 	// "genls" workspace/configuration section.
-	e2etest.CheckSettings(t, "lsp.genls.settings", server["settings"])
+	snippets.CheckSettings(t, "lsp.genls.settings", server["settings"])
 	if opts, ok := server["initialization_options"]; ok {
-		e2etest.CheckSettings(t, "lsp.genls.initialization_options", opts)
+		snippets.CheckSettings(t, "lsp.genls.initialization_options", opts)
 	}
 	languages, _ := doc["languages"].(map[string]any)
 	for name, l := range languages {

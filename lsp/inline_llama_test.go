@@ -1,0 +1,131 @@
+//go:build unix
+
+package lsp
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/genls/genls/stream/llamatest"
+)
+
+// TestLlamaInlineCompletion asks for inline completions from a real
+// llama-server serving a tiny random model with StarCoder's tokenizer, with
+// nothing configured but its URL: genls must find the model's name, know
+// its fill-in-the-middle format from it, send the raw prompt to the
+// completions route so that the markers are the tokenizer's own special
+// tokens, and answer with the server's streamed text cut as the rules say
+// (one line when the cursor has text after it; else at most max_lines
+// lines), spelt with the document's line breaks. Typing the start of the
+// completion then answers with the rest with no new request.
+func TestLlamaInlineCompletion(t *testing.T) {
+	srv := llamatest.Start(t, llamatest.StarCoder)
+	plain := srv.Proxy(t, llamatest.IgnoreEOS)
+	// The random model seldom writes a line break of its own; this one
+	// writes every kind, many.
+	breaks := srv.Proxy(t, llamatest.LineBreaks)
+	const maxLines = 3
+	cases := []struct {
+		name, before, after, eol string
+		proxy                    *llamatest.Proxy
+	}{
+		{"end of line", "def fib(n):\n    ", "\n\nprint(fib(3))\n", "\n", plain},
+		{"end of line crlf", "def fib(n):\r\n    ", "\r\n\r\nprint(fib(3))\r\n", "\r\n", plain},
+		{"middle of line", "x = compute(", ", 2)\n", "\n", plain},
+		{"line breaks, end of line", "def fib(n):\n    ", "\n\nprint(fib(3))\n", "\n", breaks},
+		{"line breaks, end of line crlf", "def fib(n):\r\n    ", "\r\n", "\r\n", breaks},
+		{"line breaks, middle of line", "x = compute(", ", 2)\r\n", "\r\n", breaks},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			proxy := c.proxy
+			proxy.Reset()
+			ed := newFakeEditor(t, editorOptions{settings: map[string]any{
+				"endpoint":   map[string]any{"url": proxy.URL},
+				"parameters": map[string]any{"temperature": 0, "seed": 5},
+				"completion": map[string]any{"max_lines": maxLines, "max_new_tokens": 40},
+			}})
+			ed.open(uri, c.before+c.after)
+			got := ed.inline(uri, len(c.before))
+
+			gens := proxy.Wait(t, 1)
+			if len(gens) != 1 {
+				t.Fatalf("%d generation requests, want 1", len(gens))
+			}
+			ex := gens[0]
+			prompt, _ := ex.Body()["prompt"].(string)
+			if ex.Path != "/v1/completions" || prompt != "<fim_prefix>"+c.before+"<fim_suffix>"+c.after+"<fim_middle>" {
+				t.Fatalf("genls sent %s %s", ex.Path, ex.Sent)
+			}
+			var tokens struct {
+				Tokens []struct {
+					ID    int `json:"id"`
+					Piece any `json:"piece"`
+				} `json:"tokens"`
+			}
+			if err := json.Unmarshal(srv.Post(t, "/tokenize", map[string]any{"content": prompt, "with_pieces": true}), &tokens); err != nil {
+				t.Fatal(err)
+			}
+			var specials []any
+			for _, tok := range tokens.Tokens {
+				if tok.ID <= 3 { // <|endoftext|>, <fim_prefix>, <fim_middle>, <fim_suffix>
+					specials = append(specials, tok.Piece)
+				}
+			}
+			if !llamatest.SameJSON(specials, []string{"<fim_prefix>", "<fim_suffix>", "<fim_middle>"}) {
+				t.Fatalf("the prompt's special tokens are %v, want the three FIM tokens", specials)
+			}
+			streamed, err := llamatest.StreamText(ex.Response)
+			if err != nil {
+				t.Fatal(err)
+			}
+			single := strings.TrimSpace(strings.SplitN(c.after, "\n", 2)[0]) != ""
+			want := expectedCompletion(streamed.Text, streamed.FinishReason, single, maxLines, strings.TrimSpace(strings.SplitN(c.after, "\n", 2)[0]))
+			want = strings.ReplaceAll(want, "\n", c.eol)
+			t.Logf("server streamed %q (%s); completion %q", streamed.Text, streamed.FinishReason, got)
+			if got != want {
+				t.Fatalf("completion %q, want %q", got, want)
+			}
+			if c.proxy == breaks && !single && strings.Count(got, c.eol) != maxLines-1 {
+				t.Errorf("%d line breaks in the completion, want %d", strings.Count(got, c.eol), maxLines-1)
+			}
+			if len(got) < 2 {
+				return
+			}
+			// Type its first two characters: the rest, from memory.
+			ed.typeAt(uri, len(c.before), got[:2])
+			if rest := ed.inline(uri, len(c.before)+2); rest != got[2:] {
+				t.Errorf("after typing %q: %q, want %q", got[:2], rest, got[2:])
+			}
+			if n := len(proxy.Generations()); n != 1 {
+				t.Errorf("%d generation requests after typing the completion's start, want 1", n)
+			}
+		})
+	}
+}
+
+var anyLineBreak = regexp.MustCompile("\r\n|\r|\n|\u0085|\u2028|\u2029")
+
+// expectedCompletion is what the README says a completion is, from the
+// text the server streamed, computed without genls's code: line breaks as
+// "\n", NUL dropped, cut at StarCoder's end tokens; one line, without the
+// rest of the line at its end, when single; else at most maxLines lines, a
+// last line the token limit cut short left out; no line break at the end.
+func expectedCompletion(streamed, finish string, single bool, maxLines int, lineRest string) string {
+	text := anyLineBreak.ReplaceAllString(strings.ReplaceAll(streamed, "\x00", ""), "\n")
+	for _, stop := range []string{"<|endoftext|>", "<file_sep>"} {
+		text, _, _ = strings.Cut(text, stop)
+	}
+	lines := strings.Split(text, "\n")
+	switch {
+	case single:
+		return strings.TrimSuffix(strings.TrimRight(lines[0], " \t"), lineRest)
+	case len(lines) > maxLines:
+		lines = lines[:maxLines]
+	case finish == "length" && len(lines) > 1:
+		lines = lines[:len(lines)-1]
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+}
