@@ -355,6 +355,11 @@ func TestInlineCompletionCache(t *testing.T) {
 	if n := posts(); n != 2 {
 		t.Errorf("%d upstream requests, want 2", n)
 	}
+	// Each completion ended with the server's last event: one warm
+	// connection served them all.
+	if n := srv.Connections(); n != 1 {
+		t.Errorf("%d connections to the endpoint, want 1", n)
+	}
 }
 
 // Positions count the client's units: astral characters before the cursor

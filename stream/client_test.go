@@ -868,3 +868,33 @@ func TestModel(t *testing.T) {
 		}
 	}
 }
+
+// A generation that ends with the server's own last event leaves its
+// connection for the next request: inline completion asks on every pause
+// in typing, and a new connection (a TLS handshake to a remote endpoint)
+// each time would cost more than the rest of the request.
+func TestConnectionReused(t *testing.T) {
+	tests := []struct {
+		backend stream.Backend
+		script  streamtest.Script
+	}{
+		{stream.BackendTGI, streamtest.TGI(0, "eos_token", "a", "b")},
+		{stream.BackendOpenAI, streamtest.OpenAIChat(0, "stop", "a", "b")},
+		{stream.BackendOpenAICompletions, streamtest.Script{Chunks: streamtest.Events(0, `{"choices":[{"text":"a","finish_reason":null}]}`, `{"choices":[{"text":"b","finish_reason":"stop"}]}`, "[DONE]")}},
+		{stream.BackendOllama, streamtest.Ollama(0, "stop", "a", "b")},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.backend), func(t *testing.T) {
+			srv := streamtest.NewServer(t, tt.script)
+			c := newClient(t, srv.URL, tt.backend, func(c *stream.Config) { c.HTTPClient = stream.NewHTTPClient() })
+			for range 5 {
+				if out, _, err := generate(t, c, stream.Request{Prompt: "p"}); err != nil || out != "ab" {
+					t.Fatalf("generate = %q, %v", out, err)
+				}
+			}
+			if conns := srv.Connections(); conns != 1 {
+				t.Errorf("%d connections for 5 generations, want 1", conns)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync"
 )
 
 // MaxEventSize bounds the memory one event may take. A larger event is a
@@ -31,6 +32,23 @@ var ErrEventTooLarge = fmt.Errorf("an event in the stream is larger than %d byte
 
 const readSize = 64 << 10
 
+// readBuffers holds the decoders' first buffers (readSize bytes): a
+// stream is often short (an inline completion at every pause in typing),
+// and allocating 64 KiB for each was most of what it allocated.
+var readBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, readSize)
+	return &b
+}}
+
+// scanner returns a scanner of r with a pooled buffer, and the function
+// that gives the buffer back, once nothing the scanner returned is used.
+func scanner(r io.Reader) (*bufio.Scanner, func()) {
+	buf := readBuffers.Get().(*[]byte)
+	sc := bufio.NewScanner(r)
+	sc.Buffer((*buf)[:0], MaxEventSize)
+	return sc, func() { readBuffers.Put(buf) }
+}
+
 // sseData yields the data of each server-sent event in r, read as the HTML
 // living standard's event-stream interpretation says: lines end in CRLF, LF
 // or a lone CR; a byte order mark at the start is skipped; a line is a
@@ -51,8 +69,8 @@ func sseData(r io.Reader) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		w := &waitReader{r: r, yield: yield}
 		var lines lineSplitter
-		sc := bufio.NewScanner(w)
-		sc.Buffer(make([]byte, 0, readSize), MaxEventSize)
+		sc, release := scanner(w)
+		defer release()
 		sc.Split(lines.split)
 		var data []byte // the event's data lines, each followed by "\n"
 		dispatch := func() bool {
@@ -136,8 +154,8 @@ func (l *lineSplitter) split(data []byte, atEOF bool) (advance int, line []byte,
 func ndjsonLines(r io.Reader) iter.Seq2[[]byte, error] {
 	return func(yield func([]byte, error) bool) {
 		w := &waitReader{r: r, yield: yield}
-		sc := bufio.NewScanner(w)
-		sc.Buffer(make([]byte, 0, readSize), MaxEventSize)
+		sc, release := scanner(w)
+		defer release()
 		for sc.Scan() {
 			if w.stopped {
 				return

@@ -140,6 +140,7 @@ func (s *Stream) Next() bool {
 		}
 		if ev.final && !s.ended {
 			s.final = true
+			s.drain()
 			s.end(ev.reason, nil)
 		}
 	}
@@ -202,6 +203,38 @@ func (s *Stream) end(reason FinishReason, err error) {
 }
 
 var errStreamDone = errors.New("stream done")
+
+// After its last event a server sends a little more (the end of TGI's
+// chunked body, OpenAI's [DONE] and usage chunk, Ollama's end of body).
+// Reading it, briefly, lets the connection go back to the pool instead of
+// being closed: the next request (inline completion asks at every pause in
+// typing) then needs no new connection, which to a remote endpoint means
+// no new TLS handshake. A server that sends more, or keeps the connection
+// open, loses it as before.
+const (
+	drainTimeout   = 25 * time.Millisecond
+	maxDrainEvents = 8
+)
+
+var errDrainTimeout = errors.New("nothing more came after the last event")
+
+// drain reads what follows the last event, up to the end of the body.
+func (s *Stream) drain() {
+	t := time.AfterFunc(drainTimeout, func() { s.cancel(errDrainTimeout) })
+	defer t.Stop()
+	for range maxDrainEvents {
+		data, err, ok := s.next()
+		if !ok || err != nil {
+			return
+		}
+		if len(data) == 0 {
+			continue // the decoder is about to read
+		}
+		if ev, err := s.parser.parse(data); err == nil && ev.generated > 0 {
+			s.generated = ev.generated // a usage chunk after the last token
+		}
+	}
+}
 
 // readError explains why reading the body failed.
 func (s *Stream) readError(err error) error {

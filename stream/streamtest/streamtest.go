@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -84,13 +85,30 @@ type Server struct {
 	claimed      int           // disconnects already reported by WaitDisconnect
 	changed      chan struct{} // closed and replaced when posts or disconnected change
 	tok          *tokenizer    // limits and a tokenizer (tokenizer.go), if any
+	conns        int           // connections accepted
+}
+
+// Connections returns how many connections the server has accepted: a
+// client that reuses its connection makes one for many requests.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
 }
 
 // NewServer starts a fake endpoint answering every generation with script
 // (unless scripts are queued with Push). It is closed when the test ends.
 func NewServer(t testing.TB, script Script) *Server {
 	s := &Server{def: script, routes: map[string]string{}, changed: make(chan struct{})}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.Server.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
+	s.Server.Start()
 	t.Cleanup(s.Close)
 	return s
 }
