@@ -199,6 +199,19 @@ func (c *completions) forget(uri string) {
 	delete(c.last, uri)
 }
 
+// errDocumentClosed cancels the completion of a document that was closed.
+var errDocumentClosed = errors.New("the document was closed")
+
+// closed cancels uri's running request and forgets its last completion.
+func (c *completions) closed(uri string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if run := c.running[uri]; run != nil {
+		run.cancel(errDocumentClosed)
+	}
+	delete(c.last, uri)
+}
+
 // firstFailure reports whether err is not the failure logged last, and
 // makes it that.
 func (c *completions) firstFailure(err error) bool {
@@ -299,7 +312,7 @@ func (s *server) inlineCompletion(ctx context.Context, params json.RawMessage) (
 		text, err = s.complete(ctx, cfg, client, at, run)
 	}
 	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errSuperseded):
+	case errors.Is(cause, errSuperseded), errors.Is(cause, errDocumentClosed):
 		return none, nil
 	case ctx.Err() != nil:
 		return nil, jsonrpc2.NewError(jsonrpc2.Code(protocol.LSPErrorCodesRequestCancelled), "inline completion cancelled")

@@ -197,8 +197,9 @@ func TestInlineCompletionChatEndpoint(t *testing.T) {
 // With text after the cursor on its line, a completion ends with the line;
 // without, it may take max_lines lines, cut at a line break, spelt with the
 // document's line breaks.
-func TestInlineCompletionLines(t *testing.T) {
-	t.Parallel()
+func TestInlineCompletionLines(t *testing.T) { inEveryMode(t, testInlineCompletionLines) }
+
+func testInlineCompletionLines(t *testing.T, mode editorMode) {
 	cases := []struct {
 		name   string
 		doc    string
@@ -225,7 +226,7 @@ func TestInlineCompletionLines(t *testing.T) {
 			if c.lines > 0 {
 				completion["max_lines"] = c.lines
 			}
-			ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL, withCompletion(completion))})
+			ed := newFakeEditor(t, editorOptions{mode: mode, settings: tgiSettings(srv.URL, withCompletion(completion))})
 			ed.open(uri, c.doc)
 			at := len(c.doc)
 			if c.at != "" {
@@ -318,10 +319,11 @@ func TestInlineCompletionSuperseded(t *testing.T) {
 
 // Typing the characters the completion predicted answers with the rest of
 // it, with no new request; anything else asks again.
-func TestInlineCompletionCache(t *testing.T) {
-	t.Parallel()
+func TestInlineCompletionCache(t *testing.T) { inEveryMode(t, testInlineCompletionCache) }
+
+func testInlineCompletionCache(t *testing.T, mode editorMode) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "print", "(x)")).Route("/info", `{"model_id":"gpt2"}`)
-	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
+	ed := newFakeEditor(t, editorOptions{mode: mode, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = 1\n")
 	end := len("x = 1\n")
 	posts := func() int {
@@ -524,3 +526,35 @@ func TestCompletionSettingsRejected(t *testing.T) {
 }
 
 var _ = context.Background
+
+// Closing a document ends its completion request, upstream too, and
+// forgets its last completion.
+func TestInlineCompletionDocumentClosed(t *testing.T) {
+	t.Parallel()
+	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "1")).Route("/info", `{"model_id":"gpt2"}`)
+	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
+	ed.open(uri, "x = ")
+	if got := ed.inline(uri, 4); got != "1" {
+		t.Fatalf("completion %q", got)
+	}
+	srv.Push(hang)
+	ed.typeAt(uri, 4, "y")
+	r := ed.askInline(uri, 5, false)
+	if !srv.WaitRequests(2, 5*time.Second) {
+		t.Fatal("no upstream request")
+	}
+	ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
+	if !srv.WaitDisconnect(2 * time.Second) {
+		t.Error("the upstream request stayed open after the document was closed")
+	}
+	if res, err := r.wait(t); err != nil || len(res.Items) != 0 {
+		t.Errorf("answer %v, %v; want no item", res, err)
+	}
+	// Reopened as it was when the first completion was given: asked again.
+	ed.open(uri, "x = ")
+	srv.Push(streamtest.TGI(0, "eos_token", "2"))
+	if got := ed.inline(uri, 4); got != "2" {
+		t.Errorf("completion after reopening %q, want a new one", got)
+	}
+}

@@ -517,7 +517,7 @@ func (s *server) didClose(params json.RawMessage) error {
 	}
 	s.sessions.Cancel(p.TextDocument.URI)
 	s.docs.close(p.TextDocument.URI)
-	s.completions.forget(p.TextDocument.URI)
+	s.completions.closed(p.TextDocument.URI)
 	// Its generations go with it; the marks are cleared.
 	for _, g := range s.reviews.in(p.TextDocument.URI) {
 		s.forget(g)
