@@ -123,7 +123,8 @@ type completionRun struct {
 }
 
 // cachedCompletion is a completion given at the point between prefix and
-// suffix (the document's text on either side of the cursor then).
+// suffix (the document's text on either side of the cursor then); its line
+// breaks are "\n".
 type cachedCompletion struct {
 	prefix, suffix, text string
 }
@@ -171,7 +172,8 @@ func (c *completions) cached(uri, prefix, suffix string) (string, bool) {
 	if !ok || len(prefix) < len(last.prefix) || suffix != last.suffix || !strings.HasPrefix(prefix, last.prefix) {
 		return "", false
 	}
-	typed := prefix[len(last.prefix):]
+	// Typed line breaks are the document's.
+	typed := canonicalBreaks(prefix[len(last.prefix):])
 	if len(typed) >= len(last.text) || !strings.HasPrefix(last.text, typed) {
 		return "", false
 	}
@@ -227,7 +229,6 @@ func (c *completions) firstFailure(err error) bool {
 // completionPoint is the document around the cursor of a request.
 type completionPoint struct {
 	prefix, suffix string
-	eol            string
 	language, file string
 	// singleLine is set when the cursor has text after it on its line:
 	// the completion then ends with the line.
@@ -245,7 +246,7 @@ func (s *server) completionPoint(uri string, pos protocol.Position) (completionP
 		return completionPoint{}, false
 	}
 	off := enc.offset(d.text, pos)
-	p := completionPoint{prefix: d.text[:off], suffix: d.text[off:], eol: d.lineEnding(), language: d.languageID, file: fileName(uri)}
+	p := completionPoint{prefix: d.text[:off], suffix: d.text[off:], language: d.languageID, file: fileName(uri)}
 	rest := p.suffix
 	if i := strings.IndexAny(rest, "\r\n"); i >= 0 {
 		rest = rest[:i]
@@ -421,7 +422,11 @@ func (s *server) complete(ctx context.Context, cfg *config, client *stream.Clien
 		// a ")" already there); the editor would show it twice.
 		text = strings.TrimSuffix(strings.TrimRight(text, " \t"), at.lineRest)
 	}
-	return toLineEnding(text, at.eol), nil
+	// Line breaks as "\n" whatever the document's: an editor inserts the
+	// text through its own buffer, which spells them as the document does
+	// (VS Code's text model, Emacs), or splits it at "\n" into lines
+	// (Neovim, where a "\r" would stay in the line as a character).
+	return text, nil
 }
 
 // readCompletion reads a completion from st, with its line breaks as

@@ -216,7 +216,7 @@ func testInlineCompletionLines(t *testing.T, mode editorMode) {
 		{"max lines", "x = 1\n", "\n", []string{"\na\nb", "\nc\n", "d\n"}, "eos_token", 2, "\na", false},
 		{"default max lines", "", "", []string{"1\n2\n3\n4\n5\n6\n"}, "eos_token", 0, "1\n2\n3\n4", false},
 		{"cut short by the token limit", "", "", []string{"a = 1\n", "b = f("}, "length", 0, "a = 1", false},
-		{"crlf document", "x\r\n", "\r\n", []string{"\r\na\r", "\nb\n", "c\n"}, "eos_token", 3, "\r\na\r\nb", false},
+		{"crlf document", "x\r\n", "\r\n", []string{"\r\na\r", "\nb\n", "c\n"}, "eos_token", 3, "\na\nb", false},
 		{"one line cut short is kept", "", "", []string{"a = f("}, "length", 0, "a = f(", false},
 	}
 	for _, c := range cases {
@@ -556,5 +556,69 @@ func TestInlineCompletionDocumentClosed(t *testing.T) {
 	srv.Push(streamtest.TGI(0, "eos_token", "2"))
 	if got := ed.inline(uri, 4); got != "2" {
 		t.Errorf("completion after reopening %q, want a new one", got)
+	}
+}
+
+// acceptInline accepts a completion at off as the editor of e's mode does.
+// VS Code inserts it through its text model, which spells every line break
+// as the document's. Neovim sets the buffer's text to insertText split at
+// "\n" (vim.lsp.inline_completion's accept, nvim_buf_set_text): a "\r"
+// stays in its line as a character, and a dos buffer then reports each
+// line's end as "\r\n". The verbatim editor inserts it as it is.
+func (e *fakeEditor) acceptInline(uri string, off int, text string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d := e.docs[uri]
+	switch e.opts.mode {
+	case modeVSCode:
+		text = e.lineBreaksApplied(uri, text)
+	case modeNeovim:
+		text = strings.ReplaceAll(text, "\n", d.eol)
+	}
+	pos := fakePosition(d.text, off, e.enc())
+	e.applyLocked(uri, protocol.Range{Start: pos, End: pos}, text, false)
+}
+
+// An accepted multi-line completion leaves the document with its own line
+// breaks only, whatever the model wrote and however the editor inserts it;
+// typing its start first, then accepting the rest, gives the same text. The
+// editors that ask for inline completions (VS Code, Neovim, Emacs's
+// lsp-mode, whose buffers hold "\n" whatever the file's line breaks) all
+// take "\n" as the document's line break; none inserts text verbatim into
+// a CRLF document, so the verbatim mode has no part here.
+func TestInlineCompletionAccepted(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []editorMode{modeVSCode, modeNeovim} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			testInlineCompletionAccepted(t, mode)
+		})
+	}
+}
+
+func testInlineCompletionAccepted(t *testing.T, mode editorMode) {
+	for _, eol := range []string{"\n", "\r\n"} {
+		for _, tokens := range [][]string{{"if x:", "\n", "    y()", "\n", "z"}, {"if x:\r", "\n    y()\r\n", "z"}} {
+			before, after := "def f(x):"+eol+"    ", eol+"print(1)"+eol
+			want := before + "if x:" + eol + "    y()" + eol + "z" + after
+			for _, typeFirst := range []int{0, 3} {
+				srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", tokens...)).Route("/info", `{"model_id":"gpt2"}`)
+				ed := newFakeEditor(t, editorOptions{mode: mode, settings: tgiSettings(srv.URL)})
+				ed.open(uri, before+after)
+				at := len(before)
+				got := ed.inline(uri, at)
+				if typeFirst > 0 {
+					ed.typeAt(uri, at, got[:typeFirst])
+					at += typeFirst
+					if got = ed.inline(uri, at); len(srv.Requests()) != 2 { // /info and one generation
+						t.Errorf("eol %q: typing the completion's start asked the endpoint again", eol)
+					}
+				}
+				ed.acceptInline(uri, at, got)
+				if text := ed.text(uri); text != want {
+					t.Errorf("eol %q, tokens %q, typed %d first: document %q, want %q", eol, tokens, typeFirst, text, want)
+				}
+			}
+		}
 	}
 }

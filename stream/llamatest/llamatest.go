@@ -165,7 +165,7 @@ func (s *Server) waitHealthy(timeout time.Duration) error {
 			return fmt.Errorf("exited before it was healthy (%v)", s.cmd.ProcessState)
 		default:
 		}
-		resp, err := http.Get(s.URL + "/health")
+		resp, err := harness.Get(s.URL + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -190,11 +190,17 @@ func (s *Server) stop() {
 	}
 }
 
+// harness is the HTTP client of the tests' own requests and of the proxy:
+// one connection per request. llama-server closes a kept-alive connection
+// after a few requests or seconds, and a POST sent on a connection it has
+// just closed fails with EOF (net/http retries only idempotent requests).
+var harness = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // Get returns the body of a GET request to the server, failing the test
 // unless it answers 200.
 func (s *Server) Get(t testing.TB, path string) []byte {
 	t.Helper()
-	resp, err := http.Get(s.URL + path)
+	resp, err := harness.Get(s.URL + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -214,7 +220,7 @@ func (s *Server) Post(t testing.TB, path string, body any) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(s.URL+path, "application/json", bytes.NewReader(data))
+	resp, err := harness.Post(s.URL+path, "application/json", bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -252,7 +258,7 @@ func (s *Server) Raw(t testing.TB, path string, body map[string]any) ([]byte, ti
 		t.Fatal(err)
 	}
 	start := time.Now()
-	resp, err := http.Post(s.URL+path, "application/json", bytes.NewReader(data))
+	resp, err := harness.Post(s.URL+path, "application/json", bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -544,7 +550,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Header = r.Header.Clone()
 	req.Header.Del("Content-Length")
-	resp, err := http.DefaultTransport.RoundTrip(req)
+	resp, err := harness.Transport.RoundTrip(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
