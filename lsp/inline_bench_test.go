@@ -123,13 +123,7 @@ func BenchmarkInlineCompletionTyping(b *testing.B) {
 				ed.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": uri}})
 			}
 			b.StopTimer()
-			posts := 0
-			for _, r := range srv.Requests() {
-				if r.Method == http.MethodPost {
-					posts++
-				}
-			}
-			b.ReportMetric(float64(posts)/float64(b.N*keystrokes), "upstream/keystroke")
+			b.ReportMetric(float64(generations(srv))/float64(b.N*keystrokes), "upstream/keystroke")
 			b.ReportMetric(float64(srv.Disconnects())/float64(b.N*keystrokes), "closed-early/keystroke")
 			b.ReportMetric(float64(answered-empty)/float64(b.N*keystrokes), "completions/keystroke")
 		})

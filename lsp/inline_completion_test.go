@@ -326,15 +326,6 @@ func testInlineCompletionCache(t *testing.T, mode editorMode) {
 	ed := newFakeEditor(t, editorOptions{mode: mode, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = 1\n")
 	end := len("x = 1\n")
-	posts := func() int {
-		n := 0
-		for _, r := range srv.Requests() {
-			if r.Method == "POST" {
-				n++
-			}
-		}
-		return n
-	}
 	if got := ed.inline(uri, end); got != "print(x)" {
 		t.Fatalf("completion %q", got)
 	}
@@ -346,7 +337,7 @@ func testInlineCompletionCache(t *testing.T, mode editorMode) {
 	if got := ed.inline(uri, end+6); got != "x)" {
 		t.Errorf("after typing more: %q", got)
 	}
-	if n := posts(); n != 1 {
+	if n := generations(srv); n != 1 {
 		t.Errorf("%d upstream requests, want 1", n)
 	}
 	srv.Push(streamtest.TGI(0, "eos_token", "y)"))
@@ -354,7 +345,7 @@ func testInlineCompletionCache(t *testing.T, mode editorMode) {
 	if got := ed.inline(uri, end+7); got != "y)" {
 		t.Errorf("after typing something else: %q", got)
 	}
-	if n := posts(); n != 2 {
+	if n := generations(srv); n != 2 {
 		t.Errorf("%d upstream requests, want 2", n)
 	}
 	// Each completion ended with the server's last event: one warm
@@ -425,18 +416,9 @@ func TestInlineCompletionDebounce(t *testing.T) {
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "1")).Route("/info", `{"model_id":"gpt2"}`)
 	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL, withCompletion(map[string]any{"debounce_ms": 5000}))})
 	ed.open(uri, "x = ")
-	posts := func() int {
-		n := 0
-		for _, r := range srv.Requests() {
-			if r.Method == "POST" {
-				n++
-			}
-		}
-		return n
-	}
 	automatic := ed.askInline(uri, 4, true)
 	time.Sleep(200 * time.Millisecond) // well within the debounce
-	if n := posts(); n != 0 {
+	if n := generations(srv); n != 0 {
 		t.Fatalf("%d upstream requests while the automatic request waits", n)
 	}
 	ed.typeAt(uri, 4, " ")
@@ -447,7 +429,7 @@ func TestInlineCompletionDebounce(t *testing.T) {
 	if res, err := automatic.wait(t); err != nil || len(res.Items) != 0 {
 		t.Errorf("automatic, superseded while it waited: %v %v", res, err)
 	}
-	if n := posts(); n != 1 {
+	if n := generations(srv); n != 1 {
 		t.Errorf("%d upstream requests, want the invoked one only", n)
 	}
 	for name, want := range map[string]time.Duration{"Visual Studio Code": 0, "code-server": 0, "Neovim": 0, "emacs": 0, "Kate": defaultCompletionDebounce} {
@@ -621,4 +603,15 @@ func testInlineCompletionAccepted(t *testing.T, mode editorMode) {
 			}
 		}
 	}
+}
+
+// generations counts the generation requests srv received.
+func generations(srv *streamtest.Server) int {
+	n := 0
+	for _, r := range srv.Requests() {
+		if r.Method == "POST" {
+			n++
+		}
+	}
+	return n
 }
