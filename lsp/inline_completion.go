@@ -283,6 +283,11 @@ func (s *server) inlineCompletion(ctx context.Context, params json.RawMessage) (
 		return none, nil
 	}
 	uri := string(p.TextDocument.URI)
+	if s.sessions.Running(uri) {
+		// A generation is writing into the document: ghost text would
+		// sit in the way of its text, and the endpoint is busy with it.
+		return none, nil
+	}
 	at, ok := s.completionPoint(uri, p.Position)
 	if !ok {
 		return none, nil

@@ -605,13 +605,32 @@ func testInlineCompletionAccepted(t *testing.T, mode editorMode) {
 	}
 }
 
-// generations counts the generation requests srv received.
+// generations counts the generation requests srv received (not
+// /tokenize, which a generation's prompt may be counted with).
 func generations(srv *streamtest.Server) int {
 	n := 0
 	for _, r := range srv.Requests() {
-		if r.Method == "POST" {
+		if r.Method == "POST" && r.Path != "/tokenize" {
 			n++
 		}
 	}
 	return n
+}
+
+// While a generation writes into a document, its inline completion
+// requests get nothing and ask the endpoint nothing.
+func TestInlineCompletionDuringGeneration(t *testing.T) {
+	t.Parallel()
+	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
+	srv := streamtest.NewServer(t, hang).Route("/info", `{"model_id":"gpt2"}`)
+	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
+	ed.open(uri, "x = 1\n")
+	ed.run(uri, rangeOf(encUTF16, "x = 1\n", 0, 5), "Generate")
+	ed.await("the generation's first token", func() bool { return strings.Contains(ed.text(uri), "a") })
+	if got := ed.inline(uri, len(ed.text(uri))); got != "" {
+		t.Errorf("completion %q during a generation", got)
+	}
+	if n := generations(srv); n != 1 {
+		t.Errorf("%d generation requests, want the generation's only", n)
+	}
 }
