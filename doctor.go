@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/genls/genls/commands"
 	"github.com/genls/genls/stream"
 )
 
@@ -22,7 +23,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	var ef endpointFlags
 	ef.register(fs)
 	usage := func(w io.Writer) {
-		fmt.Fprintln(w, "Usage: genls doctor [flags]\n\nLists the model servers on this machine, checks the endpoint, token and proxy settings genls would use, runs a 5-token test generation, and says how to fix each problem.")
+		fmt.Fprintln(w, "Usage: genls doctor [flags]\n\nLists the model servers on this machine, checks the endpoint, token and proxy settings genls would use, says what inline completion does with the model, runs a 5-token test generation, and says how to fix each problem.")
 		printDefaults(fs, w)
 	}
 	if code, ok := parseFlags(fs, args, usage, stdout, stderr); !ok {
@@ -132,6 +133,9 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 	}
 	checkModel(ctx, r, client, backend, ep.Model)
 	if !r.failed {
+		reportCompletion(ctx, r, client, backend)
+	}
+	if !r.failed {
 		testGeneration(ctx, r, client)
 	}
 	if r.failed {
@@ -140,6 +144,22 @@ func doctor(ctx context.Context, ep stream.Endpoint, getenv func(string) string,
 	}
 	fmt.Fprintln(out, "Everything works.")
 	return 0
+}
+
+// reportCompletion says what inline completion does with this endpoint
+// when the settings leave it to genls (completion.enabled and
+// prompt.fim.preset unset): the rule lsp/inline_completion.go applies.
+func reportCompletion(ctx context.Context, r *doctorReport, client *stream.Client, backend stream.Backend) {
+	model, _ := client.Model(ctx)
+	preset, ok := commands.FIMPresetForModel(model)
+	switch {
+	case ok:
+		r.info("completion", "inline completion on, fill-in-the-middle as %s (recognised from the model's name)", preset.Name)
+	case backend == stream.BackendOpenAI:
+		r.info("completion", "inline completion off: a chat model without a known fill-in-the-middle format (setting prompt.fim.preset names one; completion.enabled: true asks the chat model anyway)")
+	default:
+		r.info("completion", "inline completion on, continuing the text before the cursor (no fill-in-the-middle format known for this model; setting prompt.fim.preset names one)")
+	}
 }
 
 // reportLocal lists the model servers found on this machine, with their

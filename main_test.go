@@ -318,7 +318,8 @@ func TestDoctor(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, report)
 	}
 	for _, want := range []string{"backend detected: tgi", "bigcode/starcoder", "max_input_tokens 4096", "max_stop_sequences 4",
-		`test generation: "abcde", 5 tokens in `, "from environment variable HF_TOKEN", "Everything works."} {
+		`test generation: "abcde", 5 tokens in `, "from environment variable HF_TOKEN", "Everything works.",
+		"inline completion on, fill-in-the-middle as starcoder"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q:\n%s", want, report)
 		}
