@@ -155,6 +155,34 @@ func TestVSCode(t *testing.T) {
 	const completionText = "42"
 	completion := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "eos_token", "4", "2"), "bigcode/starcoder2-3b")
 
+	// Inline completion into a CRLF document ("def f(x):\r\n    \r\n..."
+	// with the cursor at the end of the indented empty line): a multi-line
+	// completion whose line breaks the model writes as "\n", as "\r\n", or
+	// as a "\r" and a "\n" in separate tokens. The server answers with "\n"
+	// line breaks whatever the document's (Neovim splits insertText at "\n");
+	// VS Code must insert each as the document's "\r\n". text is exactly
+	// what the document must gain once the suggestion is accepted.
+	completionEOLCases := []struct {
+		name   string
+		tokens []string
+	}{
+		{"lf", []string{"y = x", " + 1\n", "    return y"}},
+		{"crlf", []string{"y = x", " + 1\r\n", "    return y"}},
+		{"split-cr-lf", []string{"y = x + 1\r", "\n    return y"}},
+	}
+	const completionEOLText = "y = x + 1\r\n    return y"
+	completionEOLEnv := map[string]map[string]any{}
+	completionEOLServers := map[string]*streamtest.Server{}
+	for _, c := range completionEOLCases {
+		srv := streamtest.NewTGI(t, streamtest.TGI(20*time.Millisecond, "eos_token", c.tokens...), "bigcode/starcoder2-3b")
+		completionEOLServers[c.name] = srv
+		completionEOLEnv[c.name] = map[string]any{"url": srv.URL, "text": completionEOLText}
+	}
+	completionEOLJSON, err := json.Marshal(completionEOLEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// A chat model with no fill-in-the-middle format: inline completion
 	// only when genls.completion.enabled is "on".
 	const chatModel, chatText = "gpt-fake", "7"
@@ -242,6 +270,7 @@ func TestVSCode(t *testing.T) {
 		"GENLS_TEST_EOL="+string(eolJSON),
 		"GENLS_TEST_COMPLETION_URL="+completion.URL,
 		"GENLS_TEST_COMPLETION_TEXT="+completionText,
+		"GENLS_TEST_COMPLETION_EOL="+string(completionEOLJSON),
 		"GENLS_TEST_CHAT_URL="+chat.URL,
 		"GENLS_TEST_CHAT_MODEL="+chatModel,
 		"GENLS_TEST_CHAT_TEXT="+chatText,
@@ -342,6 +371,15 @@ func TestVSCode(t *testing.T) {
 		} {
 			if got := completionAsked(completion, line); got != want {
 				t.Errorf("inline completion: the endpoint was asked for a completion after %q: %v, want %v", line, got, want)
+			}
+		}
+	}
+	// The CRLF document reached each endpoint as it is: the prompt's text
+	// before the cursor is the first two lines with their "\r\n".
+	if ran("exttests") {
+		for name, srv := range completionEOLServers {
+			if !completionAsked(srv, "def f(x):\r\n    ") {
+				t.Errorf("inline completion into a CRLF document (%s): the endpoint got no prompt ending at %q: %q", name, "def f(x):\r\n    ", inputs(srv))
 			}
 		}
 	}

@@ -17,6 +17,11 @@
 //                     a TGI endpoint answering every request with TEXT, for
 //                     inline completion (vscode_test.go checks which prompts
 //                     reached it)
+//   GENLS_TEST_COMPLETION_EOL
+//                     JSON: per case, {url, text}: a TGI endpoint answering
+//                     every request with a multi-line completion (its line
+//                     breaks as the model writes them: "\n", "\r\n", ...) and
+//                     the exact text a CRLF document must gain, in CRLF
 //   GENLS_TEST_CHAT_URL, GENLS_TEST_CHAT_MODEL, GENLS_TEST_CHAT_TEXT
 //                     an OpenAI-compatible chat endpoint serving MODEL (no
 //                     fill-in-the-middle format), answering with TEXT
@@ -626,6 +631,41 @@ test('inline completion: the toggle turns it off and on, a language setting turn
     assert.strictEqual(await suggestAt(py2, 3, 2500, false), lines[4], 'a completion in Python with "[python]": {"genls.completion.enabled": "off"}');
   } finally {
     await vscode.workspace.getConfiguration('genls', py.document).update('completion.enabled', undefined, vscode.ConfigurationTarget.Global, true);
+    await config().update('completion.enabled', 'off', vscode.ConfigurationTarget.Global);
+  }
+});
+
+// The server answers inline completions with "\n" line breaks whatever the
+// document's; accepted in a CRLF document, VS Code must insert each as
+// "\r\n": no lone "\n", no "\r\r", in the document and in the file saved.
+test('inline completion into a CRLF document inserts CRLF line breaks', async () => {
+  const cases = JSON.parse(env('GENLS_TEST_COMPLETION_EOL')) as Record<string, { url: string; text: string }>;
+  assert.ok(Object.keys(cases).length > 0, 'GENLS_TEST_COMPLETION_EOL has no cases');
+  const config = () => vscode.workspace.getConfiguration('genls');
+  await config().update('completion.enabled', 'on', vscode.ConfigurationTarget.Global);
+  try {
+    for (const [name, c] of Object.entries(cases)) {
+      await useEndpoint(c.url);
+      const file = `complete-crlf-${name}.py`;
+      const before = 'def f(x):\r\n    ';
+      const after = '\r\nprint(1)\r\n';
+      const editor = await openFixture(file, before + after);
+      const doc = editor.document;
+      assert.strictEqual(doc.eol, vscode.EndOfLine.CRLF, `${file} opened with the wrong EOL`);
+      const line = await suggestAt(editor, 1, 20000, true);
+      assert.notStrictEqual(line, '    ', `${name}: no completion was shown and accepted in ${file}`);
+      const expected = before + c.text + after;
+      const text = doc.getText();
+      assert.strictEqual(text, expected, `${name}: ${file} after accepting the completion`);
+      assert.ok(!/(^|[^\r])\n/.test(text), `${name}: a lone "\\n" in ${JSON.stringify(text)}`);
+      assert.ok(!text.includes('\r\r'), `${name}: "\\r\\r" in ${JSON.stringify(text)}`);
+      assert.strictEqual(doc.eol, vscode.EndOfLine.CRLF, `${name}: ${file}'s EOL after accepting the completion`);
+      assert.ok(await doc.save(), `saving ${file} failed`);
+      const disk = Buffer.from(await vscode.workspace.fs.readFile(doc.uri)).toString('utf8');
+      assert.strictEqual(disk, expected, `${name}: ${file} on disk after saving`);
+      console.log(`# ${name}: ${JSON.stringify(text)}`);
+    }
+  } finally {
     await config().update('completion.enabled', 'off', vscode.ConfigurationTarget.Global);
   }
 });
