@@ -21,7 +21,7 @@ fi
 # busy machine (golang/go#75804); a count has no deadline to race.
 for target in "FuzzSSEData ./stream 20000x" "FuzzPipeline ./stream 100000x" \
   "FuzzParsers ./stream 50000x" "FuzzServerMessages ./lsp 5000x" \
-  "FuzzLineEndings ./lsp 2000x"; do
+  "FuzzLineEndings ./lsp 2000x" "FuzzPosition ./lsp 5000x"; do
   set -- $target
   go test -run '^$' -fuzz "^$1\$" -fuzztime "$3" -timeout 5m "$2"
 done

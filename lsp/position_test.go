@@ -2,7 +2,9 @@ package lsp
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.lsp.dev/protocol"
 )
@@ -48,5 +50,49 @@ func TestPositionsPinned(t *testing.T) {
 				t.Errorf("%s: fake editor offset = %d, want %d", name, got, tt.off)
 			}
 		}
+	}
+}
+
+// The server's position of every offset agrees with the fake editor's own
+// conversion, in every encoding, for texts of any line breaks; offsets
+// inside a character or between the CR and LF of a CRLF name no position
+// and are left out.
+func FuzzPosition(f *testing.F) {
+	for _, s := range []string{"a\nb", "a\r\nb\r\n", "a\rb\r\nc\nd", "😀\r\n日本\r", "\r\n\r\n", "x\r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if !utf8.ValidString(text) {
+			return
+		}
+		for off := 0; off <= len(text); off++ {
+			if off < len(text) && !utf8.RuneStart(text[off]) || off > 0 && off < len(text) && text[off-1] == '\r' && text[off] == '\n' {
+				continue
+			}
+			for _, enc := range []encoding{encUTF8, encUTF16, encUTF32} {
+				want := fakePosition(text, off, enc)
+				if got := enc.position(text, off); got != want {
+					t.Fatalf("%q@%d/%s: position %v, fake editor %v", text, off, enc, got, want)
+				}
+				if got := enc.offset(text, want); got != off {
+					t.Fatalf("%q@%d/%s: offset of %v = %d", text, off, enc, want, got)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkPosition: the position of the end of a 4 MiB document of
+// 40-byte lines, LF and CRLF (the marks compute two per generation ten
+// times a second while one streams).
+func BenchmarkPosition(b *testing.B) {
+	for _, eol := range []string{"\n", "\r\n"} {
+		b.Run(fmt.Sprintf("eol=%q", eol), func(b *testing.B) {
+			text := strings.Repeat(strings.Repeat("x", 39)+eol, 4<<20/40)
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				encUTF16.position(text, len(text)-1)
+			}
+		})
 	}
 }
