@@ -39,6 +39,17 @@ func (enc encoding) units(s string) int {
 // line. LSP lines end at \n, \r\n or \r.
 func lineStart(text string, line uint32) int {
 	off := 0
+	if strings.IndexByte(text, '\r') < 0 {
+		// Only LFs: strings.IndexByte is vectorised, IndexAny is not.
+		for l := uint32(0); l < line; l++ {
+			i := strings.IndexByte(text[off:], '\n')
+			if i < 0 {
+				return -1
+			}
+			off += i + 1
+		}
+		return off
+	}
 	for l := uint32(0); l < line; l++ {
 		i := strings.IndexAny(text[off:], "\r\n")
 		if i < 0 {

@@ -84,14 +84,22 @@ func FuzzPosition(f *testing.F) {
 
 // BenchmarkPosition: the position of the end of a 4 MiB document of
 // 40-byte lines, LF and CRLF (the marks compute two per generation ten
-// times a second while one streams).
+// times a second while one streams), and the offset of its last line's
+// position (every request that names a position).
 func BenchmarkPosition(b *testing.B) {
 	for _, eol := range []string{"\n", "\r\n"} {
-		b.Run(fmt.Sprintf("eol=%q", eol), func(b *testing.B) {
-			text := strings.Repeat(strings.Repeat("x", 39)+eol, 4<<20/40)
+		text := strings.Repeat(strings.Repeat("x", 39)+eol, 4<<20/40)
+		last := encUTF16.position(text, len(text)-1)
+		b.Run(fmt.Sprintf("position/eol=%q", eol), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			for b.Loop() {
 				encUTF16.position(text, len(text)-1)
+			}
+		})
+		b.Run(fmt.Sprintf("offset/eol=%q", eol), func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				encUTF16.offset(text, last)
 			}
 		})
 	}
