@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
@@ -105,10 +104,6 @@ type completions struct {
 	// logged once, not on every keystroke.
 	failure string
 
-	// upstream counts requests sent to the endpoint; superseded those of
-	// them closed because a newer request for the document came.
-	upstream, superseded atomic.Int64
-
 	// registering serialises dynamic (un)registration; registered says
 	// whether the capability is registered.
 	registering sync.Mutex
@@ -118,8 +113,6 @@ type completions struct {
 // completionRun is one request in flight.
 type completionRun struct {
 	cancel context.CancelCauseFunc
-	// sent is set once its request has gone upstream.
-	sent atomic.Bool
 }
 
 // cachedCompletion is a completion given at the point between prefix and
@@ -143,14 +136,23 @@ func (c *completions) start(ctx context.Context, uri string) (*completionRun, co
 	if c.running == nil {
 		c.running = map[string]*completionRun{}
 	}
-	if old := c.running[uri]; old != nil {
-		old.cancel(errSuperseded)
-		if old.sent.Load() {
-			c.superseded.Add(1)
-		}
-	}
+	c.supersedeLocked(uri)
 	c.running[uri] = run
 	return run, ctx
+}
+
+// supersede cancels uri's running request, if any.
+func (c *completions) supersede(uri string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.supersedeLocked(uri)
+}
+
+func (c *completions) supersedeLocked(uri string) {
+	if old := c.running[uri]; old != nil {
+		old.cancel(errSuperseded)
+		delete(c.running, uri)
+	}
 }
 
 // end unregisters run.
@@ -293,6 +295,7 @@ func (s *server) inlineCompletion(ctx context.Context, params json.RawMessage) (
 		return none, nil
 	}
 	if rest, ok := s.completions.cached(uri, at.prefix, at.suffix); ok {
+		s.completions.supersede(uri) // a request still running is for text now gone
 		return item(rest), nil
 	}
 	run, ctx := s.completions.start(ctx, uri)
@@ -315,7 +318,7 @@ func (s *server) inlineCompletion(ctx context.Context, params json.RawMessage) (
 	}
 	text := ""
 	if ctx.Err() == nil {
-		text, err = s.complete(ctx, cfg, client, at, run)
+		text, err = s.complete(ctx, cfg, client, at)
 	}
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errSuperseded), errors.Is(cause, errDocumentClosed):
@@ -363,7 +366,7 @@ func completionFIM(ctx context.Context, cfg *config, client *stream.Client) (com
 }
 
 // complete asks the endpoint for the completion at at.
-func (s *server) complete(ctx context.Context, cfg *config, client *stream.Client, at completionPoint, run *completionRun) (string, error) {
+func (s *server) complete(ctx context.Context, cfg *config, client *stream.Client, at completionPoint) (string, error) {
 	backend, err := client.Backend(ctx)
 	if err != nil {
 		return "", withDoctorHint(err)
@@ -411,8 +414,6 @@ func (s *server) complete(ctx context.Context, cfg *config, client *stream.Clien
 	if req.Prompt, err = build(in); err != nil {
 		return "", err
 	}
-	run.sent.Store(true)
-	s.completions.upstream.Add(1)
 	st, err := client.Generate(ctx, req)
 	if err != nil {
 		return "", withDoctorHint(err)

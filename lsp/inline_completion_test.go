@@ -634,3 +634,33 @@ func TestInlineCompletionDuringGeneration(t *testing.T) {
 		t.Errorf("%d generation requests, want the generation's only", n)
 	}
 }
+
+// Back at the point of the last completion, the answer comes from memory,
+// and the request still running for text since deleted is closed.
+func TestInlineCompletionCacheSupersedes(t *testing.T) {
+	t.Parallel()
+	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
+	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "print(x)")).Route("/info", `{"model_id":"gpt2"}`)
+	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
+	ed.open(uri, "x = 1\n")
+	end := len("x = 1\n")
+	if got := ed.inline(uri, end); got != "print(x)" {
+		t.Fatalf("completion %q", got)
+	}
+	srv.Push(hang)
+	ed.typeAt(uri, end, "z")
+	stale := ed.askInline(uri, end+1, false)
+	if !srv.WaitRequests(2, 5*time.Second) {
+		t.Fatal("no upstream request for the typed z")
+	}
+	ed.replace(uri, end, end+1, "")
+	if got := ed.inline(uri, end); got != "print(x)" {
+		t.Errorf("back at the completion's point: %q", got)
+	}
+	if !srv.WaitDisconnect(2 * time.Second) {
+		t.Error("the request for the deleted z stayed open")
+	}
+	if res, err := stale.wait(t); err != nil || len(res.Items) != 0 {
+		t.Errorf("stale request answered %v, %v", res, err)
+	}
+}
