@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/genls/genls/stream/llamatest"
 )
@@ -130,4 +131,76 @@ func expectedCompletion(streamed, finish string, single bool, maxLines int, line
 		lines = lines[:len(lines)-1]
 	}
 	return strings.TrimRight(strings.Join(lines, "\n"), "\n")
+}
+
+// TestLlamaInlineCompletionCancelled: a completion that would take the
+// server several seconds (400 grammar-constrained tokens) is cancelled by
+// $/cancelRequest, then another is replaced by a newer request for its
+// document: each time the server stops generating at once — its response
+// holds far fewer than 400 tokens, and its only slot is free again for the
+// next request.
+func TestLlamaInlineCompletionCancelled(t *testing.T) {
+	srv := llamatest.Start(t, llamatest.StarCoder)
+	proxy := srv.Proxy(t, llamatest.LineBreaks)
+	proxy.Propagate = true
+	ed := newFakeEditor(t, editorOptions{settings: map[string]any{
+		"endpoint":   map[string]any{"url": proxy.URL},
+		"completion": map[string]any{"max_lines": 1000, "max_new_tokens": 400},
+	}})
+	ed.open(uri, "def fib(n):\n    ")
+	at := len("def fib(n):\n    ")
+	const maxTokens = 400
+	// cut waits for the n-th generation request to end and checks that the
+	// server stopped early.
+	cut := func(n int, what string) {
+		t.Helper()
+		gens := proxy.Wait(t, n)
+		streamed, err := llamatest.StreamText(gens[n-1].Response)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: the server streamed %d chunks in %v", what, streamed.Chunks, gens[n-1].End.Sub(gens[n-1].Start))
+		if streamed.Chunks >= maxTokens/2 {
+			t.Errorf("%s: the server streamed %d of %d tokens: it was not stopped", what, streamed.Chunks, maxTokens)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if !strings.Contains(string(srv.Get(t, "/slots")), `"is_processing":true`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the server's slot is still busy", what)
+			}
+		}
+	}
+	// waitStreaming waits until the server has sent some of the answer.
+	waitStreaming := func(n int) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if strings.Contains(string(srv.Get(t, "/slots")), `"is_processing":true`) {
+				time.Sleep(200 * time.Millisecond) // a few tokens
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("request %d: the server never started", n)
+			}
+		}
+	}
+
+	first := ed.askInline(uri, at, false)
+	waitStreaming(1)
+	ed.notify("$/cancelRequest", map[string]any{"id": first.id})
+	if _, err := first.wait(t); err == nil {
+		t.Error("a cancelled request answered without an error")
+	}
+	cut(1, "cancelled")
+
+	second := ed.askInline(uri, at, false)
+	waitStreaming(2)
+	ed.typeAt(uri, at, "x")
+	third := ed.askInline(uri, at+1, false)
+	if res, err := second.wait(t); err != nil || len(res.Items) != 0 {
+		t.Errorf("replaced request answered %v, %v", res, err)
+	}
+	cut(2, "replaced")
+	ed.notify("$/cancelRequest", map[string]any{"id": third.id})
+	third.wait(t)
 }

@@ -433,6 +433,10 @@ func (e Exchange) Body() map[string]any {
 // response, flushing every read so that streaming is not delayed.
 type Proxy struct {
 	URL string
+	// Propagate ends the upstream request when the client goes away, as a
+	// server in genls's path would see it; by default the upstream request
+	// runs to its end so that the recording holds the whole response.
+	Propagate bool
 
 	server  *Server
 	rewrite func(body map[string]any)
@@ -543,7 +547,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The upstream request outlives the client's: the recording holds the
 	// whole response even when the client stops reading at the final chunk.
-	req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, p.server.URL+r.URL.RequestURI(), bytes.NewReader(ex.Sent))
+	ctx := context.WithoutCancel(r.Context())
+	if p.Propagate {
+		ctx = r.Context()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, p.server.URL+r.URL.RequestURI(), bytes.NewReader(ex.Sent))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
