@@ -1,7 +1,6 @@
 package lsp
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -257,7 +256,7 @@ func anyStrings(v []any) []string {
 // RequestCancelled.
 func TestInlineCompletionCancelRequest(t *testing.T) {
 	t.Parallel()
-	srv := streamtest.NewServer(t, streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}).Route("/info", `{"model_id":"gpt2"}`)
+	srv := streamtest.NewServer(t, hanging()).Route("/info", `{"model_id":"gpt2"}`)
 	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = ")
 	r := ed.askInline(uri, 4, false)
@@ -284,8 +283,8 @@ func TestInlineCompletionCancelRequest(t *testing.T) {
 // request; the older is answered with no item.
 func TestInlineCompletionSuperseded(t *testing.T) {
 	t.Parallel()
-	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
-	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "2")).Route("/info", `{"model_id":"gpt2"}`)
+	hang := hanging()
+	srv := completionEndpoint(t, "2")
 	srv.Push(hang)
 	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = ")
@@ -413,7 +412,7 @@ func TestInlineCompletionEndpointError(t *testing.T) {
 // upstream. Invoked requests never wait.
 func TestInlineCompletionDebounce(t *testing.T) {
 	t.Parallel()
-	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "1")).Route("/info", `{"model_id":"gpt2"}`)
+	srv := completionEndpoint(t, "1")
 	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL, withCompletion(map[string]any{"debounce_ms": 5000}))})
 	ed.open(uri, "x = ")
 	automatic := ed.askInline(uri, 4, true)
@@ -443,7 +442,7 @@ func TestInlineCompletionDebounce(t *testing.T) {
 // clients that can, advertised at initialize to the others.
 func TestInlineCompletionCapability(t *testing.T) {
 	t.Parallel()
-	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "1")).Route("/info", `{"model_id":"gpt2"}`)
+	srv := completionEndpoint(t, "1")
 	chat := streamtest.NewServer(t, streamtest.OpenAIChat(0, "stop", "1"))
 	registered := func(ed *fakeEditor) bool {
 		ed.mu.Lock()
@@ -507,14 +506,12 @@ func TestCompletionSettingsRejected(t *testing.T) {
 	}
 }
 
-var _ = context.Background
-
 // Closing a document ends its completion request, upstream too, and
 // forgets its last completion.
 func TestInlineCompletionDocumentClosed(t *testing.T) {
 	t.Parallel()
-	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
-	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "1")).Route("/info", `{"model_id":"gpt2"}`)
+	hang := hanging()
+	srv := completionEndpoint(t, "1")
 	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = ")
 	if got := ed.inline(uri, 4); got != "1" {
@@ -584,7 +581,7 @@ func testInlineCompletionAccepted(t *testing.T, mode editorMode) {
 			before, after := "def f(x):"+eol+"    ", eol+"print(1)"+eol
 			want := before + "if x:" + eol + "    y()" + eol + "z" + after
 			for _, typeFirst := range []int{0, 3} {
-				srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", tokens...)).Route("/info", `{"model_id":"gpt2"}`)
+				srv := completionEndpoint(t, tokens...)
 				ed := newFakeEditor(t, editorOptions{mode: mode, settings: tgiSettings(srv.URL)})
 				ed.open(uri, before+after)
 				at := len(before)
@@ -621,7 +618,7 @@ func generations(srv *streamtest.Server) int {
 // requests get nothing and ask the endpoint nothing.
 func TestInlineCompletionDuringGeneration(t *testing.T) {
 	t.Parallel()
-	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
+	hang := hanging()
 	srv := streamtest.NewServer(t, hang).Route("/info", `{"model_id":"gpt2"}`)
 	ed := newFakeEditor(t, editorOptions{versioned: true, settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = 1\n")
@@ -639,7 +636,7 @@ func TestInlineCompletionDuringGeneration(t *testing.T) {
 // and the request still running for text since deleted is closed.
 func TestInlineCompletionCacheSupersedes(t *testing.T) {
 	t.Parallel()
-	hang := streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
+	hang := hanging()
 	srv := streamtest.NewServer(t, streamtest.TGI(0, "eos_token", "print(x)")).Route("/info", `{"model_id":"gpt2"}`)
 	ed := newFakeEditor(t, editorOptions{settings: tgiSettings(srv.URL)})
 	ed.open(uri, "x = 1\n")
@@ -663,4 +660,15 @@ func TestInlineCompletionCacheSupersedes(t *testing.T) {
 	if res, err := stale.wait(t); err != nil || len(res.Items) != 0 {
 		t.Errorf("stale request answered %v, %v", res, err)
 	}
+}
+
+// hanging answers with one token and keeps the stream open.
+func hanging() streamtest.Script {
+	return streamtest.Script{Chunks: streamtest.TGI(0, "", "a", "b").Chunks[:1], Hang: true}
+}
+
+// completionEndpoint is a fake TGI endpoint serving a model with no known
+// fill-in-the-middle format, answering every generation with tokens.
+func completionEndpoint(t testing.TB, tokens ...string) *streamtest.Server {
+	return streamtest.NewServer(t, streamtest.TGI(0, "eos_token", tokens...)).Route("/info", `{"model_id":"gpt2"}`)
 }
