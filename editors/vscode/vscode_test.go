@@ -231,9 +231,17 @@ func TestVSCode(t *testing.T) {
 		uiRewriteAgain    = "Everything to see here.\n"
 		uiRewriteOriginal = "Nothing to see here."
 	)
+	// Then Generate… on fibonacci.py's first line, selected whole, with an
+	// instruction typed into its input box.
+	const (
+		uiGenerateInstruction = "Add a comment on the base cases"
+		uiGenerateLine        = "def fibonacci(n):\n"
+		uiGenerateText        = "    # F(0) = 0, F(1) = 1\n"
+	)
 	ui.Push(uiScript, uiHang,
 		streamtest.TGI(100*time.Millisecond, "length", "Something", " to see", " here.\n"),
-		streamtest.TGI(100*time.Millisecond, "length", "Everything", " to see", " here.\n"))
+		streamtest.TGI(100*time.Millisecond, "length", "Everything", " to see", " here.\n"),
+		streamtest.TGI(100*time.Millisecond, "length", "    #", " F(0) = 0,", " F(1) = 1\n"))
 	const uiToken = "hf_e2e_secret_token"
 
 	screenshot := os.Getenv("GENLS_E2E_SCREENSHOT")
@@ -281,6 +289,8 @@ func TestVSCode(t *testing.T) {
 		"GENLS_E2E_UI_INSTRUCTION="+uiInstruction,
 		"GENLS_E2E_UI_REWRITE_TEXT="+uiRewrite,
 		"GENLS_E2E_UI_REWRITE_AGAIN_TEXT="+uiRewriteAgain,
+		"GENLS_E2E_UI_GENERATE_INSTRUCTION="+uiGenerateInstruction,
+		"GENLS_E2E_UI_GENERATE_TEXT="+uiGenerateText,
 		"GENLS_E2E_UI_COMPLETION_TEXT="+uiCompletion,
 		"GENLS_E2E_UI_COMPLETION_TYPED="+uiCompletionTyped,
 		"GENLS_E2E_UI_COMPLETION_TYPED_OFF="+uiCompletionTypedOff,
@@ -360,6 +370,24 @@ func TestVSCode(t *testing.T) {
 				!strings.Contains(inputs, "\n"+wantSelections[i]+"\n```") {
 				t.Errorf("rewrite %d: the prompt is %q, want the rewrite prompt for %q with the instruction %q", i+1, inputs, wantSelections[i], uiInstruction)
 			}
+		}
+	}
+	// The UI run's Generate…: one generation request, its prompt the typed
+	// instruction, a blank line, then the selected line (commands.BuildPrompt);
+	// none for the Generate… dismissed with Escape, which would have asked
+	// for the line alone.
+	if ran("ui") {
+		var generations []string
+		for _, in := range inputs(ui) {
+			if strings.Contains(in, uiGenerateInstruction) {
+				generations = append(generations, in)
+			}
+			if in == uiGenerateLine {
+				t.Errorf("the UI run's endpoint got a prompt of the selected line alone (Generate… without an instruction): %q", in)
+			}
+		}
+		if want := uiGenerateInstruction + "\n\n" + uiGenerateLine; len(generations) != 1 || !strings.HasPrefix(generations[0], want) {
+			t.Errorf("Generate…: the UI run's endpoint got the prompts %q with the instruction, want one starting with %q", generations, want)
 		}
 	}
 	// Inline completion in the suite: the endpoint was asked at the end of

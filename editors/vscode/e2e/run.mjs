@@ -23,6 +23,10 @@
 //                          what the UI run's endpoint answers an inline completion
 //                          with (once its scripted generations are used up), what is
 //                          typed before it, and what is typed with completion off
+//   GENLS_E2E_UI_INSTRUCTION, GENLS_E2E_UI_REWRITE_TEXT, GENLS_E2E_UI_REWRITE_AGAIN_TEXT
+//                          the instruction typed into Rewrite… and its two rewrites
+//   GENLS_E2E_UI_GENERATE_INSTRUCTION, GENLS_E2E_UI_GENERATE_TEXT
+//                          the instruction typed into Generate… and what it generates
 //   GENLS_E2E_SCREENSHOT   where the UI run saves its screenshot of a generation streaming
 //   GENLS_E2E_PENDING_SCREENSHOT   ... and of a pending generation, if set
 //   GENLS_E2E_GHOST_SCREENSHOT     ... and of an inline completion's ghost text, if set
@@ -328,6 +332,11 @@ const completeOriginal = 'def square(x):\n    return \n';
 //     previous instruction picked from the history, Ctrl+Shift+Alt+Backspace:
 //     the file is saved byte for byte as it was (vscode_test.go checks the
 //     instructions in the endpoint's requests);
+//  5b. in fibonacci.py, its first line selected, "genls: Generate…" from the
+//     palette: Escape in its input box asks for nothing; again, an instruction
+//     typed, Enter: the generated text streams in after the line; discarded
+//     (vscode_test.go checks that the endpoint got one Generate… prompt: the
+//     instruction, a blank line, then the line);
 //  6. inline completion, off in the User settings: a click on the status-bar
 //     item turns it on; typing at the end of a line in square.py shows the
 //     endpoint's completion as ghost text, Tab inserts it (as saved on disk);
@@ -342,6 +351,8 @@ async function uiRun() {
   const rewritten = need('GENLS_E2E_UI_REWRITE_TEXT');
   const rewrittenAgain = need('GENLS_E2E_UI_REWRITE_AGAIN_TEXT');
   const instruction = need('GENLS_E2E_UI_INSTRUCTION');
+  const generateInstruction = need('GENLS_E2E_UI_GENERATE_INSTRUCTION');
+  const generatedAfterLine = need('GENLS_E2E_UI_GENERATE_TEXT');
   const completion = need('GENLS_E2E_UI_COMPLETION_TEXT');
   const completeTyped = need('GENLS_E2E_UI_COMPLETION_TYPED');
   // Typed there once inline completion is toggled off: no ghost text, and no
@@ -663,6 +674,46 @@ async function uiRun() {
     saved = await save();
     if (saved !== rewritten) fail(`after discarding the rewrite the file holds ${JSON.stringify(saved)}, want ${JSON.stringify(rewritten)}`);
     else log('ui: the instruction picked from the history, Ctrl+Shift+Alt+Backspace discarded the rewrite: the file is as it was');
+
+    // 5b. Generate… from the palette, on fibonacci.py's first line selected
+    // whole: Escape in its input box asks for nothing; again, an instruction
+    // typed, Enter: the generated text streams in after the line
+    // (vscode_test.go checks the prompt: the instruction, a blank line, the line).
+    const generateBox = page.locator('.quick-input-widget', { hasText: 'Generate without an instruction' });
+    const firstLine = uiOriginal.slice(0, uiOriginal.indexOf('\n') + 1);
+    const selectFirstLine = async () => {
+      await page.keyboard.press('Control+Home');
+      await page.keyboard.press('Shift+ArrowDown');
+    };
+    await page.locator('.tabs-container .tab', { hasText: uiFile }).first().click();
+    await page.locator('.tabs-container .tab.active', { hasText: uiFile }).first().waitFor();
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await waitText(expected, 'fibonacci.py before Generate…', 5000);
+    await selectFirstLine();
+    await palette('genls: Generate…');
+    await generateBox.waitFor({ timeout: 10000 });
+    await page.keyboard.press('Escape');
+    await generateBox.waitFor({ state: 'hidden', timeout: 5000 });
+    await sleep(1000);
+    await waitText(expected, 'Escape in the Generate… input box', 1000);
+    log('ui: Escape in the Generate… input box generated nothing');
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor({ timeout: 5000 });
+    await selectFirstLine();
+    await palette('genls: Generate…');
+    await generateBox.waitFor({ timeout: 10000 });
+    await page.keyboard.type(generateInstruction);
+    await page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: generateInstruction }).first().waitFor({ timeout: 5000 });
+    await shot('12b-generate-instruction');
+    await page.keyboard.press('Enter');
+    const withGenerated = firstLine + generatedAfterLine + expected.slice(firstLine.length);
+    await waitText(withGenerated, 'the text generated after the first line');
+    await lens.filter({ hasText: 'Discard' }).first().waitFor({ timeout: 10000 });
+    await shot('12c-generate-pending');
+    log('ui: Generate… with an instruction streamed the text in after the selected line');
+    await page.keyboard.press('Control+Shift+Alt+Backspace');
+    await waitText(expected, 'Ctrl+Shift+Alt+Backspace discarding the Generate… text', 5000);
+    await lens.filter({ hasText: 'Discard' }).first().waitFor({ state: 'detached', timeout: 5000 });
+    log('ui: Ctrl+Shift+Alt+Backspace discarded it');
 
     // 6. Inline completion, toggled from the status bar.
     const status = icon => page.locator(`.statusbar-item:has(.codicon-${icon})`, { hasText: 'genls' });
