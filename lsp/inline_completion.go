@@ -136,7 +136,7 @@ func (c *completions) start(ctx context.Context, uri string) (*completionRun, co
 	if c.running == nil {
 		c.running = map[string]*completionRun{}
 	}
-	c.supersedeLocked(uri)
+	c.cancelLocked(uri, errSuperseded)
 	c.running[uri] = run
 	return run, ctx
 }
@@ -145,12 +145,13 @@ func (c *completions) start(ctx context.Context, uri string) (*completionRun, co
 func (c *completions) supersede(uri string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.supersedeLocked(uri)
+	c.cancelLocked(uri, errSuperseded)
 }
 
-func (c *completions) supersedeLocked(uri string) {
+// cancelLocked cancels uri's running request, if any, with cause.
+func (c *completions) cancelLocked(uri string, cause error) {
 	if old := c.running[uri]; old != nil {
-		old.cancel(errSuperseded)
+		old.cancel(cause)
 		delete(c.running, uri)
 	}
 }
@@ -192,15 +193,11 @@ func (c *completions) remember(uri string, cc cachedCompletion) {
 	c.failure = ""
 }
 
-// forget drops what is kept of uri ("" for every document).
-func (c *completions) forget(uri string) {
+// forgetAll drops every document's last completion.
+func (c *completions) forgetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if uri == "" {
-		clear(c.last)
-		return
-	}
-	delete(c.last, uri)
+	clear(c.last)
 }
 
 // errDocumentClosed cancels the completion of a document that was closed.
@@ -210,9 +207,7 @@ var errDocumentClosed = errors.New("the document was closed")
 func (c *completions) closed(uri string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if run := c.running[uri]; run != nil {
-		run.cancel(errDocumentClosed)
-	}
+	c.cancelLocked(uri, errDocumentClosed)
 	delete(c.last, uri)
 }
 
@@ -302,7 +297,7 @@ func (s *server) inlineCompletion(ctx context.Context, params json.RawMessage) (
 	defer s.completions.end(uri, run)
 	if p.Context.TriggerKind != protocol.InlineCompletionTriggerKindInvoked {
 		s.mu.Lock()
-		wait := debounceFor(s.caps.clientName)
+		wait := s.caps.debounce
 		s.mu.Unlock()
 		if cfg.completion.debounce != nil {
 			wait = *cfg.completion.debounce
@@ -508,20 +503,11 @@ func (s *server) completionWanted(ctx context.Context, cfg *config, client *stre
 	return fim.Enabled()
 }
 
-// registerCompletionLater runs syncCompletionRegistration in the
-// background: it may wait for the endpoint, and its request to the client
-// must not hold up the read loop.
-func (s *server) registerCompletionLater() {
-	s.notes.Add(1)
-	go func() {
-		defer s.notes.Done()
-		s.syncCompletionRegistration()
-	}()
-}
-
 // syncCompletionRegistration registers textDocument/inlineCompletion with
 // a client that registers capabilities dynamically when the settings want
-// it, and unregisters it when they no longer do.
+// it, and unregisters it when they no longer do. It runs in the background
+// (s.notes.Go): it may wait for the endpoint, and its request to the
+// client must not hold up the read loop.
 func (s *server) syncCompletionRegistration() {
 	c := &s.completions
 	c.registering.Lock()

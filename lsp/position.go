@@ -114,7 +114,10 @@ func (enc encoding) offset(text string, p protocol.Position) int {
 func (enc encoding) position(text string, off int) protocol.Position {
 	off = max(0, min(off, len(text)))
 	before := text[:off]
-	lone := strings.Count(before, "\r") - strings.Count(before, "\r\n")
+	lone := strings.Count(before, "\r")
+	if lone > 0 {
+		lone -= strings.Count(before, "\r\n")
+	}
 	if lone == 0 || lone == 1 && before[len(before)-1] == '\r' && off < len(text) && text[off] == '\n' {
 		lastStart := strings.LastIndexByte(before, '\n') + 1
 		return protocol.Position{Line: uint32(strings.Count(before, "\n")), Character: uint32(enc.units(before[lastStart:]))}

@@ -178,11 +178,9 @@ func (s *server) reviewCommand(cmd string, arguments []protocol.LSPAny) (any, er
 		case cmdAccept:
 			s.accept(g)
 		default:
-			s.notes.Add(1)
-			go func() {
-				defer s.notes.Done()
+			s.notes.Go(func() {
 				s.discard(g, cmd == cmdRegenerate)
-			}()
+			})
 		}
 	}
 	s.log.Info(cmd, zap.String("uri", args.URI), zap.Int("generations", len(gens)))
@@ -240,11 +238,9 @@ func (s *server) accept(g *generation) {
 	switch {
 	case running:
 	case g.original != nil:
-		s.notes.Add(1)
-		go func() {
-			defer s.notes.Done()
+		s.notes.Go(func() {
 			s.acceptRewrite(g)
-		}()
+		})
 	default:
 		s.forget(g)
 	}

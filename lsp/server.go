@@ -84,7 +84,9 @@ type server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	exit   chan error
-	// notes counts showMessage goroutines, waited for when serving ends.
+	// notes counts the goroutines that talk to the client or the endpoint
+	// off the read loop (messages, lens refreshes, registration, review
+	// edits), waited for when serving ends.
 	notes sync.WaitGroup
 
 	docs     *store
@@ -127,8 +129,9 @@ type clientCaps struct {
 	// inlineDynamic: the client registers textDocument/inlineCompletion
 	// dynamically.
 	inlineDynamic bool
-	// clientName is clientInfo.name.
-	clientName string
+	// debounce delays automatic inline completion requests unless
+	// completion.debounce_ms says otherwise: debounceFor clientInfo.name.
+	debounce time.Duration
 }
 
 // Serve serves LSP on opts.In and opts.Out until the client sends exit, the
@@ -152,17 +155,11 @@ func Serve(ctx context.Context, opts Options) error {
 	s.marks.refresh = func() {
 		// Not on the marks' goroutine: a client slow to answer must not
 		// hold up the marks.
-		s.notes.Add(1)
-		go func() {
-			defer s.notes.Done()
-			s.refreshLenses()
-		}()
+		s.notes.Go(s.refreshLenses)
 	}
-	s.notes.Add(1)
-	go func() {
-		defer s.notes.Done()
+	s.notes.Go(func() {
 		s.marks.run(ctx)
-	}()
+	})
 	s.cfg, _ = validate(settings{})
 	s.conn = jsonrpc2.NewConn(newTolerantStream(opts.In, opts.Out), jsonrpc2.WithCodec(protocolCodec{}))
 	s.conn.Go(ctx, s.handle)
@@ -315,7 +312,7 @@ func (s *server) notification(method string, params json.RawMessage) {
 		s.ready = true
 		s.mu.Unlock()
 		go s.pullConfiguration()
-		s.registerCompletionLater()
+		s.notes.Go(s.syncCompletionRegistration)
 	case "$/cancelRequest":
 		var p struct {
 			ID json.RawMessage `json:"id"`
@@ -394,7 +391,7 @@ func (s *server) initialize(params json.RawMessage) (any, error) {
 		configuration: p.Capabilities.Workspace.Configuration,
 		lensRefresh:   p.Capabilities.Workspace.CodeLens.RefreshSupport,
 		inlineDynamic: p.Capabilities.TextDocument.InlineCompletion != nil && p.Capabilities.TextDocument.InlineCompletion.DynamicRegistration,
-		clientName:    p.ClientInfo.Name,
+		debounce:      debounceFor(p.ClientInfo.Name),
 	}
 	s.mu.Lock()
 	s.caps = caps
@@ -535,13 +532,11 @@ func (s *server) positionEncoding() encoding {
 // not wait for the write: it may be called on the read loop, which must never
 // block on the client (the client may be blocked writing to us).
 func (s *server) showMessage(typ protocol.MessageType, msg string) {
-	s.notes.Add(1)
-	go func() {
-		defer s.notes.Done()
+	s.notes.Go(func() {
 		if err := s.conn.Notify(s.ctx, "window/showMessage", &protocol.ShowMessageParams{Type: typ, Message: "genls: " + msg}); err != nil {
 			s.log.Debug("showMessage failed", zap.Error(err))
 		}
-	}()
+	})
 }
 
 // rwc joins stdin and stdout into the connection's stream. Close does not

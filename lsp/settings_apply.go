@@ -159,8 +159,8 @@ func (s *server) install(cfg *config, client *stream.Client, from string) {
 		s.tokenHost = client.TokenHost()
 	}
 	s.mu.Unlock()
-	s.completions.forget("") // another model may complete differently
-	s.registerCompletionLater()
+	s.completions.forgetAll() // another model may complete differently
+	s.notes.Go(s.syncCompletionRegistration)
 	s.log.Info("settings applied", zap.String("from", from), zap.String("url", ep.URL),
 		zap.String("backend", string(ep.Backend)), zap.String("model", ep.Model),
 		zap.String("token", stream.MaskToken(ep.Token)))
