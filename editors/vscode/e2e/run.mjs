@@ -463,12 +463,21 @@ async function uiRun() {
     await urlSetting.first().waitFor({ timeout: 10000 });
     const tab = (await page.locator('.settings-editor .settings-tabs-widget .action-label.checked').first().textContent())?.trim();
     if (tab !== 'User') fail(`Open Settings showed genls.endpoint.url on the ${tab} tab, want User`);
-    await urlSetting.locator('input').first().fill(url);
-    await shot('02-settings');
+    // A value typed while the Settings editor is still settling can be lost
+    // (seen once on a loaded machine: the box empty and settings.json
+    // without the URL 5 s later). Type again, as a user would, until the
+    // User settings.json holds it: every step after this one depends on it.
     const userSettings = path.join(cs.userData, 'User', 'settings.json');
-    for (let i = 0; i < 50 && !fs.readFileSync(userSettings, 'utf8').includes(url); i++) await sleep(100);
-    if (!fs.readFileSync(userSettings, 'utf8').includes(url)) fail('the URL typed into the Settings editor did not reach the User settings.json');
-    else log('ui: genls.endpoint.url set on the User tab of the Settings editor');
+    const urlSaved = () => fs.readFileSync(userSettings, 'utf8').includes(url);
+    for (let attempt = 1; attempt <= 5 && !urlSaved(); attempt++) {
+      const box = urlSetting.locator('input').first();
+      await box.fill(url);
+      for (let i = 0; i < 30 && !urlSaved(); i++) await sleep(100);
+      if (!urlSaved()) log(`ui: typing ${attempt}: the URL box shows ${JSON.stringify(await box.inputValue().catch(e => e.message))}, settings.json has no URL; typing again`);
+    }
+    await shot('02-settings');
+    if (!urlSaved()) throw new Error('the URL typed into the Settings editor did not reach the User settings.json');
+    log('ui: genls.endpoint.url set on the User tab of the Settings editor');
     // The Settings editor opens as a modal: Escape closes it.
     for (let i = 0; i < 5 && await page.locator('.settings-editor').first().isVisible(); i++) {
       await page.keyboard.press('Escape');
