@@ -477,9 +477,16 @@ func TestInlineCompletionCapability(t *testing.T) {
 		ed.await("registration when turned on", func() bool { return registered(ed) })
 	})
 	t.Run("static", func(t *testing.T) {
-		ed := newFakeEditor(t, editorOptions{inline: true, settings: tgiSettings(srv.URL)})
+		// As Neovim 0.12 declares it: inlineCompletion with
+		// dynamicRegistration false (seen in a 0.12.0-dev client's
+		// initialize request).
+		ed := newFakeEditor(t, editorOptions{inline: true, clientName: "Neovim", settings: tgiSettings(srv.URL)})
 		if _, ok := ed.capabilities["inlineCompletionProvider"]; !ok {
 			t.Error("not advertised")
+		}
+		ed.open(uri, "x = ")
+		if got := ed.inline(uri, 4); got != "1" {
+			t.Errorf("completion %q, want %q", got, "1")
 		}
 		off := newFakeEditor(t, editorOptions{inline: true, settings: tgiSettings(srv.URL, withCompletion(map[string]any{"enabled": false}))})
 		if _, ok := off.capabilities["inlineCompletionProvider"]; ok {
