@@ -393,6 +393,12 @@ async function uiRun() {
     await page.locator('.quick-input-list .monaco-list-row', { hasText: command }).first().waitFor();
     await page.keyboard.press('Enter');
   };
+  // editorFocused waits until file's tab is the active one and its editor
+  // has the focus.
+  const editorFocused = async file => {
+    await page.locator('.tabs-container .tab.active', { hasText: file }).first().waitFor();
+    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+  };
   // quickOpen shows a workspace file in the editor and focuses it.
   const quickOpen = async file => {
     await page.keyboard.press('Control+P');
@@ -401,8 +407,23 @@ async function uiRun() {
     await input.fill(file);
     await page.locator('.quick-input-list .monaco-list-row', { hasText: file }).first().waitFor();
     await page.keyboard.press('Enter');
-    await page.locator('.tabs-container .tab.active', { hasText: file }).first().waitFor();
-    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await editorFocused(file);
+  };
+  // showTab brings an open file's tab to the front and focuses its editor.
+  const showTab = async file => {
+    await page.locator('.tabs-container .tab', { hasText: file }).first().click();
+    await editorFocused(file);
+  };
+  // escapeAsksNothing opens an instruction input box with open, presses
+  // Escape in it, and checks a second later that the editor still shows
+  // text, unchanged.
+  const escapeAsksNothing = async (open, box, text, what) => {
+    await open();
+    await box.waitFor({ timeout: 10000 });
+    await page.keyboard.press('Escape');
+    await box.waitFor({ state: 'hidden', timeout: 5000 });
+    await sleep(1000);
+    await waitText(text, `Escape in the ${what} input box`, 1000);
   };
   const toast = text => page.locator('.notifications-toasts .notification-toast', { hasText: text });
   const clearNotifications = async () => {
@@ -611,9 +632,7 @@ async function uiRun() {
     await sleep(1000);
     await page.keyboard.press('Escape');
     await sleep(300);
-    await page.locator('.tabs-container .tab', { hasText: uiFile }).first().click();
-    await page.locator('.tabs-container .tab.active', { hasText: uiFile }).first().waitFor();
-    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await showTab(uiFile);
     if (!(await growing('after Escape in another editor'))) fail('Escape in another editor cancelled the generation');
     await page.keyboard.press('Escape');
     await toast('generation cancelled').waitFor({ timeout: 5000 });
@@ -637,17 +656,12 @@ async function uiRun() {
       return onDisk();
     };
     const instructionBox = page.locator('.quick-input-widget', { hasText: 'Rewrite without an instruction' });
-    await page.locator('.tabs-container .tab', { hasText: otherFile }).first().click();
-    await page.locator('.tabs-container .tab.active', { hasText: otherFile }).first().waitFor();
-    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await showTab(otherFile);
     await waitText(otherOriginal, 'notes.txt before Rewrite…', 5000);
-    await page.keyboard.press('Control+A');
-    await page.keyboard.press('Control+Alt+R');
-    await instructionBox.waitFor({ timeout: 10000 });
-    await page.keyboard.press('Escape');
-    await instructionBox.waitFor({ state: 'hidden', timeout: 5000 });
-    await sleep(1000);
-    await waitText(otherOriginal, 'Escape in the Rewrite… input box', 1000);
+    await escapeAsksNothing(async () => {
+      await page.keyboard.press('Control+A');
+      await page.keyboard.press('Control+Alt+R');
+    }, instructionBox, otherOriginal, 'Rewrite…');
     log('ui: Escape in the Rewrite… input box rewrote nothing');
     await page.keyboard.press('Control+A');
     await page.keyboard.press('Control+Alt+R');
@@ -694,17 +708,12 @@ async function uiRun() {
       await page.keyboard.press('Control+Home');
       await page.keyboard.press('Shift+ArrowDown');
     };
-    await page.locator('.tabs-container .tab', { hasText: uiFile }).first().click();
-    await page.locator('.tabs-container .tab.active', { hasText: uiFile }).first().waitFor();
-    await page.locator('.editor-instance .monaco-editor.focused').first().waitFor();
+    await showTab(uiFile);
     await waitText(expected, 'fibonacci.py before Generate…', 5000);
-    await selectFirstLine();
-    await palette('genls: Generate…');
-    await generateBox.waitFor({ timeout: 10000 });
-    await page.keyboard.press('Escape');
-    await generateBox.waitFor({ state: 'hidden', timeout: 5000 });
-    await sleep(1000);
-    await waitText(expected, 'Escape in the Generate… input box', 1000);
+    await escapeAsksNothing(async () => {
+      await selectFirstLine();
+      await palette('genls: Generate…');
+    }, generateBox, expected, 'Generate…');
     log('ui: Escape in the Generate… input box generated nothing');
     await page.locator('.editor-instance .monaco-editor.focused').first().waitFor({ timeout: 5000 });
     await selectFirstLine();
