@@ -423,18 +423,17 @@ func (s *server) complete(ctx context.Context, cfg *config, client *stream.Clien
 		// a ")" already there); the editor would show it twice.
 		text = strings.TrimSuffix(strings.TrimRight(text, " \t"), at.lineRest)
 	}
-	// Line breaks as "\n" whatever the document's: an editor inserts the
-	// text through its own buffer, which spells them as the document does
-	// (VS Code's text model, Emacs), or splits it at "\n" into lines
-	// (Neovim, where a "\r" would stay in the line as a character).
 	return text, nil
 }
 
 // readCompletion reads a completion from st, with its line breaks as
-// "\n": to the end of the first line when singleLine, else at most
-// maxLines lines, cut at a line break (a last line the token limit cut
-// short is left out). Line breaks that end it are dropped. It closes st as
-// soon as it has enough.
+// "\n" whatever the document's: an editor inserts the text through its own
+// buffer, which spells them as the document does (VS Code's text model,
+// Emacs), or splits it at "\n" into lines (Neovim, where a "\r" would stay
+// in the line as a character). It reads to the end of the first line when
+// singleLine, else at most maxLines lines, cut at a line break (a last line
+// the token limit cut short is left out). Line breaks that end it are
+// dropped. It closes st as soon as it has enough.
 func readCompletion(st *stream.Stream, chat, singleLine bool, maxLines int) (string, error) {
 	var lb lineBreaks
 	var fence *stream.FenceStripper
@@ -531,16 +530,15 @@ func (s *server) syncCompletionRegistration() {
 	var params any
 	method := "client/registerCapability"
 	if want {
-		params = map[string]any{"registrations": []any{map[string]any{
-			"id": completionRegistrationID, "method": methodInlineCompletion,
+		params = protocol.RegistrationParams{Registrations: []protocol.Registration{{
+			ID: completionRegistrationID, Method: methodInlineCompletion,
 			// null: the documents the client's own selector names.
-			"registerOptions": map[string]any{"documentSelector": nil},
+			RegisterOptions: protocol.LSPAny(`{"documentSelector":null}`),
 		}}}
 	} else {
 		method = "client/unregisterCapability"
-		// The specification's misspelt field name.
-		params = map[string]any{"unregisterations": []any{map[string]any{
-			"id": completionRegistrationID, "method": methodInlineCompletion}}}
+		params = protocol.UnregistrationParams{Unregisterations: []protocol.Unregistration{{
+			ID: completionRegistrationID, Method: methodInlineCompletion}}}
 	}
 	if _, err := s.conn.Call(s.ctx, method, params, nil); err != nil {
 		s.log.Warn("inline completion registration failed", zap.String("method", method), zap.Error(err))
