@@ -19,8 +19,8 @@ import (
 // completions route so that the markers are the tokenizer's own special
 // tokens, and answer with the server's streamed text cut as the rules say
 // (one line when the cursor has text after it; else at most max_lines
-// lines), spelt with the document's line breaks. Typing the start of the
-// completion then answers with the rest with no new request.
+// lines), its line breaks "\n" in LF and CRLF documents alike. Typing the
+// start of the completion then answers with the rest with no new request.
 func TestLlamaInlineCompletion(t *testing.T) {
 	srv := llamatest.Start(t, llamatest.StarCoder)
 	plain := srv.Proxy(t, llamatest.IgnoreEOS)
@@ -29,15 +29,15 @@ func TestLlamaInlineCompletion(t *testing.T) {
 	breaks := srv.Proxy(t, llamatest.LineBreaks)
 	const maxLines = 3
 	cases := []struct {
-		name, before, after, eol string
-		proxy                    *llamatest.Proxy
+		name, before, after string
+		proxy               *llamatest.Proxy
 	}{
-		{"end of line", "def fib(n):\n    ", "\n\nprint(fib(3))\n", "\n", plain},
-		{"end of line crlf", "def fib(n):\r\n    ", "\r\n\r\nprint(fib(3))\r\n", "\r\n", plain},
-		{"middle of line", "x = compute(", ", 2)\n", "\n", plain},
-		{"line breaks, end of line", "def fib(n):\n    ", "\n\nprint(fib(3))\n", "\n", breaks},
-		{"line breaks, end of line crlf", "def fib(n):\r\n    ", "\r\n", "\r\n", breaks},
-		{"line breaks, middle of line", "x = compute(", ", 2)\r\n", "\r\n", breaks},
+		{"end of line", "def fib(n):\n    ", "\n\nprint(fib(3))\n", plain},
+		{"end of line crlf", "def fib(n):\r\n    ", "\r\n\r\nprint(fib(3))\r\n", plain},
+		{"middle of line", "x = compute(", ", 2)\n", plain},
+		{"line breaks, end of line", "def fib(n):\n    ", "\n\nprint(fib(3))\n", breaks},
+		{"line breaks, end of line crlf", "def fib(n):\r\n    ", "\r\n", breaks},
+		{"line breaks, middle of line", "x = compute(", ", 2)\r\n", breaks},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,8 +82,9 @@ func TestLlamaInlineCompletion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			single := strings.TrimSpace(strings.SplitN(c.after, "\n", 2)[0]) != ""
-			want := expectedCompletion(streamed.Text, streamed.FinishReason, single, maxLines, strings.TrimSpace(strings.SplitN(c.after, "\n", 2)[0]))
+			lineRest := strings.TrimSpace(strings.SplitN(c.after, "\n", 2)[0])
+			single := lineRest != ""
+			want := expectedCompletion(streamed.Text, streamed.FinishReason, single, maxLines, lineRest)
 			t.Logf("server streamed %q (%s); completion %q", streamed.Text, streamed.FinishReason, got)
 			if got != want {
 				t.Fatalf("completion %q, want %q", got, want)
